@@ -1,0 +1,1 @@
+"""goomerang_io: IO adapters (asyncio/uvloop, blocking sockets, worker processes)."""

@@ -1,0 +1,237 @@
+"""Envelope codec: pack and unpack ``goomerang.protocol.Frame`` and the commands.
+
+Packing writes the Frame by hand, in field-number order with proto3
+defaults omitted, exactly as the Go implementation does (see PROTOCOL.md).
+Unpacking uses the protobuf runtime (upb). Commands carry the original
+message's headers with the ``message-`` prefix; :func:`strip_command_headers`
+undoes it on the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from .errors import MalformedFrame, UnknownKind
+from .message import Message
+from .pb import goomerang_frame_pb2 as pb
+from .registry import Registry, kind_of
+
+BROADCAST_CMD = kind_of(pb.BroadcastCmd)
+SUBSCRIBE_CMD = kind_of(pb.SubscribeCmd)
+UNSUBSCRIBE_CMD = kind_of(pb.UnsubscribeCmd)
+PUBLISH_CMD = kind_of(pb.PublishCmd)
+COMMAND_KINDS = frozenset({BROADCAST_CMD, SUBSCRIBE_CMD, UNSUBSCRIBE_CMD, PUBLISH_CMD})
+HEADER_PREFIX = "message-"
+
+_VARINT1 = [bytes((i,)) for i in range(128)]
+
+
+def varint(value: int) -> bytes:
+    """Encode a non-negative (or int64, two's complement) integer as a protobuf varint."""
+    if 0 <= value < 128:
+        return _VARINT1[value]
+    if value < 0:
+        value += 1 << 64
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: bytes, data: bytes) -> bytes:
+    return tag + varint(len(data)) + data
+
+
+_KIND_FIELD_CACHE: dict[str, bytes] = {}
+
+
+def _kind_field(kind: str) -> bytes:
+    cached = _KIND_FIELD_CACHE.get(kind)
+    if cached is None:
+        cached = _field(b"\x12", kind.encode())
+        if len(_KIND_FIELD_CACHE) < 4096:
+            _KIND_FIELD_CACHE[kind] = cached
+    return cached
+
+
+def encode_timestamp(creation_ns: int) -> bytes:
+    """The ``creation`` field (number 5) for a time in nanoseconds since the epoch, or b""."""
+    if not creation_ns:
+        return b""
+    seconds, nanos = divmod(creation_ns, 1_000_000_000)
+    body = b""
+    if seconds:
+        body = b"\x08" + varint(seconds)
+    if nanos:
+        body += b"\x10" + varint(nanos)
+    return b"\x2a" + varint(len(body)) + body
+
+
+def encode_headers(headers: dict[str, str]) -> bytes:
+    """The ``headers`` map field (number 6) for ``headers``."""
+    if not headers:
+        return b""
+    parts = []
+    for key, value in headers.items():
+        entry = _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode())
+        parts.append(b"\x32" + varint(len(entry)) + entry)
+    return b"".join(parts)
+
+
+def pack_envelope(
+    kind: str,
+    payload: bytes,
+    headers: dict[str, str] | None = None,
+    *,
+    uuid: str = "",
+    is_sync: bool = False,
+    creation_ns: int = 0,
+) -> bytes:
+    """Serialize a Frame from already-serialized payload bytes."""
+    size = len(payload)
+    out = _field(b"\x0a", uuid.encode()) if uuid else b""
+    out += _kind_field(kind)
+    if size:
+        out += b"\x18" + varint(size)
+    if is_sync:
+        out += b"\x20\x01"
+    if creation_ns:
+        out += encode_timestamp(creation_ns)
+    if headers:
+        out += encode_headers(headers)
+    if size:
+        out += b"\x3a" + varint(size) + payload
+    return out
+
+
+def pack(
+    message: Message[Any],
+    *,
+    uuid: str = "",
+    is_sync: bool = False,
+    creation_ns: int = 0,
+) -> bytes:
+    """Serialize ``message`` into Frame bytes (the WebSocket binary message body)."""
+    return pack_envelope(
+        message.kind,
+        message.payload.SerializeToString(),
+        message.headers,
+        uuid=uuid,
+        is_sync=is_sync,
+        creation_ns=creation_ns,
+    )
+
+
+def prefix_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Add the ``message-`` prefix to every key (client side of a command)."""
+    return {HEADER_PREFIX + k: v for k, v in headers.items()}
+
+
+def strip_command_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Strip the ``message-`` prefix and drop unprefixed keys (server side of a command)."""
+    n = len(HEADER_PREFIX)
+    return {k[n:]: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
+
+
+def pack_broadcast_cmd(message: Message[Any], *, creation_ns: int = 0) -> bytes:
+    """A client's BroadcastCmd Frame for ``message``."""
+    cmd = pb.BroadcastCmd(kind=message.kind, message=message.payload.SerializeToString())
+    return pack_envelope(
+        BROADCAST_CMD,
+        cmd.SerializeToString(),
+        prefix_headers(message.headers),
+        creation_ns=creation_ns,
+    )
+
+
+def pack_publish_cmd(topic: str, message: Message[Any], *, creation_ns: int = 0) -> bytes:
+    """A client's PublishCmd Frame for ``message`` on ``topic``."""
+    cmd = pb.PublishCmd(topic=topic, kind=message.kind, message=message.payload.SerializeToString())
+    return pack_envelope(
+        PUBLISH_CMD,
+        cmd.SerializeToString(),
+        prefix_headers(message.headers),
+        creation_ns=creation_ns,
+    )
+
+
+def pack_subscribe_cmd(topic: str, *, creation_ns: int = 0) -> bytes:
+    """A client's SubscribeCmd Frame."""
+    return pack_envelope(
+        SUBSCRIBE_CMD, pb.SubscribeCmd(topic=topic).SerializeToString(), creation_ns=creation_ns
+    )
+
+
+def pack_unsubscribe_cmd(topic: str, *, creation_ns: int = 0) -> bytes:
+    """A client's UnsubscribeCmd Frame."""
+    return pack_envelope(
+        UNSUBSCRIBE_CMD, pb.UnsubscribeCmd(topic=topic).SerializeToString(), creation_ns=creation_ns
+    )
+
+
+def decode_frame(data: bytes) -> pb.Frame:
+    """Parse Frame bytes; raise MalformedFrame when they are not a Frame."""
+    try:
+        return pb.Frame.FromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise MalformedFrame(f"binary message is not a goomerang Frame: {exc}") from exc
+
+
+def decode_payload(cls: type[ProtoMessage], data: bytes, kind: str) -> ProtoMessage:
+    """Parse a payload of class ``cls``; raise MalformedFrame on failure."""
+    try:
+        return cls.FromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise MalformedFrame(f"payload does not decode as {kind}: {exc}") from exc
+
+
+def frame_creation_ns(frame: pb.Frame) -> int:
+    """The Frame's creation time in nanoseconds since the epoch (0 when absent)."""
+    if not frame.HasField("creation"):
+        return 0
+    c = frame.creation
+    return int(c.seconds) * 1_000_000_000 + int(c.nanos)
+
+
+def unpack(data: bytes, registry: Registry) -> Message[Any]:
+    """Decode Frame bytes into a Message whose payload class comes from ``registry``.
+
+    Raises MalformedFrame for bytes that are not a Frame or a payload that does
+    not decode, and UnknownKind for a kind that is not registered.
+    """
+    frame = decode_frame(data)
+    return message_from_frame(frame, registry)
+
+
+def message_from_frame(frame: pb.Frame, registry: Registry) -> Message[Any]:
+    """Build a Message from a parsed Frame (payload decoded through ``registry``)."""
+    kind = frame.kind
+    cls = registry.get(kind)
+    if cls is None:
+        raise UnknownKind(kind)
+    payload = decode_payload(cls, frame.payload, kind)
+    return Message(
+        payload,
+        dict(frame.headers),
+        kind=kind,
+        uuid=frame.uuid,
+        is_sync=frame.is_sync,
+        creation_ns=frame_creation_ns(frame),
+        payload_size=len(frame.payload),
+    )
+
+
+def decode_command_message(
+    kind: str, body: bytes, headers: dict[str, str], registry: Registry
+) -> Message[Any]:
+    """Decode the message carried inside a Broadcast or Publish command."""
+    cls = registry.get(kind)
+    if cls is None:
+        raise UnknownKind(kind)
+    payload = decode_payload(cls, body, kind)
+    return Message(payload, strip_command_headers(headers), kind=kind, payload_size=len(body))

@@ -1,0 +1,310 @@
+"""RFC 6455 frame codec, written for speed: one tight loop over a read buffer.
+
+:class:`FrameReader` turns bytes into complete messages and control frames
+as ``(opcode, payload)`` tuples; fragmented messages are reassembled,
+control frames may arrive between fragments, the message size limit is
+checked from the frame header before any payload is buffered, and masks are
+removed one whole payload at a time with a single integer XOR. A protocol
+violation raises :class:`FrameError` carrying the close code to answer with
+(1002 protocol error, 1007 invalid UTF-8, 1009 too big); everything parsed
+before the violation has already been appended to the output list.
+
+:func:`build_frame` writes one unfragmented frame (masked for clients).
+wsproto is the oracle for this module: the test suite feeds both the same
+arbitrary bytes and requires the same results.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import struct
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_UNSUPPORTED = 1003
+CLOSE_NO_STATUS = 1005
+CLOSE_ABNORMAL = 1006
+CLOSE_INVALID_DATA = 1007
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+
+_DATA_OPCODES = frozenset({OP_CONTINUATION, OP_TEXT, OP_BINARY})
+_CONTROL_OPCODES = frozenset({OP_CLOSE, OP_PING, OP_PONG})
+# Codes a peer may put on the wire (RFC 6455 7.4, IANA registry); 1005, 1006
+# and 1015 are local-only, 1004 is reserved, 1016-2999 are unassigned.
+_VALID_WIRE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+
+
+class FrameError(Exception):
+    """A WebSocket framing violation by the peer; ``code`` is the close code to send."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{reason} (close code {code})")
+        self.code = code
+        self.reason = reason
+
+
+def valid_close_code(code: int) -> bool:
+    """Whether ``code`` may appear in a Close frame on the wire."""
+    return code in _VALID_WIRE_CODES or 3000 <= code <= 4999
+
+
+def parse_close_payload(payload: bytes) -> tuple[int, str]:
+    """Return (code, reason) of a Close frame body; 1005 when the body is empty.
+
+    Raises FrameError(1002) for a 1-byte body or an invalid code, and
+    FrameError(1007) for a reason that is not UTF-8.
+    """
+    if not payload:
+        return CLOSE_NO_STATUS, ""
+    if len(payload) == 1:
+        raise FrameError(CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte body")
+    code = (payload[0] << 8) | payload[1]
+    if not valid_close_code(code):
+        raise FrameError(CLOSE_PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        reason = bytes(payload[2:]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameError(CLOSE_INVALID_DATA, "close reason is not valid UTF-8") from None
+    return code, reason
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    """The body of a Close frame for ``code`` (empty for 1005) and ``reason``."""
+    if code == CLOSE_NO_STATUS:
+        return b""
+    data = _U16.pack(code) + reason.encode("utf-8")
+    return data[:125]
+
+
+def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
+    """XOR ``payload`` with the 4-byte masking ``key`` (one big-integer XOR)."""
+    length = len(payload)
+    if not length:
+        return b""
+    repeated = key * ((length >> 2) + 1)
+    value = int.from_bytes(payload, "big") ^ int.from_bytes(repeated[:length], "big")
+    return value.to_bytes(length, "big")
+
+
+def frame_header(opcode: int, length: int, *, fin: bool = True, masked: bool = False) -> bytes:
+    """The header bytes (without masking key) of a frame."""
+    b0 = (0x80 if fin else 0) | opcode
+    m = 0x80 if masked else 0
+    if length < 126:
+        return bytes((b0, m | length))
+    if length < 0x10000:
+        return bytes((b0, m | 126)) + _U16.pack(length)
+    return bytes((b0, m | 127)) + _U64.pack(length)
+
+
+def build_frame(
+    opcode: int,
+    payload: bytes,
+    *,
+    mask: bool = False,
+    mask_key: bytes | None = None,
+    fin: bool = True,
+) -> bytes:
+    """One frame: unmasked (server to client) or masked with a random key (client to server)."""
+    length = len(payload)
+    if not mask:
+        if length < 126:
+            return bytes(((0x80 if fin else 0) | opcode, length)) + payload
+        return frame_header(opcode, length, fin=fin) + payload
+    key = mask_key if mask_key is not None else os.urandom(4)
+    return frame_header(opcode, length, fin=fin, masked=True) + key + unmask(payload, key)
+
+
+class FrameReader:
+    """Incremental frame parser for one direction of one connection.
+
+    ``expect_masked`` is True on the server side (client frames must be
+    masked) and False on the client side (server frames must not be).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_expect_masked",
+        "_frag_opcode",
+        "_frag_parts",
+        "_frag_size",
+        "_utf8",
+        "failed",
+        "max_message_size",
+    )
+
+    def __init__(self, *, expect_masked: bool, max_message_size: int = 1 << 20) -> None:
+        self._buf = bytearray()
+        self._expect_masked = 0x80 if expect_masked else 0
+        self.max_message_size = max_message_size
+        self._frag_opcode = -1
+        self._frag_parts: list[bytes] = []
+        self._frag_size = 0
+        self._utf8: codecs.IncrementalDecoder | None = None
+        self.failed = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not yet make a complete frame (plus unfinished fragments)."""
+        return len(self._buf) + self._frag_size
+
+    def feed(self, data: bytes | bytearray | memoryview, out: list[tuple[int, bytes]]) -> None:
+        """Parse ``data``; append every complete message or control frame to ``out``.
+
+        Raises FrameError on a violation (after appending what came before it);
+        once failed, further input is ignored.
+        """
+        if self.failed:
+            return
+        buf = self._buf
+        buf += data
+        try:
+            pos = self._parse(buf, out)
+        except FrameError:
+            self.failed = True
+            buf.clear()
+            raise
+        if pos:
+            del buf[:pos]
+
+    def _parse(self, buf: bytearray, out: list[tuple[int, bytes]]) -> int:
+        n = len(buf)
+        pos = 0
+        expect = self._expect_masked
+        limit = self.max_message_size
+        while n - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            if b0 & 0x70:
+                raise FrameError(CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension")
+            opcode = b0 & 0x0F
+            if (b1 & 0x80) != expect:
+                raise FrameError(
+                    CLOSE_PROTOCOL_ERROR,
+                    "client frame is not masked" if expect else "server frame is masked",
+                )
+            length = b1 & 0x7F
+            hlen = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                hlen = 4
+                if length < 126:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "length not minimally encoded")
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = _U64.unpack_from(buf, pos + 2)[0]
+                hlen = 10
+                if length >> 63:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "64-bit length with the top bit set")
+                if length < 0x10000:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "length not minimally encoded")
+            fin = b0 & 0x80
+            if opcode >= 8:
+                if opcode not in _CONTROL_OPCODES:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+                if not fin:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
+                if length > 125:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes")
+            else:
+                if opcode not in _DATA_OPCODES:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+                if opcode == OP_CONTINUATION:
+                    if self._frag_opcode < 0:
+                        raise FrameError(CLOSE_PROTOCOL_ERROR, "continuation without a start")
+                    if self._frag_size + length > limit:
+                        raise FrameError(
+                            CLOSE_TOO_BIG,
+                            f"message of {self._frag_size + length}+ bytes exceeds "
+                            f"max_message_size={limit}",
+                        )
+                else:
+                    if self._frag_opcode >= 0:
+                        raise FrameError(
+                            CLOSE_PROTOCOL_ERROR, "new data frame inside a fragmented message"
+                        )
+                    if length > limit:
+                        raise FrameError(
+                            CLOSE_TOO_BIG,
+                            f"message of {length} bytes exceeds max_message_size={limit}",
+                        )
+            if expect:
+                hlen += 4
+            end = pos + hlen + length
+            if end > n:
+                break
+            if expect:
+                payload = unmask(
+                    memoryview(buf)[pos + hlen : end], bytes(buf[pos + hlen - 4 : pos + hlen])
+                )
+            else:
+                payload = bytes(buf[pos + hlen : end])
+            pos = end
+            if opcode == OP_BINARY and fin:
+                out.append((OP_BINARY, payload))
+            elif opcode >= 8:
+                if opcode == OP_CLOSE:
+                    parse_close_payload(payload)
+                out.append((opcode, payload))
+            else:
+                self._data_frame(opcode, fin, payload, out)
+        return pos
+
+    def _data_frame(
+        self, opcode: int, fin: int, payload: bytes, out: list[tuple[int, bytes]]
+    ) -> None:
+        if opcode != OP_CONTINUATION:
+            if fin:
+                if opcode == OP_TEXT:
+                    _check_utf8(payload)
+                out.append((opcode, payload))
+                return
+            self._frag_opcode = opcode
+            self._frag_parts = [payload]
+            self._frag_size = len(payload)
+            if opcode == OP_TEXT:
+                self._utf8 = codecs.getincrementaldecoder("utf-8")()
+                self._feed_utf8(payload, False)
+            return
+        self._frag_parts.append(payload)
+        self._frag_size += len(payload)
+        if self._utf8 is not None:
+            self._feed_utf8(payload, bool(fin))
+        if fin:
+            out.append((self._frag_opcode, b"".join(self._frag_parts)))
+            self._frag_opcode = -1
+            self._frag_parts = []
+            self._frag_size = 0
+            self._utf8 = None
+
+    def _feed_utf8(self, payload: bytes, final: bool) -> None:
+        assert self._utf8 is not None
+        try:
+            self._utf8.decode(payload, final)
+        except UnicodeDecodeError:
+            raise FrameError(CLOSE_INVALID_DATA, "text message is not valid UTF-8") from None
+
+
+def _check_utf8(payload: bytes) -> None:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameError(CLOSE_INVALID_DATA, "text message is not valid UTF-8") from None

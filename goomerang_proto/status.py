@@ -1,0 +1,75 @@
+"""Endpoint lifecycle: NEW -> RUNNING -> CLOSING -> CLOSED.
+
+Theory of operation: every allowed move is one row in a table keyed by
+(side, from); a move that is not in the table raises
+:class:`~goomerang_proto.errors.IllegalTransition`. Servers end in CLOSED;
+clients may go from CLOSED back to RUNNING by connecting again. The integer
+values are the ones exported by the status metrics (0 NEW .. 3 CLOSED).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from .errors import IllegalTransition
+
+
+class Status(enum.IntEnum):
+    """Lifecycle status of a client or a server."""
+
+    NEW = 0
+    RUNNING = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Side(enum.Enum):
+    """Which end of a connection an endpoint is."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+_ALLOWED: dict[tuple[Side, Status], frozenset[Status]] = {
+    (Side.SERVER, Status.NEW): frozenset({Status.RUNNING, Status.CLOSED}),
+    (Side.SERVER, Status.RUNNING): frozenset({Status.CLOSING, Status.CLOSED}),
+    (Side.SERVER, Status.CLOSING): frozenset({Status.CLOSED}),
+    (Side.SERVER, Status.CLOSED): frozenset(),
+    (Side.CLIENT, Status.NEW): frozenset({Status.RUNNING, Status.CLOSED}),
+    (Side.CLIENT, Status.RUNNING): frozenset({Status.CLOSING, Status.CLOSED}),
+    (Side.CLIENT, Status.CLOSING): frozenset({Status.CLOSED}),
+    (Side.CLIENT, Status.CLOSED): frozenset({Status.RUNNING}),
+}
+
+
+def can_transition(side: Side, current: Status, new: Status) -> bool:
+    """Tell whether ``side`` may move from ``current`` to ``new``."""
+    return new in _ALLOWED[(side, current)]
+
+
+class Lifecycle:
+    """A status holder that only moves along the allowed transitions."""
+
+    __slots__ = ("_side", "_status")
+
+    def __init__(self, side: Side) -> None:
+        self._side = side
+        self._status = Status.NEW
+
+    @property
+    def status(self) -> Status:
+        """The current status."""
+        return self._status
+
+    @property
+    def side(self) -> Side:
+        """Client or server."""
+        return self._side
+
+    def move(self, new: Status) -> Status:
+        """Move to ``new``; raise IllegalTransition if the table forbids it. Returns the old one."""
+        old = self._status
+        if not can_transition(self._side, old, new):
+            raise IllegalTransition(f"{self._side.value} cannot go from {old.name} to {new.name}")
+        self._status = new
+        return old
