@@ -43,7 +43,10 @@ _DATA_OPCODES = frozenset({OP_CONTINUATION, OP_TEXT, OP_BINARY})
 _CONTROL_OPCODES = frozenset({OP_CLOSE, OP_PING, OP_PONG})
 # Codes a peer may put on the wire (RFC 6455 7.4, IANA registry); 1005, 1006
 # and 1015 are local-only, 1004 is reserved, 1016-2999 are unassigned.
-_VALID_WIRE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+# 1012-1014 (service restart, try again later, bad gateway) are IANA-registered.
+_VALID_WIRE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+)
 
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
@@ -144,6 +147,7 @@ class FrameReader:
         "_frag_parts",
         "_frag_size",
         "_utf8",
+        "_utf8_fed",
         "failed",
         "max_message_size",
     )
@@ -156,6 +160,7 @@ class FrameReader:
         self._frag_parts: list[bytes] = []
         self._frag_size = 0
         self._utf8: codecs.IncrementalDecoder | None = None
+        self._utf8_fed = 0  # payload bytes of the unfinished text frame already validated
         self.failed = False
 
     @property
@@ -250,6 +255,8 @@ class FrameReader:
                 hlen += 4
             end = pos + hlen + length
             if end > n:
+                if opcode == OP_TEXT or (opcode == OP_CONTINUATION and self._utf8 is not None):
+                    self._partial_text(buf, pos + hlen, n, 4 if expect else 0)
                 break
             if expect:
                 payload = unmask(
@@ -268,26 +275,53 @@ class FrameReader:
                 self._data_frame(opcode, fin, payload, out)
         return pos
 
+    def _partial_text(self, buf: bytearray, start: int, stop: int, keylen: int) -> None:
+        """Validate the UTF-8 received so far of an unfinished text frame (fail fast).
+
+        ``start`` is where the payload begins (the masking key, if any, is the
+        ``keylen`` bytes before it); only bytes not validated before are decoded.
+        """
+        fed = self._utf8_fed
+        if stop - start <= fed:
+            return
+        chunk = bytes(buf[start + fed : stop])
+        if keylen:
+            key = bytes(buf[start - 4 : start])
+            shift = fed & 3
+            chunk = unmask(chunk, key[shift:] + key[:shift])
+        if self._utf8 is None:
+            self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._feed_utf8(chunk, False)
+        self._utf8_fed = stop - start
+
     def _data_frame(
         self, opcode: int, fin: int, payload: bytes, out: list[tuple[int, bytes]]
     ) -> None:
+        fed = self._utf8_fed
+        if fed:
+            self._utf8_fed = 0
         if opcode != OP_CONTINUATION:
             if fin:
                 if opcode == OP_TEXT:
-                    _check_utf8(payload)
+                    if self._utf8 is not None:
+                        self._feed_utf8(payload[fed:], True)
+                        self._utf8 = None
+                    else:
+                        _check_utf8(payload)
                 out.append((opcode, payload))
                 return
             self._frag_opcode = opcode
             self._frag_parts = [payload]
             self._frag_size = len(payload)
             if opcode == OP_TEXT:
-                self._utf8 = codecs.getincrementaldecoder("utf-8")()
-                self._feed_utf8(payload, False)
+                if self._utf8 is None:
+                    self._utf8 = codecs.getincrementaldecoder("utf-8")()
+                self._feed_utf8(payload[fed:], False)
             return
         self._frag_parts.append(payload)
         self._frag_size += len(payload)
         if self._utf8 is not None:
-            self._feed_utf8(payload, bool(fin))
+            self._feed_utf8(payload[fed:], bool(fin))
         if fin:
             out.append((self._frag_opcode, b"".join(self._frag_parts)))
             self._frag_opcode = -1
