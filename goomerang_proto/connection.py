@@ -9,6 +9,12 @@ the close handshake finished, the connection failed, or the transport ended.
   transport); goomerang-level faults (unknown kind, malformed envelope, text
   message, late reply) become :class:`ErrorOccurred` and the connection lives on.
 * Pings are answered by the engine; after our Close nothing else is sent.
+* A fault found in the same read after complete messages is applied once the
+  caller has handled them: ``receive_data`` returns those messages' events,
+  replies the caller queues still go out, and the Close follows at the next
+  ``data_to_send()`` (or ``receive_data``/``receive_eof``), which then also
+  adds the ConnectionClosed event. Messages are answered in order, as
+  Autobahn|Testsuite's strict verdict (cases 3.x, 4.x, 5.15) expects.
 * Misuse by the caller (sending when not RUNNING) raises at once.
 * The caller drains ``data_to_send()`` after every call, writes it, and closes
   the TCP connection when ``should_close_transport()`` is true; while
@@ -106,6 +112,7 @@ class BaseConnection:
         self.status = Status.NEW
         self._close_sent = False
         self._close_transport = False
+        self._pending_failure: FrameError | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         self.path = ""
@@ -126,6 +133,8 @@ class BaseConnection:
 
     def data_to_send(self) -> bytes:
         """Return and clear the bytes the caller must write to the transport."""
+        if self._pending_failure is not None:
+            self._apply_pending_failure()
         out = self._out
         if not out:
             return b""
@@ -145,6 +154,8 @@ class BaseConnection:
     # ---------------------------------------------------------------- input
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the transport. Never raises on remote input."""
+        if self._pending_failure is not None:
+            self._apply_pending_failure()
         if self.status is Status.NEW:
             self._receive_handshake(bytes(data))
         elif self.status is not Status.CLOSED:
@@ -152,6 +163,8 @@ class BaseConnection:
 
     def receive_eof(self) -> None:
         """The transport was closed by the peer (or the read side ended)."""
+        if self._pending_failure is not None:
+            self._apply_pending_failure()
         if self.status is Status.NEW:
             self._handshake_eof()
         if self.status is not Status.CLOSED:
@@ -187,7 +200,17 @@ class BaseConnection:
             else:
                 self._on_frames(frames)
         if failure is not None and self.status is not Status.CLOSED:
-            self.fail(failure.code, failure.reason)
+            if frames:
+                # Let the caller answer the messages that came before the fault.
+                self._pending_failure = failure
+            else:
+                self.fail(failure.code, failure.reason)
+
+    def _apply_pending_failure(self) -> None:
+        failure = self._pending_failure
+        assert failure is not None
+        self._pending_failure = None
+        self.fail(failure.code, failure.reason)
 
     def _on_frames(self, frames: list[tuple[int, bytes]]) -> None:
         for opcode, payload in frames:
