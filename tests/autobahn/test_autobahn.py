@@ -1,0 +1,149 @@
+"""Autobahn|Testsuite conformance of the engine, both directions, with ``kosoku``.
+
+* Server side: ``kosoku`` in fuzzingclient mode drives ``echo_server`` (a raw
+  ServerConnection on asyncio) in a subprocess.
+* Client side: ``kosoku`` serves the cases (fuzzingserver mode) and
+  ``echo_client`` (a raw ClientConnection) runs them from a subprocess.
+
+Groups 1-7, 9 and 10 run (12 and 13 are permessage-deflate, not offered).
+Every case must be OK or INFORMATIONAL for both the message exchange and the
+closing handshake; NON-STRICT, FAILED, UNCLEAN, WRONG CODE and the rest fail
+the test with the list of cases. ``pytest -s`` prints a summary table; set
+``AUTOBAHN_REPORT_DIR`` to also write the HTML/JSON reports there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+kosoku = pytest.importorskip("kosoku")
+
+CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]
+EXCLUDE = ["12.*", "13.*"]
+ACCEPTED = {"OK", "INFORMATIONAL"}
+PARALLEL = 8
+RUN_TIMEOUT = 150.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _verdicts(result: Any) -> tuple[str, str]:
+    return result.behavior.value, result.behavior_close.value
+
+
+def _summary(title: str, results: list[Any]) -> str:
+    """A table of verdict counts per case group, then any case not accepted."""
+    groups: dict[str, Counter[str]] = {}
+    for r in results:
+        group = r.case_id.split(".")[0]
+        behavior, close = _verdicts(r)
+        verdict = behavior if close in ACCEPTED else f"{behavior}/{close}"
+        groups.setdefault(group, Counter())[verdict] += 1
+    columns = sorted({v for c in groups.values() for v in c})
+    lines = [f"Autobahn {title}: {len(results)} cases"]
+    lines.append("group  " + "  ".join(f"{c:>13}" for c in columns))
+    for group in sorted(groups, key=int):
+        counts = groups[group]
+        lines.append(f"{group:>5}  " + "  ".join(f"{counts.get(c, 0):>13}" for c in columns))
+    bad = [r for r in results if not set(_verdicts(r)) <= ACCEPTED]
+    for r in bad:
+        behavior, close = _verdicts(r)
+        lines.append(
+            f"  {r.case_id}: {behavior} / {close}: {r.description} | {r.result} | {r.result_close}"
+        )
+    return "\n".join(lines)
+
+
+def _check(title: str, results: list[Any]) -> None:
+    table = _summary(title, results)
+    print("\n" + table)
+    report_dir = os.environ.get("AUTOBAHN_REPORT_DIR")
+    if report_dir:
+        from kosoku._report import write_reports
+
+        write_reports(results, str(Path(report_dir) / title.replace(" ", "_")))
+    assert len(results) > 250, table
+    bad = [r.case_id for r in results if not set(_verdicts(r)) <= ACCEPTED]
+    assert not bad, table
+
+
+async def _start_echo_server() -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.autobahn.echo_server",
+        "--port",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert line.startswith(b"LISTENING "), line
+    return proc, int(line.split()[1])
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+    await proc.wait()
+
+
+async def _run_server_side() -> list[Any]:
+    proc, port = await _start_echo_server()
+    try:
+        try:
+            return list(
+                await asyncio.wait_for(
+                    kosoku.run_fuzzingclient(
+                        f"ws://127.0.0.1:{port}/", CASES, EXCLUDE, concurrency=PARALLEL
+                    ),
+                    RUN_TIMEOUT,
+                )
+            )
+        except kosoku.FailureError as failure:
+            return list(failure.results)
+    finally:
+        await _stop(proc)
+
+
+async def _run_client_side() -> list[Any]:
+    async with kosoku.run_fuzzingserver(CASES, EXCLUDE, host="127.0.0.1", port=0) as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.autobahn.echo_client",
+            f"127.0.0.1:{server.port}",
+            "--parallel",
+            str(PARALLEL),
+            cwd=ROOT,
+        )
+        try:
+            try:
+                results = list(await asyncio.wait_for(server.get_result(), RUN_TIMEOUT))
+            except kosoku.FailureError as failure:
+                results = list(failure.results)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            await _stop(proc)
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_autobahn_server_side() -> None:
+    """Our ServerConnection against the fuzzing client."""
+    _check("server side", asyncio.run(_run_server_side()))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_autobahn_client_side() -> None:
+    """Our ClientConnection against the fuzzing server."""
+    _check("client side", asyncio.run(_run_client_side()))
