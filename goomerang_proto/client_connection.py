@@ -78,6 +78,8 @@ class ClientConnection(BaseConnection):
     def _receive_handshake(self, data: bytes) -> None:
         conn = self._h11
         assert conn is not None
+        if not data:
+            return  # h11 reads b"" as EOF; ours is receive_eof()
         conn.receive_data(data)
         self._process_response()
 

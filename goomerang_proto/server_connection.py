@@ -87,6 +87,8 @@ class ServerConnection(BaseConnection):
     # ------------------------------------------------------------- HTTP phase
     def _receive_handshake(self, data: bytes) -> None:
         assert self._h11 is not None
+        if not data:
+            return  # h11 reads b"" as EOF; ours is receive_eof()
         if self._awaiting_accept:
             self._h11.receive_data(data)
             return
