@@ -1,1 +1,23 @@
-"""goomerang_io: IO adapters (asyncio/uvloop, blocking sockets, worker processes)."""
+"""goomerang_io: IO adapters (asyncio/uvloop client and server, blocking client, workers)."""
+
+from goomerang_proto import Message
+
+from .client import Client
+from .http import AuthRejected, Rejection, Request, Response
+from .options import ClientOptions, ServerOptions
+from .sender import Sender
+from .server import BroadcastResult, Server
+
+__all__ = [
+    "AuthRejected",
+    "BroadcastResult",
+    "Client",
+    "ClientOptions",
+    "Message",
+    "Rejection",
+    "Request",
+    "Response",
+    "Sender",
+    "Server",
+    "ServerOptions",
+]

@@ -1,0 +1,89 @@
+"""The ``goomerang`` command: ``serve`` (an echo server) and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from goomerang_proto import Message
+from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
+
+from .sender import Sender
+from .server import Server
+
+
+def echo_handler(sender: Sender, message: Message[Any]) -> None:
+    """Echo a MessageV1 to its sender; a sync request gets its reply with ``echo: 1`` added."""
+    if message.is_sync:
+        headers = dict(message.headers)
+        headers["echo"] = "1"
+        sender.send(Message(message.payload, headers))
+    else:
+        sender.send(Message(message.payload, message.headers))
+
+
+def build_echo_server(args: argparse.Namespace) -> Server:
+    """The server that ``goomerang serve`` runs."""
+    workers: int | str = args.workers if args.workers == "auto" else int(args.workers)
+    server = Server(args.listen, workers=workers, backplane=args.backplane)
+    server.handle(MessageV1, echo_handler)
+    if args.metrics:
+        from .metrics import ServerMetrics, metrics_http_response
+
+        server.metrics = ServerMetrics()
+
+        def metrics_route(_request: Any) -> Any:
+            from .http import Response
+
+            status, headers, body = metrics_http_response()
+            return Response(status, body, tuple(headers))
+
+        server.route("/metrics", metrics_route)
+    return server
+
+
+def _serve(args: argparse.Namespace) -> int:
+    server = build_echo_server(args)
+
+    def ready() -> None:
+        print(f"goomerang: listening on {server.url}", flush=True)
+
+    if server.workers > 1:
+        from .workers import run_workers
+
+        return run_workers(server)
+    from .workers import run_single
+
+    return run_single(server, ready)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``goomerang`` and ``python -m goomerang_io``."""
+    parser = argparse.ArgumentParser(prog="goomerang", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run an echo server for goomerang.example.MessageV1")
+    serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0: any free)")
+    serve.add_argument("--workers", default="1", help="worker processes, or 'auto' (CPUs)")
+    serve.add_argument("--backplane", default=None, help="redis://HOST:PORT/DB for multi-host")
+    serve.add_argument("--metrics", action="store_true", help="expose /metrics")
+    serve.set_defaults(func=_serve)
+    demo = sub.add_parser("demo", help="a server and clients exercising every feature")
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--clients", type=int, default=4)
+    demo.add_argument("--messages", type=int, default=20000)
+    demo.set_defaults(func=_demo)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

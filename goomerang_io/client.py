@@ -1,0 +1,571 @@
+"""The asyncio goomerang client."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from google.protobuf.message import Message as ProtoMessage
+
+from goomerang_proto import (
+    ClientConnection,
+    Closing,
+    ConnectionLost,
+    GoomerangError,
+    HandshakeError,
+    Lifecycle,
+    Message,
+    NotRunning,
+    Router,
+    Side,
+    Status,
+    SyncTimeout,
+    TooManyPending,
+    UnexpectedReply,
+    new_uuid,
+)
+from goomerang_proto import events as ev
+
+from .awaitables import AfterDrain, Ready
+from .dispatch import HandlerRunner
+from .hooks import CLIENT_HOOKS, Hooks
+from .options import ClientOptions
+from .sender import Sender
+from .server import parse_listen
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """Feeds one TCP connection into the client's engine."""
+
+    def __init__(self, client: Client, engine: ClientConnection) -> None:
+        self.client = client
+        self.engine = engine
+        self.transport: asyncio.Transport | None = None
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.client.options.write_limit)
+        data = self.engine.data_to_send()
+        if data:
+            transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        self.client._receive(self, data)
+
+    def eof_received(self) -> bool | None:
+        self.engine.receive_eof()
+        self.client._after_input(self)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.engine.status is not Status.CLOSED:
+            self.engine.receive_eof()
+            self.client._after_input(self)
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.client._lost(self)
+
+    def pause_writing(self) -> None:
+        self.client._paused = True
+
+    def resume_writing(self) -> None:
+        self.client._resume()
+
+
+class Client:
+    """A goomerang client: send, send_sync, broadcast, pub/sub, handlers and hooks.
+
+    ``Client(server="127.0.0.1:8080")``; every :class:`ClientOptions` field is
+    accepted as a keyword argument, plus ``tls`` (an ``ssl.SSLContext``; the
+    path becomes ``/wss``), ``headers`` (extra handshake headers, e.g. a bearer
+    token) and hooks (``on_error=[...]`` and the others in ``CLIENT_HOOKS``).
+    """
+
+    def __init__(
+        self,
+        server: str = "127.0.0.1:8080",
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        metrics: Any = None,
+        path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.server = server
+        self.host, self.port = parse_listen(server)
+        self.tls = tls
+        self.server_hostname = server_hostname
+        self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
+        self.extra_headers = tuple(headers)
+        hook_args = {k: kwargs.pop(k) for k in list(kwargs) if k in CLIENT_HOOKS}
+        fields = {f.name for f in dataclasses.fields(ClientOptions)}
+        unknown = set(kwargs) - fields
+        if unknown:
+            raise TypeError(f"unknown Client option(s): {', '.join(sorted(unknown))}")
+        self.options = ClientOptions(**kwargs)
+        if self.options.compression:
+            raise ValueError("compression (permessage-deflate) is not supported yet")
+        self.hooks = Hooks(CLIENT_HOOKS)
+        for name, fn in hook_args.items():
+            self.hooks.add(name, fn)
+        self.router = Router()
+        self.metrics = metrics
+        self._lifecycle = Lifecycle(Side.CLIENT)
+        self._engine: ClientConnection | None = None
+        self._proto: _ClientProtocol | None = None
+        self._pending: dict[str, asyncio.Future[Message[Any]]] = {}
+        self._runner: HandlerRunner | None = None
+        self._sender = Sender(self, "")
+        self._paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._flush_pending = False
+        self._in_batch = False
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._connected: asyncio.Future[None] | None = None
+        self._closed_by_user = False
+        self._topics: set[str] = set()
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self.identity: Any = None
+        self.peer: tuple[str, int] | None = None
+        self.conn_id = 0
+        self.close_code: int | None = None
+
+    # ------------------------------------------------------------ registry
+    def handle(self, cls: type[ProtoMessage], handler: Callable[..., Any]) -> None:
+        """Route server messages of ``cls`` to ``handler(sender, message)``."""
+        self.router.handle(cls, handler)
+
+    def middleware(self, middleware: Callable[..., Any]) -> None:
+        """Add a middleware; middlewares run in registration order."""
+        self.router.middleware(middleware)
+
+    def register_message(self, cls: type[ProtoMessage]) -> None:
+        """Make ``cls`` decodable without a handler (e.g. sync reply types)."""
+        self.router.register_message(cls)
+
+    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register hook ``fn`` under ``name``."""
+        self.hooks.add(name, fn)
+
+    def on_error(self, fn: Callable[[BaseException], Any]) -> None:
+        """Register an error hook."""
+        self.hooks.add("on_error", fn)
+
+    def on_status_change(self, fn: Callable[[Status], Any]) -> None:
+        """Register a status-change hook."""
+        self.hooks.add("on_status_change", fn)
+
+    @property
+    def status(self) -> Status:
+        """NEW, RUNNING, CLOSING or CLOSED."""
+        return self._lifecycle.status
+
+    def _move(self, status: Status) -> None:
+        self._lifecycle.move(status)
+        if self.metrics is not None:
+            self.metrics.set_status(int(status))
+        self.hooks.run("on_status_change", status)
+
+    def report_error(self, exc: BaseException) -> None:
+        """Send ``exc`` to the on_error hooks."""
+        if self.metrics is not None:
+            self.metrics.error()
+        self.hooks.error(exc)
+
+    # ---------------------------------------------------------- connect
+    async def connect(self) -> None:
+        """Connect and complete the upgrade; works again after close()."""
+        status = self.status
+        if status is Status.RUNNING:
+            from goomerang_proto import AlreadyRunning
+
+            raise AlreadyRunning("client is already connected")
+        if status is Status.CLOSING:
+            raise Closing("client is closing")
+        self._closed_by_user = False
+        await self._open()
+        self.hooks.run("on_configuration", self.options)
+        if self.metrics is not None:
+            self.metrics.set_max_concurrency(self.options.max_concurrency)
+        self._move(Status.RUNNING)
+        self._schedule_ping()
+
+    async def _open(self) -> None:
+        self.router.freeze()
+        loop = asyncio.get_running_loop()
+        host_header = (
+            f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        )
+        engine = ClientConnection(
+            host_header,
+            self.path,
+            headers=self.extra_headers,
+            registry=self.router.registry,
+            max_message_size=self.options.max_message_size,
+            clock=time.time_ns,
+        )
+        self._engine = engine
+        self._runner = HandlerRunner(
+            self.options.max_concurrency,
+            self.report_error,
+            self._worker_started if self._counts_workers() else None,
+            self._worker_finished if self._counts_workers() else None,
+        )
+        self._connected = loop.create_future()
+        timeout = self.options.handshake_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                _transport, proto = await loop.create_connection(
+                    lambda: _ClientProtocol(self, engine),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.server_hostname if self.tls is not None else None,
+                )
+                self._proto = proto
+                await self._connected
+        except TimeoutError:
+            self._abort_transport()
+            raise HandshakeError(f"could not connect to {self.server} within {timeout} s") from None
+        except OSError as exc:
+            raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
+        except BaseException:
+            self._abort_transport()
+            raise
+        if self._proto is not None and self._proto.transport is not None:
+            peer = self._proto.transport.get_extra_info("peername")
+            if isinstance(peer, tuple):
+                self.peer = (str(peer[0]), int(peer[1]))
+
+    def _abort_transport(self) -> None:
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.abort()
+
+    def _counts_workers(self) -> bool:
+        return (
+            self.metrics is not None
+            or self.hooks.has("on_worker_start")
+            or self.hooks.has("on_worker_end")
+        )
+
+    def _worker_started(self) -> None:
+        if self.metrics is not None:
+            self.metrics.worker_started()
+        self.hooks.run("on_worker_start")
+
+    def _worker_finished(self) -> None:
+        if self.metrics is not None:
+            self.metrics.worker_finished()
+        self.hooks.run("on_worker_end")
+
+    # ------------------------------------------------------------- input
+    def _receive(self, proto: _ClientProtocol, data: bytes) -> None:
+        self._in_batch = True
+        try:
+            proto.engine.receive_data(data)
+            self._after_input(proto)
+        finally:
+            self._in_batch = False
+        self._flush()
+
+    def _after_input(self, proto: _ClientProtocol) -> None:
+        engine = proto.engine
+        events = engine.events()
+        while events:
+            for event in events:
+                self._on_event(event)
+            events = engine.events()
+        if not self._in_batch:
+            self._flush()
+
+    def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.SyncReplyReceived):
+            message = event.message
+            fut = self._pending.pop(message.uuid, None)
+            if fut is None or fut.done():
+                self.report_error(
+                    UnexpectedReply(
+                        f"sync reply {message.uuid} ({message.kind}) arrived after its caller "
+                        "gave up, or was never asked for; dropped"
+                    )
+                )
+            else:
+                fut.set_result(message)
+        elif isinstance(event, ev.MessageReceived):
+            message = event.message
+            chain = self.router.resolve(message.kind)
+            if chain is None:
+                self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
+            elif self._runner is not None:
+                self._runner.submit(chain, self._sender, message)
+        elif isinstance(event, ev.PongReceived):
+            self._cancel("ping_timeout")
+        elif isinstance(event, ev.ErrorOccurred):
+            self.report_error(event.error)
+        elif isinstance(event, ev.Connected):
+            if self._connected is not None and not self._connected.done():
+                self._connected.set_result(None)
+        elif isinstance(event, ev.ConnectionClosed):
+            self.close_code = event.code
+            if self._connected is not None and not self._connected.done():
+                err = event.error or HandshakeError(
+                    f"connection closed during the upgrade: {event.reason}"
+                )
+                self._connected.set_exception(err)
+            elif event.error is not None:
+                self.report_error(event.error)
+
+    # ------------------------------------------------------------ output
+    def _check_running(self) -> ClientConnection:
+        status = self.status
+        engine = self._engine
+        if status is Status.RUNNING and engine is not None and engine.status is Status.RUNNING:
+            return engine
+        if status is Status.CLOSING:
+            raise Closing("client is closing: no new messages are accepted")
+        raise NotRunning(f"client is {status.name}: connect() first")
+
+    def _schedule_flush(self) -> None:
+        if self._in_batch:
+            return
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        proto = self._proto
+        if proto is None or proto.transport is None:
+            return
+        engine = proto.engine
+        data = engine.data_to_send()
+        if data:
+            proto.transport.write(data)
+        if engine.should_close_transport():
+            proto.transport.close()
+
+    def _resume(self) -> None:
+        self._paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    def _wait_drain(self, value: int) -> Any:
+        if not self._paused:
+            return Ready(value)
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.get_running_loop().create_future()
+        return AfterDrain(self._drain, value)
+
+    def send_message(self, message: Message[Any], uuid: str) -> Any:
+        """Used by the Sender given to client handlers."""
+        engine = self._check_running()
+        size = engine.send(message, uuid=uuid, is_sync=bool(uuid))
+        self._schedule_flush()
+        return self._wait_drain(size)
+
+    async def send(self, message: Message[Any]) -> int:
+        """Send ``message`` (no reply expected); return the payload size in bytes."""
+        engine = self._check_running()
+        t0 = time.perf_counter()
+        size = engine.send(message)
+        self._schedule_flush()
+        if self.metrics is not None:
+            self.metrics.message_sent(message.kind, size, time.perf_counter() - t0)
+        if self._paused:
+            return int(await self._wait_drain(size))
+        return size
+
+    async def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
+        """Send ``message`` as a request and wait for the reply (or SyncTimeout)."""
+        engine = self._check_running()
+        if len(self._pending) >= self.options.max_pending_sync:
+            raise TooManyPending(
+                f"{len(self._pending)} sync requests already pending "
+                f"(max_pending_sync={self.options.max_pending_sync})"
+            )
+        uid = new_uuid()
+        fut: asyncio.Future[Message[Any]] = asyncio.get_running_loop().create_future()
+        self._pending[uid] = fut
+        t0 = time.perf_counter()
+        try:
+            engine.send(message, uuid=uid, is_sync=True)
+            self._schedule_flush()
+            if timeout is None:
+                reply = await fut
+            else:
+                async with asyncio.timeout(timeout):
+                    reply = await fut
+        except TimeoutError:
+            raise SyncTimeout(
+                f"no reply to sync request {uid} ({message.kind}) within {timeout} s"
+            ) from None
+        finally:
+            self._pending.pop(uid, None)
+        if self.metrics is not None:
+            self.metrics.sync_sent(message.kind, time.perf_counter() - t0)
+        return reply
+
+    async def broadcast(self, message: Message[Any]) -> int:
+        """Ask the server to send ``message`` to every client (this one included)."""
+        engine = self._check_running()
+        size = engine.broadcast(message)
+        self._schedule_flush()
+        if self.metrics is not None:
+            self.metrics.broadcast_cmd_sent(message.kind)
+        return size
+
+    async def publish(self, topic: str, message: Message[Any]) -> int:
+        """Ask the server to send ``message`` to the subscribers of ``topic``."""
+        engine = self._check_running()
+        size = engine.publish(topic, message)
+        self._schedule_flush()
+        if self.metrics is not None:
+            self.metrics.publish_cmd_sent(topic, message.kind)
+        return size
+
+    async def subscribe(self, topic: str) -> None:
+        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
+        engine = self._check_running()
+        engine.subscribe(topic)
+        self._topics.add(topic)
+        self._schedule_flush()
+        if self.metrics is not None:
+            self.metrics.subscribe_cmd_sent(topic)
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Unsubscribe from ``topic``."""
+        engine = self._check_running()
+        engine.unsubscribe(topic)
+        self._topics.discard(topic)
+        self._schedule_flush()
+        if self.metrics is not None:
+            self.metrics.unsubscribe_cmd_sent(topic)
+
+    # ------------------------------------------------------------- close
+    async def close(self, code: int = 1000) -> None:
+        """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        status = self.status
+        if status is not Status.RUNNING:
+            if status is Status.CLOSED and self._reconnect_task is not None:
+                self._closed_by_user = True
+                self._reconnect_task.cancel()
+                return
+            raise NotRunning(f"client is {status.name}: nothing to close")
+        self._closed_by_user = True
+        self._move(Status.CLOSING)
+        proto = self._proto
+        self._cancel_timers()
+        if proto is not None and proto.transport is not None:
+            proto.engine.close(code)
+            self._flush()
+            try:
+                await asyncio.wait_for(asyncio.shield(proto.lost), self.options.close_timeout)
+            except TimeoutError:
+                proto.transport.abort()
+        if self._runner is not None:
+            await self._runner.wait_idle(self.options.close_timeout)
+        self._fail_pending(ConnectionLost("client closed while the request was pending"))
+        if self.status is Status.CLOSING:
+            self._move(Status.CLOSED)
+            self.hooks.run("on_close")
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.status is Status.RUNNING:
+            await self.close()
+
+    def _fail_pending(self, exc: GoomerangError) -> None:
+        pending = self._pending
+        self._pending = {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: the caller may have given up
+
+    def _lost(self, proto: _ClientProtocol) -> None:
+        if proto is not self._proto:
+            return
+        self._cancel_timers()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._paused = False
+        self._fail_pending(ConnectionLost(f"connection to {self.server} lost"))
+        if self.status is Status.RUNNING:
+            self.report_error(
+                ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
+            )
+            self._move(Status.CLOSED)
+            self.hooks.run("on_close")
+            if self.options.reconnect and not self._closed_by_user:
+                self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        delay = self.options.reconnect_initial
+        attempt = 0
+        while self.status is Status.CLOSED and not self._closed_by_user:
+            attempt += 1
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            if self._closed_by_user or self.status is not Status.CLOSED:
+                return
+            self.hooks.run("on_reconnect_attempt", attempt, delay)
+            try:
+                await self._open()
+            except (GoomerangError, OSError) as exc:
+                self.report_error(ConnectionLost(f"reconnect attempt {attempt} failed: {exc}"))
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
+            self._move(Status.RUNNING)
+            self._schedule_ping()
+            engine = self._engine
+            if engine is not None:
+                for topic in sorted(self._topics):
+                    engine.subscribe(topic)
+                self._flush()
+            return
+
+    # ----------------------------------------------------------- timers
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def _schedule_ping(self) -> None:
+        interval = self.options.heartbeat_interval
+        if interval:
+            self._timers["ping"] = asyncio.get_running_loop().call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        self._timers.pop("ping", None)
+        engine = self._engine
+        if engine is None or engine.status is not Status.RUNNING:
+            return
+        engine.ping(b"ping")
+        self._flush()
+        timeout = self.options.ping_timeout
+        if timeout and "ping_timeout" not in self._timers:
+            self._timers["ping_timeout"] = asyncio.get_running_loop().call_later(
+                timeout, self._ping_timeout
+            )
+        self._schedule_ping()
+
+    def _ping_timeout(self) -> None:
+        self._timers.pop("ping_timeout", None)
+        self.report_error(ConnectionLost(f"{self.server} did not answer pings; dropping"))
+        self._abort_transport()

@@ -1,0 +1,134 @@
+"""Runs handlers for one connection with the max_concurrency rule.
+
+* ``max_concurrency <= 1``: handlers run one after another in arrival order
+  (async handlers are awaited before the next message starts).
+* otherwise: plain-function handlers run inline as messages arrive; async
+  handlers run as tasks, at most ``max_concurrency`` at once per connection;
+  the rest wait in arrival order. ``backlog()`` lets the connection pause
+  reading when too much waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from goomerang_proto import HandlerError, Message
+
+from .awaitables import Ready
+
+ErrorFn = Callable[[BaseException], None]
+
+
+class HandlerRunner:
+    """Per-connection handler scheduler."""
+
+    __slots__ = (
+        "_idle",
+        "_inflight",
+        "_queue",
+        "_report",
+        "_tasks",
+        "max_concurrency",
+        "on_end",
+        "on_start",
+    )
+
+    def __init__(
+        self,
+        max_concurrency: int,
+        report: ErrorFn,
+        on_start: Callable[[], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
+        self.max_concurrency = max(1, max_concurrency)
+        self._report = report
+        self._queue: deque[tuple[Callable[..., Any], Any, Message[Any]]] = deque()
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: asyncio.Event | None = None
+        self.on_start = on_start
+        self.on_end = on_end
+
+    def backlog(self) -> int:
+        """Messages waiting for a handler slot."""
+        return len(self._queue)
+
+    def running(self) -> int:
+        """Async handlers currently running."""
+        return self._inflight
+
+    def submit(self, chain: Callable[..., Any], sender: Any, message: Message[Any]) -> None:
+        """Run ``chain(sender, message)`` now, or queue it when the slots are full."""
+        if self._inflight >= self.max_concurrency or (self._queue and self.max_concurrency == 1):
+            self._queue.append((chain, sender, message))
+            return
+        self._start(chain, sender, message)
+
+    def _start(self, chain: Callable[..., Any], sender: Any, message: Message[Any]) -> None:
+        on_start = self.on_start
+        if on_start is not None:
+            on_start()
+        try:
+            result = chain(sender, message)
+        except Exception as exc:
+            self._failed(exc, message)
+            self._ended()
+            return
+        if result is None or type(result) is Ready or not inspect.isawaitable(result):
+            self._ended()
+            return
+        self._inflight += 1
+        task = asyncio.ensure_future(self._await(result, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _await(self, awaitable: Any, message: Message[Any]) -> None:
+        try:
+            await awaitable
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(exc, message)
+        finally:
+            self._inflight -= 1
+            self._ended()
+            self._next()
+
+    def _ended(self) -> None:
+        on_end = self.on_end
+        if on_end is not None:
+            on_end()
+
+    def _next(self) -> None:
+        queue = self._queue
+        while queue and self._inflight < self.max_concurrency:
+            chain, sender, message = queue.popleft()
+            self._start(chain, sender, message)
+        if not queue and self._inflight == 0 and self._idle is not None:
+            self._idle.set()
+
+    def _failed(self, exc: BaseException, message: Message[Any]) -> None:
+        err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
+        err.__cause__ = exc
+        self._report(err)
+
+    async def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no handler runs and none waits; False on timeout."""
+        if self._inflight == 0 and not self._queue:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def cancel(self) -> None:
+        """Drop queued messages and cancel running handler tasks."""
+        self._queue.clear()
+        for task in list(self._tasks):
+            task.cancel()

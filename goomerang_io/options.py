@@ -1,0 +1,71 @@
+"""Options of servers and clients, with their defaults (the README's limits table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from goomerang_proto import DEFAULT_MAX_MESSAGE_SIZE
+
+
+@dataclass
+class ServerOptions:
+    """Server settings. Every field is also a keyword argument of ``Server``."""
+
+    max_concurrency: int = 10
+    """Async handlers running at once per connection; <= 1 runs handlers in arrival order."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """Largest accepted message; bigger ones close the connection with 1009."""
+    handshake_timeout: float = 10.0
+    """Seconds a new TCP connection has to complete its HTTP request (slowloris guard)."""
+    close_timeout: float = 5.0
+    """Seconds to wait for the peer's close answer before dropping the connection."""
+    ping_interval: float | None = 20.0
+    """Seconds between server pings (None: never ping, like the Go server)."""
+    ping_timeout: float | None = 20.0
+    """Seconds a peer has to answer a ping before it is closed."""
+    max_connections: int = 10_000
+    """Open connections per process; further upgrades get HTTP 503."""
+    write_limit: int = 256 * 1024
+    """Per-connection write buffer high-water mark; ``await sender.send`` waits above it."""
+    slow_client_limit: int = 4 * 1024 * 1024
+    """A fan-out target whose write buffer passes this many bytes is closed (0: never)."""
+    slow_client_code: int = 1008
+    """Close code for a too-slow fan-out target (1008 policy or 1013 try again later)."""
+    max_request_size: int = 16 * 1024
+    """Largest HTTP request line plus headers for the upgrade and custom routes."""
+    max_queue: int = 1024
+    """Messages waiting for a handler slot before the connection stops reading."""
+    shutdown_timeout: float = 10.0
+    """Seconds ``shutdown`` waits for running handlers after closing the connections."""
+    compression: bool = False
+    """permessage-deflate; not supported yet, must stay False."""
+
+
+@dataclass
+class ClientOptions:
+    """Client settings. Every field is also a keyword argument of ``Client``."""
+
+    max_concurrency: int = 10
+    """Async handlers running at once; <= 1 runs handlers in arrival order."""
+    heartbeat_interval: float | None = 5.0
+    """Seconds between client pings (the Go default is 5 s); None disables them."""
+    ping_timeout: float | None = 20.0
+    """Seconds the server has to answer a ping before the connection is dropped."""
+    handshake_timeout: float = 10.0
+    """Seconds to connect and complete the upgrade."""
+    close_timeout: float = 5.0
+    """Seconds to wait for the server's close answer."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """Largest message accepted from the server."""
+    max_pending_sync: int = 10_000
+    """Sync requests waiting for a reply at once; more fail with TooManyPending."""
+    write_limit: int = 256 * 1024
+    """Write buffer high-water mark; ``send`` waits for drain above it."""
+    compression: bool = False
+    """permessage-deflate; not supported yet, must stay False."""
+    reconnect: bool = False
+    """Reconnect automatically (with backoff) when the connection is lost."""
+    reconnect_initial: float = 0.1
+    """First reconnect delay, in seconds."""
+    reconnect_max: float = 10.0
+    """Cap of the reconnect delay, in seconds."""

@@ -1,0 +1,63 @@
+"""The ``sender`` given to handlers: writes back on the connection the message came from."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from goomerang_proto import Message
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+
+class _Writer(Protocol):
+    identity: Any
+    peer: tuple[str, int] | None
+    conn_id: int
+
+    def send_message(self, message: Message[Any], uuid: str) -> Awaitable[int]: ...
+
+    def close(self, code: int = 1000) -> Any: ...
+
+
+class Sender:
+    """Handle on one connection, passed to every handler as its first argument.
+
+    ``await sender.send(message)`` writes ``message`` on that connection and
+    returns its payload size; in a handler of a sync request it is the reply
+    (same uuid, ``is_sync``). The write happens when ``send`` is called; awaiting
+    only waits for the write buffer to drain when it is above its high-water
+    mark, so plain-function handlers may call ``sender.send(...)`` without await.
+    """
+
+    __slots__ = ("_conn", "uuid")
+
+    def __init__(self, conn: _Writer, uuid: str = "") -> None:
+        self._conn = conn
+        self.uuid = uuid
+
+    def send(self, message: Message[Any]) -> Awaitable[int]:
+        """Send ``message`` to this connection's peer (the reply, for a sync request)."""
+        return self._conn.send_message(message, self.uuid)
+
+    @property
+    def identity(self) -> Any:
+        """What ``authenticate`` attached to the connection (None without auth)."""
+        return self._conn.identity
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """The peer's (host, port)."""
+        return self._conn.peer
+
+    @property
+    def conn_id(self) -> int:
+        """A number identifying the connection within this process."""
+        return self._conn.conn_id
+
+    def close(self, code: int = 1000) -> Any:
+        """Start closing this connection (server side: the client's; client side: our own)."""
+        return self._conn.close(code)
+
+    def __repr__(self) -> str:
+        return f"Sender(conn={self.conn_id}, uuid={self.uuid!r})"

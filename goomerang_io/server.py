@@ -1,0 +1,475 @@
+"""The asyncio goomerang server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+
+from goomerang_proto import (
+    AlreadyRunning,
+    Closed,
+    Closing,
+    GoomerangError,
+    Lifecycle,
+    Message,
+    NotRunning,
+    Router,
+    Side,
+    Status,
+    Topics,
+    prepare,
+)
+from goomerang_proto.codec import pack
+from goomerang_proto.frames import OP_BINARY, build_frame
+
+from .hooks import SERVER_HOOKS, Hooks
+from .http import Rejection, Request, RouteHandler
+from .options import ServerOptions
+from .server_protocol import ServerProtocol
+
+_RESERVED_PATHS = ("/ws", "/wss")
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastResult:
+    """Per-client outcome of a broadcast: bytes of payload and time spent writing."""
+
+    size: int
+    duration: float
+    conn_id: int
+    ok: bool = True
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:8080`` for IPv6) into (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"listen address must be HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class Server:
+    """A goomerang server: handlers, middlewares, broadcast, pub/sub, routes, hooks.
+
+    ``Server(listen="127.0.0.1:0")``; register handlers, then ``await start()``
+    (or ``async with server``, or ``server.run()`` blocking). Every
+    :class:`ServerOptions` field is accepted as a keyword argument.
+    """
+
+    def __init__(
+        self,
+        listen: str = "127.0.0.1:8080",
+        *,
+        tls: ssl.SSLContext | None = None,
+        metrics: Any = None,
+        backplane: Any = None,
+        authenticate: Callable[[Request], Any] | None = None,
+        allowed_origins: Iterable[str] | None = None,
+        workers: int | str = 1,
+        reuse_port: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.listen = listen
+        self.host, self.port = parse_listen(listen)
+        self.tls = tls
+        hook_args = {k: kwargs.pop(k) for k in list(kwargs) if k in SERVER_HOOKS}
+        fields = {f.name for f in dataclasses.fields(ServerOptions)}
+        unknown = set(kwargs) - fields
+        if unknown:
+            raise TypeError(f"unknown Server option(s): {', '.join(sorted(unknown))}")
+        self.options = ServerOptions(**kwargs)
+        if self.options.compression:
+            raise ValueError("compression (permessage-deflate) is not supported yet")
+        self.hooks = Hooks(SERVER_HOOKS)
+        for name, fn in hook_args.items():
+            self.hooks.add(name, fn)
+        self.router = Router()
+        self.routes: dict[str, RouteHandler] = {}
+        self.metrics = metrics
+        self.backplane_url = backplane if isinstance(backplane, str) else None
+        self.backplane: Any = None if isinstance(backplane, str) else backplane
+        self.authenticate = authenticate
+        self.allowed_origins = frozenset(allowed_origins) if allowed_origins is not None else None
+        self.workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
+        self.reuse_port = reuse_port or self.workers > 1
+        self.worker_index = 0
+        self._lifecycle = Lifecycle(Side.SERVER)
+        self._aserver: asyncio.AbstractServer | None = None
+        self._conns: dict[ServerProtocol, None] = {}
+        self._tcp: dict[ServerProtocol, None] = {}
+        self.topics: Topics[ServerProtocol] = Topics()
+        self._ids = itertools.count(1)
+        self._ws_path = "/wss" if tls is not None else "/ws"
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sock: Any = None
+        self._closed_event = asyncio.Event()
+
+    # ------------------------------------------------------------ registry
+    def handle(self, cls: type[ProtoMessage], handler: Callable[..., Any]) -> None:
+        """Route messages of ``cls`` to ``handler(sender, message)`` (plain or async)."""
+        self.router.handle(cls, handler)
+
+    def middleware(self, middleware: Callable[..., Any]) -> None:
+        """Add a middleware ``middleware(next_handler) -> handler``; runs in registration order."""
+        self.router.middleware(middleware)
+
+    def register_message(self, cls: type[ProtoMessage]) -> None:
+        """Make ``cls`` decodable without a handler (needed for client broadcast/publish)."""
+        self.router.register_message(cls)
+
+    def route(self, path: str, handler: RouteHandler) -> None:
+        """Serve ``handler(request)`` for plain HTTP requests on ``path``."""
+        if path in _RESERVED_PATHS:
+            raise ValueError(f"{path} is reserved for the WebSocket endpoint")
+        if not path.startswith("/"):
+            raise ValueError(f"route path must start with '/', got {path!r}")
+        self.routes[path] = handler
+
+    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register hook ``fn`` under ``name`` (e.g. ``"on_error"``)."""
+        self.hooks.add(name, fn)
+
+    def on_error(self, fn: Callable[[BaseException], Any]) -> None:
+        """Register an error hook."""
+        self.hooks.add("on_error", fn)
+
+    def on_status_change(self, fn: Callable[[Status], Any]) -> None:
+        """Register a status-change hook."""
+        self.hooks.add("on_status_change", fn)
+
+    def on_close(self, fn: Callable[[], Any]) -> None:
+        """Register a hook called once the server is CLOSED."""
+        self.hooks.add("on_close", fn)
+
+    # ------------------------------------------------------------- status
+    @property
+    def status(self) -> Status:
+        """NEW, RUNNING, CLOSING or CLOSED."""
+        return self._lifecycle.status
+
+    @property
+    def addr(self) -> str:
+        """``host:port`` the server listens on (the real port once started)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL clients connect to."""
+        scheme = "wss" if self.tls is not None else "ws"
+        return f"{scheme}://{self.addr}{self._ws_path}"
+
+    def connections(self) -> int:
+        """Open WebSocket connections in this process."""
+        return len(self._conns)
+
+    def _move(self, status: Status) -> None:
+        self._lifecycle.move(status)
+        if self.metrics is not None:
+            self.metrics.set_status(int(status))
+        self.hooks.run("on_status_change", status)
+
+    def report_error(self, exc: BaseException) -> None:
+        """Send ``exc`` to the on_error hooks (and count it)."""
+        if self.metrics is not None:
+            self.metrics.error()
+        self.hooks.error(exc)
+
+    def counts_workers(self) -> bool:
+        """Whether handler start/end must be tracked (metrics or worker hooks)."""
+        return (
+            self.metrics is not None
+            or self.hooks.has("on_worker_start")
+            or self.hooks.has("on_worker_end")
+        )
+
+    def worker_started(self) -> None:
+        """A handler started (Go's 'worker')."""
+        if self.metrics is not None:
+            self.metrics.worker_started()
+        self.hooks.run("on_worker_start")
+
+    def worker_finished(self) -> None:
+        """A handler finished."""
+        if self.metrics is not None:
+            self.metrics.worker_finished()
+        self.hooks.run("on_worker_end")
+
+    # ---------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Bind and start accepting; raises AlreadyRunning / Closed when misused."""
+        status = self.status
+        if status is Status.RUNNING:
+            raise AlreadyRunning("server is already running")
+        if status is Status.CLOSING:
+            raise Closing("server is shutting down")
+        if status is Status.CLOSED:
+            raise Closed("server is closed; create a new Server to serve again")
+        self.router.freeze()
+        loop = asyncio.get_running_loop()
+        if self._sock is not None:
+            sock = self._sock
+            self._aserver = await loop.create_server(self._factory, sock=sock, ssl=self.tls)
+        else:
+            self._aserver = await loop.create_server(
+                self._factory,
+                self.host,
+                self.port,
+                ssl=self.tls,
+                reuse_port=self.reuse_port or None,
+                backlog=2048,
+            )
+        sockname = self._aserver.sockets[0].getsockname()
+        self.port = int(sockname[1])
+        if self.backplane is None and self.backplane_url is not None:
+            from .backplane import backplane_from_url
+
+            self.backplane = backplane_from_url(self.backplane_url, hub_path=None)
+        if self.backplane is not None:
+            await self.backplane.start(self._from_backplane, self.report_error)
+        if self.metrics is not None:
+            self.metrics.set_max_concurrency(self.options.max_concurrency)
+        self.hooks.run("on_configuration", self.options)
+        self._move(Status.RUNNING)
+
+    def _factory(self) -> ServerProtocol:
+        return ServerProtocol(self, next(self._ids))
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.status is Status.RUNNING:
+            await self.shutdown()
+
+    async def serve_forever(self) -> None:
+        """Start (if needed) and wait until the server is shut down."""
+        if self.status is Status.NEW:
+            await self.start()
+        await self._closed_event.wait()
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM (blocking). With workers > 1, runs the supervisor."""
+        if self.workers > 1:
+            from .workers import run_workers
+
+            return int(run_workers(self))
+        from .workers import run_single
+
+        return int(run_single(self))
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Close every client (1000), let running handlers finish, then stop.
+
+        Raises NotRunning before start, Closing while another shutdown runs and
+        Closed after the server closed.
+        """
+        status = self.status
+        if status is Status.NEW:
+            raise NotRunning("server was never started")
+        if status is Status.CLOSING:
+            raise Closing("server is already shutting down")
+        if status is Status.CLOSED:
+            raise Closed("server is already closed")
+        self._move(Status.CLOSING)
+        handler_timeout = self.options.shutdown_timeout if timeout is None else timeout
+        if self._aserver is not None:
+            self._aserver.close()
+        protos = list(self._tcp)
+        for proto in protos:
+            if proto.websocket:
+                proto.close(1000)
+            elif proto.transport is not None:
+                proto.transport.close()
+        waits = [p.closed for p in protos]
+        if waits:
+            await asyncio.wait(waits, timeout=self.options.close_timeout + 0.5)
+            for proto in protos:
+                if not proto.closed.done() and proto.transport is not None:
+                    proto.transport.abort()
+        await asyncio.gather(
+            *(p.runner.wait_idle(handler_timeout) for p in protos), return_exceptions=True
+        )
+        if self.backplane is not None:
+            try:
+                await self.backplane.close()
+            except Exception as exc:
+                self.report_error(exc)
+        self._move(Status.CLOSED)
+        self._closed_event.set()
+        self.hooks.run("on_close")
+        if self._aserver is not None:
+            self._aserver.close()
+
+    # ------------------------------------------------------- connections
+    def needs_admission(self) -> bool:
+        """Whether upgrades must go through the admission checks (auth, origin, limit)."""
+        return True
+
+    def admission_check(self, request: Request) -> Rejection | None:
+        """Limits and Origin allow-list for a new upgrade; None admits it."""
+        if self.status is not Status.RUNNING:
+            return Rejection(503, b"server is shutting down\n")
+        if len(self._conns) >= self.options.max_connections:
+            self.report_error(
+                GoomerangError(
+                    f"max_connections={self.options.max_connections} reached; upgrade refused"
+                )
+            )
+            return Rejection(503, b"too many connections\n")
+        if self.allowed_origins is not None:
+            origin = request.header("origin")
+            if origin is not None and origin not in self.allowed_origins:
+                return Rejection(403, b"origin not allowed\n")
+        return None
+
+    def tcp_opened(self, proto: ServerProtocol) -> None:
+        """A TCP connection was accepted."""
+        self._tcp[proto] = None
+
+    def tcp_closed(self, proto: ServerProtocol) -> None:
+        """A TCP connection ended."""
+        self._tcp.pop(proto, None)
+        if proto in self._conns:
+            self.ws_closed(proto)
+
+    def ws_opened(self, proto: ServerProtocol) -> None:
+        """A WebSocket handshake completed."""
+        self._conns[proto] = None
+        if self.metrics is not None:
+            self.metrics.connection_opened()
+        self.hooks.run("on_connect", proto.sender)
+
+    def ws_closed(self, proto: ServerProtocol) -> None:
+        """A WebSocket connection ended: drop it from the table and every topic."""
+        if self._conns.pop(proto, 0) is None:
+            for topic in self.topics.unsubscribe_all(proto):
+                self._backplane_call("unsubscribe", topic)
+            if self.metrics is not None:
+                self.metrics.connection_closed()
+            self.hooks.run("on_disconnect", proto.sender)
+
+    # ---------------------------------------------------------- fan-out
+    def _check_running(self) -> None:
+        status = self.status
+        if status is Status.RUNNING:
+            return
+        if status is Status.CLOSING:
+            raise Closing("server is shutting down")
+        raise NotRunning(f"server is {status.name}")
+
+    def _fanout(
+        self, frame: bytes, targets: Iterable[ServerProtocol], size: int
+    ) -> list[BroadcastResult]:
+        results = []
+        perf = time.perf_counter
+        for proto in list(targets):
+            t0 = perf()
+            ok = proto.write_prepared(frame)
+            results.append(BroadcastResult(size, perf() - t0, proto.conn_id, ok))
+        return results
+
+    async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
+        """Send ``message`` to every connected client (every worker, with a backplane)."""
+        self._check_running()
+        return self._broadcast(message)
+
+    def _broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
+        t0 = time.perf_counter()
+        envelope = pack(message, creation_ns=time.time_ns())
+        frame = build_frame(OP_BINARY, envelope)
+        size = message.payload.ByteSize()
+        results = self._fanout(frame, self._conns, size)
+        self._backplane_call("broadcast", message.kind, envelope)
+        duration = time.perf_counter() - t0
+        if self.metrics is not None:
+            self.metrics.broadcast_sent(message.kind, duration)
+        self.hooks.run("on_broadcast", message.kind, results, duration)
+        return results
+
+    async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
+        """Send ``message`` to the subscribers of ``topic`` (on every worker/node)."""
+        self._check_running()
+        return self._publish(topic, message)
+
+    def _publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
+        envelope = pack(message, creation_ns=time.time_ns())
+        frame = build_frame(OP_BINARY, envelope)
+        results = self._fanout(frame, self.topics.subscribers(topic), message.payload.ByteSize())
+        self._backplane_call("publish", topic, message.kind, envelope)
+        if self.metrics is not None:
+            self.metrics.published(topic, message.kind)
+        self.hooks.run("on_publish", topic, message.kind)
+        return results
+
+    def client_broadcast(self, message: Message[Any]) -> None:
+        """A client asked for a broadcast (BroadcastCmd)."""
+        if self.status is not Status.RUNNING:
+            return
+        if self.metrics is not None:
+            self.metrics.client_broadcast(message.kind)
+        self.hooks.run("on_client_broadcast", message.kind)
+        self._broadcast(message)
+
+    def client_publish(self, topic: str, message: Message[Any]) -> None:
+        """A client asked to publish (PublishCmd)."""
+        if self.status is not Status.RUNNING:
+            return
+        self._publish(topic, message)
+
+    def subscribe(self, topic: str, proto: ServerProtocol) -> None:
+        """Add a connection to ``topic``."""
+        if self.topics.subscribe(topic, proto):
+            self._backplane_call("subscribe", topic)
+        if self.metrics is not None:
+            self.metrics.subscribed(topic)
+        self.hooks.run("on_subscribe", topic)
+
+    def unsubscribe(self, topic: str, proto: ServerProtocol) -> None:
+        """Remove a connection from ``topic``."""
+        if self.topics.unsubscribe(topic, proto):
+            self._backplane_call("unsubscribe", topic)
+        if self.metrics is not None:
+            self.metrics.unsubscribed(topic)
+        self.hooks.run("on_unsubscribe", topic)
+
+    # -------------------------------------------------------- backplane
+    def _backplane_call(self, method: str, *args: Any) -> None:
+        backplane = self.backplane
+        if backplane is None or self.status is Status.CLOSED:
+            return
+        try:
+            coro = getattr(backplane, method)(*args)
+        except Exception as exc:
+            self.report_error(exc)
+            return
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._backplane_done)
+
+    def _backplane_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            self.report_error(exc)
+
+    def _from_backplane(self, msg: Any) -> None:
+        """Deliver a message that another worker or node fanned out."""
+        frame = build_frame(OP_BINARY, msg.frame)
+        targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
+        for proto in targets:
+            proto.write_prepared(frame)
+
+
+__all__ = ["BroadcastResult", "Server", "parse_listen", "prepare"]

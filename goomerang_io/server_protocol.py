@@ -1,0 +1,382 @@
+"""One server-side TCP connection: drives a ServerConnection engine from asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from goomerang_proto import (
+    Closing,
+    GoomerangError,
+    Message,
+    NotRunning,
+    ServerConnection,
+    Status,
+)
+from goomerang_proto import events as ev
+
+from .awaitables import AfterDrain, Ready
+from .dispatch import HandlerRunner
+from .http import AuthRejected, Rejection, Request, Response, to_response
+from .sender import Sender
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from .server import Server
+
+_MessageReceived = ev.MessageReceived
+_SyncRequestReceived = ev.SyncRequestReceived
+
+
+class ServerProtocol(asyncio.Protocol):
+    """asyncio protocol for one accepted connection."""
+
+    def __init__(self, server: Server, conn_id: int) -> None:
+        self.server = server
+        self.conn_id = conn_id
+        opts = server.options
+        self.engine = ServerConnection(
+            registry=server.router.registry,
+            tls=server.tls is not None,
+            max_message_size=opts.max_message_size,
+            max_request_size=opts.max_request_size,
+            auto_accept=server.needs_admission() is False,
+            clock=time.time_ns,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+        self.identity: Any = None
+        self.sender = Sender(self, "")
+        self.runner = HandlerRunner(
+            opts.max_concurrency,
+            server.report_error,
+            server.worker_started if server.counts_workers() else None,
+            server.worker_finished if server.counts_workers() else None,
+        )
+        self.closed = asyncio.get_running_loop().create_future()
+        self.websocket = False
+        self._in_batch = False
+        self._flush_pending = False
+        self._paused = False
+        self._reading_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._awaiting_pong = False
+        self._side_tasks: set[asyncio.Future[None]] = set()
+        self._loop = asyncio.get_running_loop()
+
+    # ------------------------------------------------------------ transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (str(peer[0]), int(peer[1]))
+        opts = self.server.options
+        transport.set_write_buffer_limits(high=opts.write_limit)
+        self._arm("handshake", opts.handshake_timeout, self._handshake_timeout)
+        self.server.tcp_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._in_batch = True
+        try:
+            self.engine.receive_data(data)
+            self._process()
+        finally:
+            self._in_batch = False
+        self._flush()
+        if self.runner.backlog() > self.server.options.max_queue and not self._reading_paused:
+            self._reading_paused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self.engine.receive_eof()
+        self._process()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.engine.status is not Status.CLOSED:
+            self.engine.receive_eof()
+            self._process()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self.server.tcp_closed(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    # --------------------------------------------------------------- events
+    def _process(self) -> None:
+        server = self.server
+        events = self.engine.events()
+        while events:
+            self._dispatch(events)
+            events = self.engine.events()
+        if self.runner.backlog() <= server.options.max_queue and self._reading_paused:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+
+    def _dispatch(self, events: list[ev.Event]) -> None:
+        server = self.server
+        for event in events:
+            cls = type(event)
+            if cls is _MessageReceived:
+                message = event.message  # type: ignore[attr-defined]
+                chain = server.router.resolve(message.kind)
+                if chain is None:
+                    server.report_error(
+                        GoomerangError(f"no handler for kind {message.kind!r} (message dropped)")
+                    )
+                else:
+                    self.runner.submit(chain, self.sender, message)
+            elif cls is _SyncRequestReceived:
+                message = event.message  # type: ignore[attr-defined]
+                chain = server.router.resolve(message.kind)
+                if chain is None:
+                    server.report_error(
+                        GoomerangError(f"no handler for sync request kind {message.kind!r}")
+                    )
+                else:
+                    self.runner.submit(chain, Sender(self, message.uuid), message)
+            else:
+                self._other_event(event)
+
+    def _other_event(self, event: ev.Event) -> None:
+        server = self.server
+        if isinstance(event, ev.BroadcastRequested):
+            server.client_broadcast(event.message)
+        elif isinstance(event, ev.PublishRequested):
+            server.client_publish(event.topic, event.message)
+        elif isinstance(event, ev.SubscribeRequested):
+            server.subscribe(event.topic, self)
+        elif isinstance(event, ev.UnsubscribeRequested):
+            server.unsubscribe(event.topic, self)
+        elif isinstance(event, ev.PongReceived):
+            self._awaiting_pong = False
+            self._cancel("ping_timeout")
+        elif isinstance(event, ev.PingReceived):
+            pass
+        elif isinstance(event, ev.ErrorOccurred):
+            server.report_error(event.error)
+        elif isinstance(event, ev.Connected):
+            self.websocket = True
+            self._cancel("handshake")
+            server.ws_opened(self)
+            self._schedule_ping()
+        elif isinstance(event, ev.HttpRequest):
+            self._cancel("handshake")
+            self._spawn(self._serve_http(event))
+        elif isinstance(event, ev.HandshakeRequest):
+            self._cancel("handshake")
+            if server.authenticate is None:
+                self._finish_admission(server.admission_check(self._request_from(event)))
+            else:
+                self._spawn(self._admit(event))
+        elif isinstance(event, ev.ConnectionClosed):
+            self._cancel("close")
+            if event.error is not None and self.websocket:
+                server.report_error(event.error)
+            if self.websocket:
+                server.ws_closed(self)
+
+    # ------------------------------------------------------------- sending
+    def send_message(self, message: Message[Any], uuid: str) -> Awaitable[int]:
+        """Write ``message`` (a reply when ``uuid`` is set); used by Sender."""
+        if self.server.status is Status.CLOSED:
+            raise NotRunning("server is closed: handlers cannot send any more")
+        engine = self.engine
+        if engine.status is Status.CLOSING:
+            raise Closing("connection is closing: no new messages are accepted")
+        size = engine.send(message, uuid=uuid, is_sync=bool(uuid))
+        metrics = self.server.metrics
+        if metrics is not None:
+            metrics.message_sent(message.kind, size, 0.0)
+        if not self._in_batch:
+            self._schedule_flush()
+        if self._paused:
+            return AfterDrain(self._drain_future(), size)
+        return Ready(size)
+
+    def write_prepared(self, frame: bytes) -> bool:
+        """Write a shared prepared frame; False when the connection cannot take it."""
+        engine = self.engine
+        if engine.status is not Status.RUNNING or self.transport is None:
+            return False
+        engine.send_prepared(frame)
+        self._flush()
+        limit = self.server.options.slow_client_limit
+        if limit and self.transport.get_write_buffer_size() > limit:
+            self.server.report_error(
+                GoomerangError(
+                    f"connection {self.conn_id} ({self.peer}) is too slow: write buffer over "
+                    f"{limit} bytes; closing it with {self.server.options.slow_client_code}"
+                )
+            )
+            self.close(self.server.options.slow_client_code, "too slow")
+            self.transport.abort()
+        return True
+
+    def _drain_future(self) -> asyncio.Future[None]:
+        if self._drain is None or self._drain.done():
+            self._drain = self._loop.create_future()
+        return self._drain
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        transport = self.transport
+        if transport is None:
+            return
+        engine = self.engine
+        data = engine.data_to_send()
+        if data:
+            transport.write(data)
+        if engine.should_close_transport():
+            transport.close()
+        elif engine.close_expected() and "close" not in self._timers:
+            self._arm("close", self.server.options.close_timeout, self._close_timeout)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake with ``code``."""
+        self.engine.close(code, reason)
+        self._process()
+        self._flush()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    # --------------------------------------------------------------- timers
+    def _arm(self, name: str, delay: float | None, fn: Any) -> None:
+        if delay is None or delay <= 0:
+            return
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        self._timers[name] = self._loop.call_later(delay, fn)
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _handshake_timeout(self) -> None:
+        self._timers.pop("handshake", None)
+        if self.engine.status is Status.NEW and self.transport is not None:
+            self.server.report_error(
+                GoomerangError(f"handshake from {self.peer} not completed in time; closing")
+            )
+            self.transport.abort()
+
+    def _close_timeout(self) -> None:
+        self._timers.pop("close", None)
+        self.engine.abort()
+        self._process()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _schedule_ping(self) -> None:
+        interval = self.server.options.ping_interval
+        if interval:
+            self._arm("ping", interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._timers.pop("ping", None)
+        if self.engine.status is not Status.RUNNING:
+            return
+        self.engine.ping(b"ping")
+        self._flush()
+        if not self._awaiting_pong:
+            self._awaiting_pong = True
+            self._arm("ping_timeout", self.server.options.ping_timeout, self._ping_timeout)
+        self._schedule_ping()
+
+    def _ping_timeout(self) -> None:
+        self._timers.pop("ping_timeout", None)
+        self.server.report_error(
+            GoomerangError(f"connection {self.conn_id} ({self.peer}) did not answer pings; closed")
+        )
+        self.engine.abort()
+        self._process()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------ HTTP side
+    def _request_from(self, event: ev.HttpRequest | ev.HandshakeRequest) -> Request:
+        if isinstance(event, ev.HttpRequest):
+            return Request(
+                event.method, event.path, event.query, event.headers, event.body, self.peer
+            )
+        return Request("GET", event.path, event.query, event.headers, b"", self.peer)
+
+    async def _serve_http(self, event: ev.HttpRequest) -> None:
+        handler = self.server.routes.get(event.path)
+        if handler is None:
+            response = Response(404, b"not found\n")
+        else:
+            try:
+                result = handler(self._request_from(event))
+                if inspect.isawaitable(result):
+                    result = await result
+                response = to_response(result)
+            except Exception as exc:
+                self.server.report_error(exc)
+                response = Response(500, b"internal server error\n")
+        if self.engine.status is not Status.NEW or self.transport is None:
+            return
+        self.engine.send_http_response(response.status, response.all_headers(), response.body)
+        self._process()
+        self._flush()
+
+    async def _admit(self, event: ev.HandshakeRequest) -> None:
+        server = self.server
+        request = self._request_from(event)
+        rejection = server.admission_check(request)
+        if rejection is None and server.authenticate is not None:
+            try:
+                result = server.authenticate(request)
+                if inspect.isawaitable(result):
+                    result = await result
+                if isinstance(result, Rejection):
+                    rejection = result
+                else:
+                    self.identity = result
+            except AuthRejected as exc:
+                rejection = Rejection(exc.status, (exc.message + "\n").encode())
+            except Exception as exc:
+                server.report_error(exc)
+                rejection = Rejection(500, b"authentication failed\n")
+        self._finish_admission(rejection)
+
+    def _finish_admission(self, rejection: Rejection | None) -> None:
+        if self.engine.status is not Status.NEW or self.transport is None:
+            return
+        if rejection is not None:
+            self.engine.reject(rejection.status, rejection.body)
+        else:
+            self.engine.accept()
+        if not self._in_batch:
+            self._process()
+            self._flush()
