@@ -203,7 +203,23 @@ class FrameReader:
                     CLOSE_PROTOCOL_ERROR,
                     "client frame is not masked" if expect else "server frame is masked",
                 )
+            # Everything the first two bytes decide is checked before waiting
+            # for the extended length (fail fast, as wsproto does).
             length = b1 & 0x7F
+            if opcode >= 8:
+                if opcode not in _CONTROL_OPCODES:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+                if not b0 & 0x80:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
+                if length > 125:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes")
+            elif opcode == OP_CONTINUATION:
+                if self._frag_opcode < 0:
+                    raise FrameError(CLOSE_PROTOCOL_ERROR, "continuation without a start")
+            elif opcode not in _DATA_OPCODES:
+                raise FrameError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+            elif self._frag_opcode >= 0:
+                raise FrameError(CLOSE_PROTOCOL_ERROR, "new data frame inside a fragmented message")
             hlen = 2
             if length == 126:
                 if n - pos < 4:
@@ -222,35 +238,13 @@ class FrameReader:
                 if length < 0x10000:
                     raise FrameError(CLOSE_PROTOCOL_ERROR, "length not minimally encoded")
             fin = b0 & 0x80
-            if opcode >= 8:
-                if opcode not in _CONTROL_OPCODES:
-                    raise FrameError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
-                if not fin:
-                    raise FrameError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
-                if length > 125:
-                    raise FrameError(CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes")
-            else:
-                if opcode not in _DATA_OPCODES:
-                    raise FrameError(CLOSE_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
-                if opcode == OP_CONTINUATION:
-                    if self._frag_opcode < 0:
-                        raise FrameError(CLOSE_PROTOCOL_ERROR, "continuation without a start")
-                    if self._frag_size + length > limit:
-                        raise FrameError(
-                            CLOSE_TOO_BIG,
-                            f"message of {self._frag_size + length}+ bytes exceeds "
-                            f"max_message_size={limit}",
-                        )
-                else:
-                    if self._frag_opcode >= 0:
-                        raise FrameError(
-                            CLOSE_PROTOCOL_ERROR, "new data frame inside a fragmented message"
-                        )
-                    if length > limit:
-                        raise FrameError(
-                            CLOSE_TOO_BIG,
-                            f"message of {length} bytes exceeds max_message_size={limit}",
-                        )
+            if opcode < 8:
+                size = length + self._frag_size if opcode == OP_CONTINUATION else length
+                if size > limit:
+                    raise FrameError(
+                        CLOSE_TOO_BIG,
+                        f"message of {size}+ bytes exceeds max_message_size={limit}",
+                    )
             if expect:
                 hlen += 4
             end = pos + hlen + length
