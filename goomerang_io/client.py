@@ -199,6 +199,10 @@ class Client:
         self._schedule_ping()
 
     async def _open(self) -> None:
+        if self.metrics is not None and not self.router.frozen:
+            from .middlewares import metrics_middleware
+
+            self.router.prepend_middleware(metrics_middleware(self.metrics))
         self.router.freeze()
         loop = asyncio.get_running_loop()
         host_header = (

@@ -214,6 +214,10 @@ class Server:
             raise Closing("server is shutting down")
         if status is Status.CLOSED:
             raise Closed("server is closed; create a new Server to serve again")
+        if self.metrics is not None and not self.router.frozen:
+            from .middlewares import metrics_middleware
+
+            self.router.prepend_middleware(metrics_middleware(self.metrics))
         self.router.freeze()
         loop = asyncio.get_running_loop()
         if self._sock is not None:

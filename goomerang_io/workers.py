@@ -22,6 +22,8 @@ async def serve_until_signal(server: Server, on_ready: object = None) -> None:
         await server.start()
         if callable(on_ready):
             on_ready()
+        else:
+            print(f"goomerang: listening on {server.url}", flush=True)
         await stop.wait()
         await server.shutdown()
     finally:

@@ -62,6 +62,11 @@ class Router:
             raise TypeError(f"middleware is not callable: {middleware!r}")
         self._middlewares.append(middleware)
 
+    def prepend_middleware(self, middleware: Middleware) -> None:
+        """Add a middleware that runs before (outside) every other one."""
+        self._check_open("a middleware")
+        self._middlewares.insert(0, middleware)
+
     def compose(self, handler: Handler) -> Handler:
         """Wrap ``handler`` in every middleware (first registered outermost)."""
         chain = handler
