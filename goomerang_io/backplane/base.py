@@ -1,0 +1,164 @@
+"""The backplane interface: how one node's broadcast and publish reach the others.
+
+A *node* is one process that owns client connections (a worker of a
+multi-process server, or one server process among several sharing Redis).
+The server delivers every broadcast and publish to its own clients first,
+then hands the already packed frame to its backplane, which carries it to
+every *other* node. A node never receives its own messages back: each
+envelope carries the sender's ``origin`` (node id) and echoes are dropped.
+
+Delivery guarantee, honestly: **at most once across nodes**. A message sent
+while the backplane is disconnected, or while a node is reconnecting, is
+lost for the other nodes (the local clients still get it); nothing is
+queued or replayed. Within one healthy connection, messages from one node
+arrive at another node in the order they were sent and exactly once.
+
+The wire is protobuf (``goomerang.backplane.Envelope``), never pickle.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from goomerang_proto.pb import goomerang_backplane_pb2 as pb
+
+__all__ = [
+    "Backplane",
+    "BackplaneError",
+    "BackplaneMessage",
+    "BackplaneProtocolError",
+    "BackplaneUnavailable",
+    "DeliverCallback",
+    "ErrorCallback",
+    "decode_envelope",
+    "describe",
+    "encode_envelope",
+    "new_node_id",
+    "next_backoff",
+]
+
+
+class BackplaneError(Exception):
+    """Base class of the backplane errors (reported through ``on_error``)."""
+
+
+class BackplaneUnavailable(BackplaneError):
+    """The backplane is disconnected: a message did not reach the other nodes."""
+
+
+class BackplaneProtocolError(BackplaneError):
+    """A peer sent bytes that are not a valid backplane envelope stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackplaneMessage:
+    """One broadcast or publish received from another node.
+
+    ``topic`` is ``""`` for a broadcast. ``frame`` is the packed goomerang
+    Frame (server-to-client envelope), ready to be framed and written to
+    the node's own clients. ``origin`` is the sender's node id.
+    """
+
+    topic: str
+    kind: str
+    frame: bytes
+    origin: str
+
+    @property
+    def is_broadcast(self) -> bool:
+        """True for a broadcast, False for a publish to ``topic``."""
+        return not self.topic
+
+
+DeliverCallback = Callable[[BackplaneMessage], None]
+ErrorCallback = Callable[[Exception], None]
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeName: message"`` for an error report."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def new_node_id() -> str:
+    """A fresh random node id (hex, unique per process start)."""
+    return os.urandom(8).hex()
+
+
+def next_backoff(previous: float, base: float, cap: float) -> float:
+    """The next reconnect delay: ``base`` first, doubling, never above ``cap``."""
+    if previous <= 0:
+        return min(base, cap)
+    return min(previous * 2, cap)
+
+
+def encode_envelope(
+    op: pb.Envelope.Op, origin: str, topic: str = "", kind: str = "", frame: bytes = b""
+) -> bytes:
+    """Serialize one ``goomerang.backplane.Envelope``."""
+    env = pb.Envelope(op=op, origin=origin, topic=topic, kind=kind, frame=frame)
+    return env.SerializeToString()
+
+
+def decode_envelope(data: bytes) -> pb.Envelope:
+    """Parse one envelope; raise ``BackplaneProtocolError`` on bytes that are not one."""
+    env = pb.Envelope()
+    try:
+        env.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError (and, rarely, others)
+        raise BackplaneProtocolError(f"malformed backplane envelope: {exc}") from exc
+    return env
+
+
+class Backplane(ABC):
+    """Carries broadcast and publish between nodes. One instance per node.
+
+    Lifecycle: ``await start(deliver, on_error)`` once on the node's event
+    loop, then ``broadcast``/``publish``/``subscribe``/``unsubscribe`` from
+    that loop, then ``await close()``. ``deliver`` is called on the loop for
+    every message from another node, never for the node's own. Faults never
+    raise out of the send methods: they are reported through ``on_error``
+    (local delivery is the caller's job and continues), and the backplane
+    reconnects by itself.
+    """
+
+    node_id: str
+
+    @abstractmethod
+    async def start(self, deliver: DeliverCallback, on_error: ErrorCallback) -> None:
+        """Connect (or begin connecting in the background) and start receiving."""
+
+    @abstractmethod
+    async def broadcast(self, kind: str, frame: bytes) -> None:
+        """Send a broadcast to every other node (the caller delivers locally first)."""
+
+    @abstractmethod
+    async def publish(self, topic: str, kind: str, frame: bytes) -> None:
+        """Send a publish to every other node that has local subscribers of ``topic``."""
+
+    @abstractmethod
+    async def subscribe(self, topic: str) -> None:
+        """This node now has local subscribers of ``topic`` (called on the first one)."""
+
+    @abstractmethod
+    async def unsubscribe(self, topic: str) -> None:
+        """This node has no local subscriber of ``topic`` left."""
+
+    @abstractmethod
+    async def wait_connected(self) -> None:
+        """Return once the backplane is connected (at once if it is); wrap in a timeout."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop receiving and release the connection. Idempotent."""
+
+    @abstractmethod
+    def healthy(self) -> bool:
+        """True while connected: messages now reach the other nodes."""
+
+    @abstractmethod
+    def status(self) -> dict[str, object]:
+        """A snapshot for a status call or a metric (backend, connected, reconnects, ...)."""

@@ -1,0 +1,646 @@
+"""The embedded backplane: worker processes of one machine, relayed by a hub.
+
+Theory of operation. The supervisor process runs a ``LocalHub``: a
+listening Unix domain socket served by a plain ``selectors`` loop (the
+supervisor's own loop, which also handles signals and child reaping; no
+thread, no asyncio in the parent, so forking stays safe). Each worker runs
+a ``LocalBackplane``: an asyncio client that connects to the hub, says
+HELLO with its node id, then SUBSCRIBE/UNSUBSCRIBE as its local topic
+interest changes, and sends DELIVER envelopes for broadcast and publish.
+
+The hub relays a DELIVER envelope, byte for byte, to every *other*
+connected worker: all of them for a broadcast (empty topic), only those
+that subscribed to the topic for a publish. It never sends an envelope back
+to its sender, and the client drops its own origin anyway.
+
+Wire: a stream of ``goomerang.backplane.Envelope`` messages, each prefixed
+by its length as a 4-byte big-endian unsigned integer. Never pickle.
+
+Faults: a worker that stops reading does not stall the hub: past
+``max_buffer`` bytes queued for it, further envelopes for that worker are
+dropped and counted (at most once). A worker that loses the hub reconnects
+with capped exponential backoff forever and re-announces its topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import selectors
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import cast
+
+from goomerang_proto.pb import goomerang_backplane_pb2 as pb
+
+from .base import (
+    Backplane,
+    BackplaneMessage,
+    BackplaneProtocolError,
+    BackplaneUnavailable,
+    DeliverCallback,
+    ErrorCallback,
+    decode_envelope,
+    describe,
+    encode_envelope,
+    new_node_id,
+    next_backoff,
+)
+
+__all__ = ["DEFAULT_MAX_ENVELOPE", "EnvelopeStream", "LocalBackplane", "LocalHub", "frame_envelope"]
+
+DEFAULT_MAX_ENVELOPE = 64 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+_DELIVER = pb.Envelope.DELIVER
+_HELLO = pb.Envelope.HELLO
+_SUBSCRIBE = pb.Envelope.SUBSCRIBE
+_UNSUBSCRIBE = pb.Envelope.UNSUBSCRIBE
+
+
+def frame_envelope(payload: bytes) -> bytes:
+    """Prefix one serialized envelope with its 4-byte big-endian length."""
+    return _HEADER.pack(len(payload)) + payload
+
+
+class EnvelopeStream:
+    """Splits a byte stream into length-prefixed envelope payloads (a sans-IO parser).
+
+    ``feed(data)`` returns the complete payloads found so far, in order,
+    whatever the chunking. A length above ``max_size`` raises
+    ``BackplaneProtocolError`` before the payload is buffered; after an
+    error the stream is unusable (the caller drops the connection).
+    """
+
+    __slots__ = ("_buf", "_failed", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_ENVELOPE) -> None:
+        self._buf = bytearray()
+        self._failed = False
+        self.max_size = max_size
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a complete payload."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return every payload now complete."""
+        if self._failed:
+            raise BackplaneProtocolError("envelope stream already failed")
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= 4:
+            (size,) = _HEADER.unpack_from(buf, pos)
+            if size > self.max_size:
+                self._failed = True
+                raise BackplaneProtocolError(
+                    f"backplane envelope of {size} bytes exceeds the limit of {self.max_size}"
+                )
+            if end - pos - 4 < size:
+                break
+            out.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            del buf[:pos]
+        return out
+
+
+# ---------------------------------------------------------------- the hub
+
+
+class _Peer:
+    """One worker connected to the hub."""
+
+    __slots__ = ("dropped", "origin", "out", "sock", "stream", "topics", "writing")
+
+    def __init__(self, sock: socket.socket, max_envelope: int) -> None:
+        self.sock = sock
+        self.stream = EnvelopeStream(max_envelope)
+        self.origin = ""
+        self.topics: set[str] = set()
+        self.out = bytearray()
+        self.writing = False
+        self.dropped = 0
+
+
+SelectorCallback = Callable[[int], None]
+
+
+class LocalHub:
+    """The relay of the embedded backplane, on a Unix domain socket.
+
+    Thread-free and asyncio-free: it registers callables as the ``data`` of
+    its selector keys, so an owner loop dispatches with
+    ``for key, mask in sel.select(t): key.data(mask)``. Use ``attach`` to
+    share the supervisor's selector, or ``poll`` to run on its own.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_envelope: int = DEFAULT_MAX_ENVELOPE,
+        max_buffer: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.path = path
+        self.max_envelope = max_envelope
+        self.max_buffer = max_buffer
+        self._listener: socket.socket | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._own_selector = False
+        self._peers: dict[int, _Peer] = {}
+        self.relayed = 0
+        self.dropped = 0
+
+    # lifecycle -----------------------------------------------------------
+
+    def open(self) -> None:
+        """Bind and listen on ``path`` (a stale socket file there is replaced)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self.path)
+            os.chmod(self.path, 0o600)
+            sock.listen(128)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self._listener = sock
+
+    def attach(self, selector: selectors.BaseSelector) -> None:
+        """Register the listening socket on ``selector`` (opening it first if needed)."""
+        if self._listener is None:
+            self.open()
+        assert self._listener is not None
+        self._selector = selector
+        selector.register(self._listener, selectors.EVENT_READ, self._on_accept)
+
+    def poll(self, timeout: float | None) -> None:
+        """Run one round of the hub's own selector loop (for a hub without an owner loop)."""
+        if self._selector is None:
+            self._own_selector = True
+            self.attach(selectors.DefaultSelector())
+        assert self._selector is not None
+        for key, mask in self._selector.select(timeout):
+            key.data(mask)
+
+    def close(self) -> None:
+        """Close every connection and the listener, and remove the socket file."""
+        sel = self._selector
+        for peer in list(self._peers.values()):
+            self._drop_peer(peer)
+        if self._listener is not None:
+            if sel is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(self._listener)
+            self._listener.close()
+            self._listener = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        if self._own_selector and sel is not None:
+            sel.close()
+        self._selector = None
+
+    def close_in_child(self) -> None:
+        """In a forked child: close the inherited sockets only.
+
+        No selector calls (the epoll instance is shared with the parent)
+        and no unlink (the path still belongs to the parent's hub).
+        """
+        for peer in self._peers.values():
+            peer.sock.close()
+        self._peers.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._selector = None
+
+    def status(self) -> dict[str, object]:
+        """Connected workers and relay counters."""
+        return {
+            "backend": "local-hub",
+            "path": self.path,
+            "peers": len(self._peers),
+            "relayed": self.relayed,
+            "dropped": self.dropped,
+        }
+
+    # selector callbacks ----------------------------------------------------
+
+    def _on_accept(self, mask: int) -> None:
+        assert self._listener is not None and self._selector is not None
+        for _ in range(64):
+            try:
+                sock, _addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            peer = _Peer(sock, self.max_envelope)
+            self._peers[sock.fileno()] = peer
+            self._selector.register(sock, selectors.EVENT_READ, self._peer_callback(peer))
+
+    def _peer_callback(self, peer: _Peer) -> SelectorCallback:
+        def on_event(mask: int) -> None:
+            if mask & selectors.EVENT_WRITE:
+                self._flush(peer)
+            if mask & selectors.EVENT_READ and peer.sock.fileno() >= 0:
+                self._on_readable(peer)
+
+        return on_event
+
+    def _on_readable(self, peer: _Peer) -> None:
+        try:
+            data = peer.sock.recv(256 * 1024)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop_peer(peer)
+            return
+        if not data:
+            self._drop_peer(peer)
+            return
+        try:
+            payloads = peer.stream.feed(data)
+            for payload in payloads:
+                self._on_envelope(peer, payload)
+        except BackplaneProtocolError:
+            self._drop_peer(peer)
+
+    def _on_envelope(self, peer: _Peer, payload: bytes) -> None:
+        env = decode_envelope(payload)
+        op = env.op
+        if op == _DELIVER:
+            framed = frame_envelope(payload)
+            topic = env.topic
+            for other in list(self._peers.values()):
+                if other is peer or (topic and topic not in other.topics):
+                    continue
+                self._send(other, framed)
+            self.relayed += 1
+        elif op == _SUBSCRIBE:
+            peer.topics.add(env.topic)
+            self._send(peer, frame_envelope(payload))  # the acknowledgement
+        elif op == _UNSUBSCRIBE:
+            peer.topics.discard(env.topic)
+            self._send(peer, frame_envelope(payload))  # the acknowledgement
+        elif op == _HELLO:
+            peer.origin = env.origin
+
+    def _send(self, peer: _Peer, framed: bytes) -> None:
+        if len(peer.out) > self.max_buffer:
+            peer.dropped += 1
+            self.dropped += 1
+            return
+        if not peer.out:
+            try:
+                sent = peer.sock.send(framed)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._drop_peer(peer)
+                return
+            if sent == len(framed):
+                return
+            peer.out += framed[sent:]
+        else:
+            peer.out += framed
+        if not peer.writing and self._selector is not None:
+            peer.writing = True
+            self._selector.modify(
+                peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self._peer_callback(peer)
+            )
+
+    def _flush(self, peer: _Peer) -> None:
+        if peer.out:
+            try:
+                sent = peer.sock.send(peer.out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._drop_peer(peer)
+                return
+            del peer.out[:sent]
+        if not peer.out and peer.writing and self._selector is not None:
+            peer.writing = False
+            self._selector.modify(peer.sock, selectors.EVENT_READ, self._peer_callback(peer))
+
+    def _drop_peer(self, peer: _Peer) -> None:
+        fd = peer.sock.fileno()
+        if fd < 0:
+            return
+        self._peers.pop(fd, None)
+        if self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(peer.sock)
+        peer.sock.close()
+
+
+# ---------------------------------------------------------------- the worker side
+
+
+class _HubProtocol(asyncio.Protocol):
+    """The asyncio protocol of one connection from a worker to the hub."""
+
+    def __init__(self, owner: LocalBackplane) -> None:
+        self.owner = owner
+        self.stream = EnvelopeStream(owner.max_envelope)
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.lost: asyncio.Future[Exception | None] = loop.create_future()
+        self._drain: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            payloads = self.stream.feed(data)
+            for payload in payloads:
+                self.owner._on_payload(payload)
+        except BackplaneProtocolError as exc:
+            if not self.lost.done():
+                self.lost.set_result(exc)
+            if self.transport is not None:
+                self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_drain()
+
+    def _wake_drain(self) -> None:
+        if self._drain is not None:
+            if not self._drain.done():
+                self._drain.set_result(None)
+            self._drain = None
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if self._drain is not None:
+            await asyncio.shield(self._drain)
+
+
+class LocalBackplane(Backplane):
+    """A worker's connection to the embedded ``LocalHub`` (asyncio).
+
+    ``start`` makes the first connection attempt before returning (a hub in
+    the supervisor is normally there); if it fails, the failure goes to
+    ``on_error`` and the backplane keeps trying in the background with
+    capped exponential backoff, forever, re-announcing its topics each time.
+    ``subscribe``/``unsubscribe`` return once the hub acknowledged them
+    (or at once while disconnected: the topics are replayed on reconnect).
+    """
+
+    backend = "local"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        node_id: str | None = None,
+        reconnect_backoff: tuple[float, float] = (0.05, 2.0),
+        ack_timeout: float = 5.0,
+        max_envelope: int = DEFAULT_MAX_ENVELOPE,
+    ) -> None:
+        self.path = path
+        self.node_id = node_id or new_node_id()
+        self.reconnect_backoff = reconnect_backoff
+        self.ack_timeout = ack_timeout
+        self.max_envelope = max_envelope
+        self._deliver: DeliverCallback | None = None
+        self._on_error: ErrorCallback | None = None
+        self._protocol: _HubProtocol | None = None
+        self._topics: set[str] = set()
+        self._acks: dict[tuple[int, str], deque[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._outage_reported = False
+        self._first_attempt: asyncio.Event | None = None
+        self._connected: asyncio.Event | None = None
+        self.reconnects = 0
+        self.dropped = 0
+        self.sent = 0
+        self.received = 0
+        self.last_error: str | None = None
+
+    # Backplane API -----------------------------------------------------------
+
+    async def start(self, deliver: DeliverCallback, on_error: ErrorCallback) -> None:
+        """Connect to the hub and start relaying; see the class docstring."""
+        if self._task is not None:
+            raise RuntimeError("LocalBackplane.start() called twice")
+        self._deliver = deliver
+        self._on_error = on_error
+        self._first_attempt = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"goomerang-backplane-{self.node_id}"
+        )
+        await self._first_attempt.wait()
+
+    async def broadcast(self, kind: str, frame: bytes) -> None:
+        """Send a broadcast to every other worker."""
+        await self._send(encode_envelope(_DELIVER, self.node_id, "", kind, frame))
+
+    async def publish(self, topic: str, kind: str, frame: bytes) -> None:
+        """Send a publish to the workers holding ``topic``."""
+        if not topic:
+            raise ValueError("publish needs a non-empty topic (an empty topic means broadcast)")
+        await self._send(encode_envelope(_DELIVER, self.node_id, topic, kind, frame))
+
+    async def subscribe(self, topic: str) -> None:
+        """Announce local interest in ``topic`` (kept across reconnects)."""
+        if topic in self._topics:
+            return
+        self._topics.add(topic)
+        await self._control(_SUBSCRIBE, topic)
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Withdraw local interest in ``topic``."""
+        if topic not in self._topics:
+            return
+        self._topics.discard(topic)
+        await self._control(_UNSUBSCRIBE, topic)
+
+    async def wait_connected(self) -> None:
+        """Return once connected to the hub."""
+        if self._connected is None:
+            raise RuntimeError("LocalBackplane.start() was not called")
+        await self._connected.wait()
+
+    async def close(self) -> None:
+        """Disconnect and stop reconnecting. Idempotent."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        proto, self._protocol = self._protocol, None
+        if proto is not None and proto.transport is not None:
+            proto.transport.close()
+        self._fail_acks()
+
+    def healthy(self) -> bool:
+        """True while connected to the hub."""
+        return self._protocol is not None
+
+    def status(self) -> dict[str, object]:
+        """Connection state and counters."""
+        return {
+            "backend": self.backend,
+            "node_id": self.node_id,
+            "path": self.path,
+            "connected": self.healthy(),
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+            "topics": len(self._topics),
+            "sent": self.sent,
+            "received": self.received,
+            "dropped": self.dropped,
+        }
+
+    # internals -------------------------------------------------------------
+
+    def _report(self, exc: Exception) -> None:
+        self.last_error = str(exc)
+        if self._on_error is not None:
+            try:
+                self._on_error(exc)
+            except Exception:  # an error hook must not kill the backplane
+                pass
+
+    def _on_payload(self, payload: bytes) -> None:
+        env = decode_envelope(payload)
+        op = env.op
+        if op != _DELIVER:
+            waiters = self._acks.get((op, env.topic))
+            if waiters:
+                fut = waiters.popleft()
+                if not waiters:
+                    del self._acks[(op, env.topic)]
+                if not fut.done():
+                    fut.set_result(None)
+            return
+        if env.origin == self.node_id:
+            return
+        self.received += 1
+        assert self._deliver is not None
+        try:
+            self._deliver(BackplaneMessage(env.topic, env.kind, env.frame, env.origin))
+        except Exception as exc:
+            self._report(exc)
+
+    def _fail_acks(self) -> None:
+        for waiters in self._acks.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+        self._acks.clear()
+
+    async def _send(self, payload: bytes) -> None:
+        proto = self._protocol
+        if proto is None or proto.transport is None or proto.transport.is_closing():
+            self.dropped += 1
+            if not self._outage_reported:
+                self._outage_reported = True
+                self._report(
+                    BackplaneUnavailable(
+                        f"backplane hub {self.path} unreachable: message not relayed to "
+                        "other workers (local delivery continues; further drops are counted)"
+                    )
+                )
+            return
+        proto.transport.write(frame_envelope(payload))
+        self.sent += 1
+        await proto.drain()
+
+    async def _control(self, op: pb.Envelope.Op, topic: str) -> None:
+        proto = self._protocol
+        if proto is None or proto.transport is None or proto.transport.is_closing():
+            return  # the topic set is replayed on reconnect
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.setdefault((op, topic), deque()).append(fut)
+        proto.transport.write(frame_envelope(encode_envelope(op, self.node_id, topic)))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout)
+        except asyncio.CancelledError:
+            if not fut.cancelled():
+                raise  # our caller was cancelled
+            # the connection dropped: the topic set is replayed on reconnect
+        except TimeoutError:
+            self._report(
+                BackplaneUnavailable(
+                    f"backplane hub {self.path} did not acknowledge {pb.Envelope.Op.Name(op)} "
+                    f"{topic!r} within {self.ack_timeout:.1f}s"
+                )
+            )
+
+    async def _connect(self) -> _HubProtocol:
+        loop = asyncio.get_running_loop()
+        _transport, proto = await loop.create_unix_connection(lambda: _HubProtocol(self), self.path)
+        assert proto.transport is not None
+        proto.transport.write(frame_envelope(encode_envelope(_HELLO, self.node_id)))
+        for topic in sorted(self._topics):
+            proto.transport.write(frame_envelope(encode_envelope(_SUBSCRIBE, self.node_id, topic)))
+        return proto
+
+    async def _run(self) -> None:
+        delay = 0.0
+        base, cap = self.reconnect_backoff
+        first = True
+        assert self._first_attempt is not None and self._connected is not None
+        while not self._closing:
+            try:
+                proto = await self._connect()
+            except OSError as exc:
+                self._report(
+                    BackplaneUnavailable(
+                        f"cannot reach backplane hub {self.path}: {describe(exc)}; retrying"
+                    )
+                )
+                first = False
+                self._first_attempt.set()
+                delay = next_backoff(delay, base, cap)
+                await asyncio.sleep(delay)
+                continue
+            if not first:
+                self.reconnects += 1
+            first = False
+            self._protocol = proto
+            self._outage_reported = False
+            delay = 0.0
+            self._connected.set()
+            self._first_attempt.set()
+            try:
+                cause = await proto.lost
+            finally:
+                self._protocol = None
+                self._connected.clear()
+                self._fail_acks()
+            if self._closing:
+                return
+            why = describe(cause) if cause is not None else "connection closed"
+            self._report(
+                BackplaneUnavailable(f"lost the backplane hub {self.path}: {why}; reconnecting")
+            )
+            delay = next_backoff(delay, base, cap)
+            await asyncio.sleep(delay)

@@ -1,0 +1,430 @@
+"""The Redis backplane: several machines (or independent servers) share one Redis.
+
+Theory of operation. Each node owns one Redis pub/sub connection and one
+command connection, both made by a fresh ``redis.asyncio`` client per
+*session* (one session per successful connection; redis-py's own retries
+are off, so every fault surfaces here and is handled in one place).
+
+Channels: ``<prefix>:broadcast`` (every node subscribes) and
+``<prefix>:topic:<topic>`` (a node subscribes only while its own clients
+hold ``topic``). Each message is one ``goomerang.backplane.Envelope``
+(protobuf, never pickle) carrying the sender's node id; a node delivers to
+its own clients first, publishes once, and drops its own echo, so each
+other node delivers each message exactly once while the connection holds.
+
+Sending never waits on Redis: ``broadcast``/``publish`` append to an
+outbox that a sender task flushes (one PUBLISH, or a non-transactional
+pipeline for a batch), preserving order.
+
+Faults. When Redis goes away: the error hook gets one report per outage
+(plus one per failed reconnect attempt), ``healthy()`` turns False,
+messages sent meanwhile are dropped and counted (at most once across
+nodes: nothing is replayed), and the node reconnects with capped
+exponential backoff forever, then re-subscribes the broadcast channel and
+every topic it holds. ``status()`` tells it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from goomerang_proto.pb import goomerang_backplane_pb2 as pb
+
+from .base import (
+    Backplane,
+    BackplaneMessage,
+    BackplaneProtocolError,
+    BackplaneUnavailable,
+    DeliverCallback,
+    ErrorCallback,
+    decode_envelope,
+    describe,
+    encode_envelope,
+    new_node_id,
+    next_backoff,
+)
+
+__all__ = ["RedisBackplane", "redact_url"]
+
+_DELIVER = pb.Envelope.DELIVER
+_FAULTS = (RedisError, OSError, asyncio.TimeoutError, EOFError)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs and status)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class _Session:
+    """One connection to Redis: a client, its pub/sub, and the tasks using them."""
+
+    def __init__(self, client: aioredis.Redis, pubsub: Any) -> None:
+        self.client = client
+        self.pubsub = pubsub
+        self.connected = False
+        self.acks: dict[tuple[str, bytes], deque[asyncio.Future[None]]] = {}
+        self.pong: asyncio.Future[None] | None = None
+        self.sender: asyncio.Task[None] | None = None
+        self.listener: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        for task in (self.sender, self.listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *_FAULTS):
+                    await task
+        if self.pong is not None and not self.pong.done():
+            self.pong.cancel()
+        for waiters in self.acks.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+        self.acks.clear()
+        with contextlib.suppress(*_FAULTS, RuntimeError):
+            await self.pubsub.aclose()
+        with contextlib.suppress(*_FAULTS, RuntimeError):
+            await self.client.aclose()
+
+
+class RedisBackplane(Backplane):
+    """Broadcast and publish across nodes through Redis pub/sub (redis-py asyncio)."""
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str | None = None,
+        channel_prefix: str = "goomerang",
+        reconnect_backoff: tuple[float, float] = (0.1, 5.0),
+        connect_timeout: float = 2.0,
+        max_outbox: int = 100_000,
+    ) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"not a Redis URL: {redact_url(url)!r} (want redis://host:port/db)")
+        self.url = url
+        self.node_id = node_id or new_node_id()
+        self.channel_prefix = channel_prefix
+        self.broadcast_channel = f"{channel_prefix}:broadcast".encode()
+        self.reconnect_backoff = reconnect_backoff
+        self.connect_timeout = connect_timeout
+        self.max_outbox = max_outbox
+        self._deliver: DeliverCallback | None = None
+        self._on_error: ErrorCallback | None = None
+        self._topics: set[str] = set()
+        self._session: _Session | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._first_attempt: asyncio.Event | None = None
+        self._outbox: deque[tuple[bytes, bytes]] = deque()
+        self._outbox_ready: asyncio.Event | None = None
+        self._connected_event = asyncio.Event()
+        self._closing = False
+        self._outage_reported = False
+        self.reconnects = 0
+        self.sent = 0
+        self.received = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+
+    def topic_channel(self, topic: str) -> bytes:
+        """The Redis channel of ``topic``."""
+        return f"{self.channel_prefix}:topic:{topic}".encode()
+
+    # Backplane API -----------------------------------------------------------
+
+    async def start(self, deliver: DeliverCallback, on_error: ErrorCallback) -> None:
+        """Make the first connection attempt, then keep the connection up in the background.
+
+        Never raises for an unreachable Redis: the failure goes to
+        ``on_error`` and the node runs with local delivery only until
+        Redis answers (``healthy()`` says which).
+        """
+        if self._task is not None:
+            raise RuntimeError("RedisBackplane.start() called twice")
+        self._deliver = deliver
+        self._on_error = on_error
+        self._first_attempt = asyncio.Event()
+        self._outbox_ready = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"goomerang-redis-backplane-{self.node_id}"
+        )
+        await self._first_attempt.wait()
+
+    async def broadcast(self, kind: str, frame: bytes) -> None:
+        """Queue a broadcast for every other node."""
+        self._enqueue(
+            self.broadcast_channel, encode_envelope(_DELIVER, self.node_id, "", kind, frame)
+        )
+
+    async def publish(self, topic: str, kind: str, frame: bytes) -> None:
+        """Queue a publish for the nodes holding ``topic``."""
+        if not topic:
+            raise ValueError("publish needs a non-empty topic (an empty topic means broadcast)")
+        self._enqueue(
+            self.topic_channel(topic), encode_envelope(_DELIVER, self.node_id, topic, kind, frame)
+        )
+
+    async def subscribe(self, topic: str) -> None:
+        """Subscribe to ``topic``'s channel; returns once Redis confirmed it (or it failed)."""
+        if topic in self._topics:
+            return
+        self._topics.add(topic)
+        session = self._session
+        if session is None or not session.connected:
+            return  # the session being opened (or the next one) subscribes every held topic
+        await self._confirmed(session, "subscribe", topic)
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Unsubscribe from ``topic``'s channel (messages already in flight are ignored)."""
+        if topic not in self._topics:
+            return
+        self._topics.discard(topic)
+        session = self._session
+        if session is None or not session.connected:
+            return
+        await self._confirmed(session, "unsubscribe", topic)
+
+    async def wait_connected(self) -> None:
+        """Return once subscribed on a live Redis connection."""
+        await self._connected_event.wait()
+
+    async def _confirmed(self, session: _Session, what: str, topic: str) -> None:
+        """Send SUBSCRIBE/UNSUBSCRIBE for ``topic`` and wait for Redis's confirmation."""
+        channel = self.topic_channel(topic)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        session.acks.setdefault((what, channel), deque()).append(fut)
+        try:
+            if what == "subscribe":
+                await session.pubsub.subscribe(channel)
+            else:
+                await session.pubsub.unsubscribe(channel)
+            await asyncio.wait_for(asyncio.shield(fut), self.connect_timeout)
+        except asyncio.CancelledError:
+            if not fut.cancelled():
+                raise  # our caller was cancelled
+            # the session ended: the next one subscribes the held topics
+        except _FAULTS as exc:
+            self._report(BackplaneUnavailable(f"Redis {what} {topic!r} failed: {describe(exc)}"))
+
+    async def close(self) -> None:
+        """Stop reconnecting and close the connections. Idempotent."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        self._outbox.clear()
+
+    def healthy(self) -> bool:
+        """True while subscribed on a live Redis connection."""
+        return self._session is not None and self._session.connected
+
+    def status(self) -> dict[str, object]:
+        """Connection state and counters (for a status call or a metric)."""
+        return {
+            "backend": self.backend,
+            "node_id": self.node_id,
+            "url": redact_url(self.url),
+            "connected": self.healthy(),
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+            "topics": len(self._topics),
+            "sent": self.sent,
+            "received": self.received,
+            "dropped": self.dropped,
+            "queued": len(self._outbox),
+        }
+
+    # internals -------------------------------------------------------------
+
+    def _report(self, exc: Exception) -> None:
+        self.last_error = str(exc)
+        if self._on_error is not None:
+            try:
+                self._on_error(exc)
+            except Exception:  # an error hook must not kill the backplane
+                pass
+
+    def _enqueue(self, channel: bytes, data: bytes) -> None:
+        if not self.healthy():
+            self.dropped += 1
+            if not self._outage_reported:
+                self._outage_reported = True
+                self._report(
+                    BackplaneUnavailable(
+                        f"Redis backplane {redact_url(self.url)} is down: message not sent to "
+                        "other nodes (local delivery continues; further drops are counted)"
+                    )
+                )
+            return
+        if len(self._outbox) >= self.max_outbox:
+            self.dropped += 1
+            return
+        self._outbox.append((channel, data))
+        assert self._outbox_ready is not None
+        self._outbox_ready.set()
+
+    def _new_session(self) -> _Session:
+        client = aioredis.Redis.from_url(
+            self.url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.connect_timeout,
+            health_check_interval=0,
+        )
+        return _Session(client, client.pubsub())
+
+    async def _run(self) -> None:
+        base, cap = self.reconnect_backoff
+        delay = 0.0
+        first = True
+        while not self._closing:
+            session = self._new_session()
+            self._session = session
+            was_connected = False
+            try:
+                await asyncio.wait_for(self._open(session), self.connect_timeout)
+                was_connected = True
+                if not first:
+                    self.reconnects += 1
+                first = False
+                delay = 0.0
+                self._outage_reported = False
+                assert self._first_attempt is not None and session.listener is not None
+                self._first_attempt.set()
+                await session.listener  # returns only by raising
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._closing:
+                    return
+                what = "lost" if was_connected else "cannot reach"
+                self._report(
+                    BackplaneUnavailable(
+                        f"{what} Redis backplane {redact_url(self.url)}: {describe(exc)}; "
+                        "reconnecting"
+                    )
+                )
+            finally:
+                session.connected = False
+                self._connected_event.clear()
+                if self._session is session:
+                    self._session = None
+                dropped = len(self._outbox)
+                self._outbox.clear()
+                self.dropped += dropped
+                await session.close()
+            first = False
+            assert self._first_attempt is not None
+            self._first_attempt.set()
+            delay = next_backoff(delay, base, cap)
+            await asyncio.sleep(delay)
+
+    async def _open(self, session: _Session) -> None:
+        """Ping, subscribe to every channel, wait until Redis confirmed them all."""
+        await session.client.ping()
+        held = set(self._topics)
+        channels = [self.broadcast_channel, *(self.topic_channel(t) for t in sorted(held))]
+        loop = asyncio.get_running_loop()
+        session.pong = loop.create_future()
+        await session.pubsub.subscribe(*channels)
+        await session.pubsub.ping()
+        session.listener = asyncio.ensure_future(self._listen(session))
+        # every SUBSCRIBE confirmation precedes the PONG; the listener fails if Redis does
+        await asyncio.wait((session.pong, session.listener), return_when=asyncio.FIRST_COMPLETED)
+        if session.listener.done():
+            session.listener.result()  # raises the fault
+            raise BackplaneUnavailable("Redis pub/sub listener ended during connect")
+        session.connected = True
+        self._connected_event.set()
+        missing = self._topics - held  # subscribed while this session was opening
+        if missing:
+            await session.pubsub.subscribe(*(self.topic_channel(t) for t in sorted(missing)))
+        gone = held - self._topics  # unsubscribed while this session was opening
+        if gone:
+            await session.pubsub.unsubscribe(*(self.topic_channel(t) for t in sorted(gone)))
+        session.sender = asyncio.ensure_future(self._send_loop(session))
+
+    async def _listen(self, session: _Session) -> None:
+        pubsub = session.pubsub
+        while True:
+            msg = await pubsub.get_message(timeout=None)
+            if msg is None:
+                continue
+            mtype = msg["type"]
+            if mtype == "message":
+                self._on_data(msg["data"])
+            elif mtype in ("subscribe", "unsubscribe"):
+                waiters = session.acks.get((mtype, msg["channel"]))
+                if waiters:
+                    fut = waiters.popleft()
+                    if not fut.done():
+                        fut.set_result(None)
+            elif mtype == "pong":
+                if session.pong is not None and not session.pong.done():
+                    session.pong.set_result(None)
+
+    def _on_data(self, data: bytes) -> None:
+        try:
+            env = decode_envelope(data)
+        except BackplaneProtocolError as exc:
+            self._report(exc)  # someone else publishes garbage on our channel
+            return
+        if env.op != _DELIVER or env.origin == self.node_id:
+            return
+        self.received += 1
+        assert self._deliver is not None
+        try:
+            self._deliver(BackplaneMessage(env.topic, env.kind, env.frame, env.origin))
+        except Exception as exc:
+            self._report(exc)
+
+    async def _send_loop(self, session: _Session) -> None:
+        outbox = self._outbox
+        ready = self._outbox_ready
+        assert ready is not None
+        while True:
+            if not outbox:
+                ready.clear()
+                await ready.wait()
+                continue
+            batch = [outbox.popleft() for _ in range(min(len(outbox), 512))]
+            try:
+                if len(batch) == 1:
+                    await session.client.publish(*batch[0])
+                else:
+                    pipe = session.client.pipeline(transaction=False)
+                    for channel, data in batch:
+                        pipe.publish(channel, data)
+                    await pipe.execute()
+            except _FAULTS as exc:
+                self.dropped += len(batch)
+                self._report(
+                    BackplaneUnavailable(
+                        f"Redis publish failed on {redact_url(self.url)}: {describe(exc)} "
+                        f"({len(batch)} message(s) not sent to other nodes)"
+                    )
+                )
+                continue
+            self.sent += len(batch)
