@@ -18,7 +18,10 @@ from engine_helpers import (
     DOCUMENTED_EVENTS,
     FAIL_CODES,
     MASK_KEY,
+    REGISTRY,
     UPGRADE_REQUEST,
+    UPGRADE_RESPONSE,
+    WS_KEY,
     client_running,
     decode_output,
     frame,
@@ -35,6 +38,7 @@ from goomerang_proto import events as ev
 from goomerang_proto import frames as fr
 from goomerang_proto.client_connection import ClientConnection
 from goomerang_proto.connection import BaseConnection
+from goomerang_proto.handshake import accept_token
 from goomerang_proto.server_connection import ServerConnection
 from goomerang_proto.status import Status
 
@@ -248,6 +252,54 @@ def test_http_phase_never_raises(data: st.DataObject) -> None:
         assert conn.status is Status.RUNNING
         assert any(isinstance(e, ev.Connected) for e in events)
         assert b"HTTP/1.1 101 Switching Protocols\r\n" in out
+    conn.receive_eof()
+    assert conn.status is Status.CLOSED and conn.should_close_transport()
+    assert all(isinstance(e, DOCUMENTED_EVENTS) for e in conn.events())
+
+
+_RESPONSE_PIECES = [
+    b"HTTP/1.1 101 Switching Protocols\r\n",
+    b"HTTP/1.1 404 Not Found\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\n",
+    b"Upgrade: websocket\r\n",
+    b"Connection: Upgrade\r\n",
+    b"Sec-WebSocket-Accept: " + accept_token(WS_KEY).encode() + b"\r\n",
+    b"Sec-WebSocket-Accept: wrong\r\n",
+    b"Content-Length: 4\r\n",
+    b"body",
+    b"\r\n",
+    b"\x00\xff",
+]
+response_bytes = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.sampled_from(_RESPONSE_PIECES), max_size=12).map(b"".join),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_client_upgrade_phase_never_raises(data: st.DataObject) -> None:
+    raw = data.draw(response_bytes, label="raw")
+    conn = ClientConnection("127.0.0.1:1", key=WS_KEY)
+    conn.data_to_send()
+    events: list[ev.Event] = []
+    for chunk in data.draw(splits(raw), label="chunks"):
+        new, out = step(conn, chunk)
+        events += new
+        if conn.status is not Status.RUNNING:
+            assert out == b""  # nothing but the request before the upgrade
+    assert all(isinstance(e, DOCUMENTED_EVENTS) for e in events)
+    if conn.status is Status.CLOSED:
+        assert conn.should_close_transport()
+        assert any(isinstance(e, ev.ConnectionClosed) for e in events)
+    elif conn.status is Status.NEW:
+        assert events == [] and not conn.should_close_transport()
+    else:
+        assert isinstance(events[0], ev.Connected)
+    conn.receive_eof()
+    assert conn.status is Status.CLOSED and conn.should_close_transport()
+    assert all(isinstance(e, DOCUMENTED_EVENTS) for e in conn.events())
 
 
 def _status_lines(out: bytes) -> list[bytes]:
@@ -300,3 +352,29 @@ def test_empty_receive_data_is_a_no_op_for_a_new_client() -> None:
     rejected, closed = conn.events()
     assert isinstance(rejected, ev.HandshakeRejected) and rejected.status == 404
     assert isinstance(closed, ev.ConnectionClosed)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_handshake_and_frames_in_any_split(side: str, data: st.DataObject) -> None:
+    """Frames that arrive in the same read as the upgrade are not lost or reordered."""
+    stream = data.draw(peer_streams(client_to_server=side == "server"), label="stream")
+    head = UPGRADE_REQUEST if side == "server" else UPGRADE_RESPONSE
+    whole = head + stream
+    chunks = data.draw(splits(whole), label="chunks")
+
+    def fresh() -> BaseConnection:
+        if side == "server":
+            return ServerConnection(registry=REGISTRY)
+        conn = ClientConnection("127.0.0.1:1", registry=REGISTRY, key=WS_KEY)
+        conn.data_to_send()
+        return conn
+
+    one = _feed(fresh(), [whole])
+    split = _feed(fresh(), chunks)
+    assert split[0] == one[0]
+    assert one[0][0][0] == "Connected"
+    _outputs_equal(side, split[1], one[1])
+    after_handshake = _feed(_new(side), [stream] if stream else [])
+    assert one[0][1:] == after_handshake[0]
