@@ -1,0 +1,363 @@
+"""Lifecycle rules and errors of Server and Client, status hooks, graceful shutdown, hooks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from util import (
+    WAIT,
+    Inbox,
+    connected,
+    echo,
+    msg,
+    new_client,
+    new_server,
+    run,
+    running,
+)
+
+from goomerang_io import ClientOptions, ServerOptions
+from goomerang_proto import (
+    AlreadyRunning,
+    Closed,
+    Closing,
+    GoomerangError,
+    Message,
+    NotRunning,
+    Status,
+)
+from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
+
+R, CG, CD = Status.RUNNING, Status.CLOSING, Status.CLOSED
+
+
+def test_client_send_before_connect_raises_not_running() -> None:
+    async def main() -> None:
+        client = new_client(new_server())
+        with pytest.raises(NotRunning):
+            await client.send(msg())
+        with pytest.raises(NotRunning):
+            await client.send_sync(msg())
+        with pytest.raises(NotRunning):
+            await client.broadcast(msg())
+        with pytest.raises(NotRunning):
+            await client.publish("t", msg())
+        with pytest.raises(NotRunning):
+            await client.subscribe("t")
+        with pytest.raises(NotRunning):
+            await client.close()
+        assert client.status is Status.NEW
+
+    run(main())
+
+
+def test_client_send_after_close_raises_not_running() -> None:
+    async def main() -> None:
+        server = new_server()
+        server.handle(MessageV1, echo)
+        async with running(server):
+            client = new_client(server)
+            async with connected(client):
+                await client.send(msg())
+            assert client.status is Status.CLOSED
+            with pytest.raises(NotRunning):
+                await client.send(msg())
+            with pytest.raises(NotRunning):
+                await client.send_sync(msg())
+            with pytest.raises(NotRunning):
+                await client.close()
+
+    run(main())
+
+
+def test_server_shutdown_before_start_raises_not_running() -> None:
+    async def main() -> None:
+        server = new_server()
+        with pytest.raises(NotRunning):
+            await server.shutdown()
+        assert server.status is Status.NEW
+        with pytest.raises(NotRunning):
+            await server.broadcast(msg())
+
+    run(main())
+
+
+def test_connect_twice_raises_already_running() -> None:
+    async def main() -> None:
+        server = new_server()
+        async with running(server):
+            client = new_client(server)
+            async with connected(client):
+                with pytest.raises(AlreadyRunning):
+                    await client.connect()
+                assert client.status is Status.RUNNING
+                assert server.connections() == 1
+
+    run(main())
+
+
+def test_start_twice_raises_already_running() -> None:
+    async def main() -> None:
+        server = new_server()
+        async with running(server):
+            port = server.port
+            with pytest.raises(AlreadyRunning):
+                await server.start()
+            assert server.status is Status.RUNNING and server.port == port
+
+    run(main())
+
+
+def test_start_after_shutdown_and_shutdown_twice_raise_closed() -> None:
+    async def main() -> None:
+        server = new_server()
+        await server.start()
+        await asyncio.wait_for(server.shutdown(), WAIT)
+        with pytest.raises(Closed):
+            await server.start()
+        with pytest.raises(Closed):
+            await server.shutdown()
+        with pytest.raises(NotRunning):
+            await server.broadcast(msg())
+        assert server.status is Status.CLOSED
+
+    run(main())
+
+
+def test_status_transitions_are_observed_on_both_sides() -> None:
+    async def main() -> tuple[list[Any], list[Any]]:
+        server_statuses = Inbox()
+        client_statuses = Inbox()
+        server = new_server(on_status_change=server_statuses)
+        assert server.status is Status.NEW
+        server.handle(MessageV1, echo)
+        async with running(server):
+            client = new_client(server, on_status_change=client_statuses)
+            assert client.status is Status.NEW
+            async with connected(client):
+                assert client.status is Status.RUNNING
+            assert client.status is Status.CLOSED
+        assert server.status is Status.CLOSED
+        return server_statuses.items, client_statuses.items
+
+    server_seen, client_seen = run(main())
+    assert server_seen == [R, CG, CD]
+    assert client_seen == [R, CG, CD]
+
+
+def test_client_resumes_after_close() -> None:
+    async def main() -> None:
+        server = new_server()
+        server.handle(MessageV1, echo)
+        statuses = Inbox()
+        async with running(server):
+            client = new_client(server, on_status_change=statuses)
+            client.register_message(ReplyV1)
+            for round_ in range(3):
+                async with connected(client):
+                    got = await client.send_sync(msg(f"round {round_}"), timeout=WAIT)
+                    assert got.payload == ReplyV1(message=f"round {round_}")
+                assert client.status is Status.CLOSED
+        assert statuses.items == [R, CG, CD] * 3
+
+    run(main())
+
+
+def test_server_shutdown_closes_every_client_with_1000() -> None:
+    async def main() -> None:
+        server_statuses = Inbox()
+        server = new_server(on_status_change=server_statuses)
+        server.handle(MessageV1, echo)
+        async with running(server):
+            inboxes = [Inbox() for _ in range(3)]
+            clients = [new_client(server, on_status_change=box) for box in inboxes]
+            for client in clients:
+                client.register_message(ReplyV1)
+                await asyncio.wait_for(client.connect(), WAIT)
+            for client in clients:  # every connection is up on the server side
+                await client.send_sync(msg("up"), timeout=WAIT)
+            assert server.connections() == 3
+            await asyncio.wait_for(server.shutdown(), WAIT)
+            for box in inboxes:
+                await box.wait_for(lambda s: s is Status.CLOSED)
+        for client in clients:
+            assert client.status is Status.CLOSED
+            assert client.close_code == 1000
+            with pytest.raises(NotRunning):
+                await client.send(msg())
+        assert server_statuses.items == [R, CG, CD]
+        assert server.connections() == 0
+
+    run(main())
+
+
+def test_handler_cannot_send_after_shutdown() -> None:
+    async def main() -> None:
+        server = new_server()
+        senders = Inbox()
+
+        def keep_sender(sender: Any, message: Message[Any]) -> None:
+            senders.put(sender)
+
+        server.handle(MessageV1, keep_sender)
+        async with running(server):
+            client = new_client(server)
+            await asyncio.wait_for(client.connect(), WAIT)
+            await client.send(msg())
+            (sender,) = await senders.wait_count(1)
+            await asyncio.wait_for(server.shutdown(), WAIT)
+        with pytest.raises((NotRunning, Closing)):
+            await sender.send(reply_msg())
+
+    run(main())
+
+
+def reply_msg() -> Message[ReplyV1]:
+    return Message(ReplyV1(message="too late"))
+
+
+def test_running_handler_finishes_before_shutdown_completes() -> None:
+    async def main() -> None:
+        trace: list[str] = []
+        entered = Inbox()
+        release = asyncio.Event()
+
+        def status_hook(status: Status) -> None:
+            trace.append(status.name)
+
+        server = new_server(on_status_change=status_hook)
+
+        async def long_handler(_sender: Any, message: Message[Any]) -> None:
+            entered.put(message)
+            await release.wait()  # held until shutdown is under way
+            trace.append("handler done")
+
+        server.handle(MessageV1, long_handler)
+        await server.start()
+        client_statuses = Inbox()
+        client = new_client(server, on_status_change=client_statuses)
+        await asyncio.wait_for(client.connect(), WAIT)
+        await client.send(msg())
+        await entered.wait_count(1)
+        shutdown = asyncio.ensure_future(server.shutdown())
+        # the connection is closed (handshake done) while the handler still runs
+        await client_statuses.wait_for(lambda s: s is Status.CLOSED)
+        assert not shutdown.done()
+        assert server.status is Status.CLOSING
+        release.set()
+        await asyncio.wait_for(shutdown, WAIT)
+        assert trace == ["RUNNING", "CLOSING", "handler done", "CLOSED"]
+
+    run(main())
+
+
+def test_server_hooks_configuration_close_and_error() -> None:
+    async def main() -> None:
+        configs = Inbox()
+        closes = Inbox()
+        errors = Inbox()
+        server = new_server(max_concurrency=3, on_configuration=configs, on_error=errors)
+        server.on_close(lambda: closes.put("closed"))
+        server.handle(MessageV1, echo)
+        await server.start()
+        assert len(configs.items) == 1
+        (options,) = configs.items
+        assert isinstance(options, ServerOptions) and options.max_concurrency == 3
+        assert closes.items == []
+        await asyncio.wait_for(server.shutdown(), WAIT)
+        assert closes.items == ["closed"]
+        assert errors.items == []
+
+    run(main())
+
+
+def test_client_hooks_configuration_close_and_status() -> None:
+    async def main() -> None:
+        configs = Inbox()
+        closes = Inbox()
+        statuses = Inbox()
+        server = new_server()
+        async with running(server):
+            client = new_client(
+                server, max_concurrency=2, on_configuration=configs, on_status_change=statuses
+            )
+            client.add_hook("on_close", lambda: closes.put("closed"))
+            async with connected(client):
+                (options,) = configs.items
+                assert isinstance(options, ClientOptions) and options.max_concurrency == 2
+                assert closes.items == []
+        assert closes.items == ["closed"]
+        assert statuses.items == [R, CG, CD]
+
+    run(main())
+
+
+def test_hook_that_raises_is_reported_and_breaks_nothing() -> None:
+    async def main() -> None:
+        server_errors = Inbox()
+        client_errors = Inbox()
+
+        def bad_hook(*_args: Any) -> None:
+            raise RuntimeError("hook failed")
+
+        server = new_server(on_status_change=bad_hook, on_error=server_errors)
+        server.add_hook("on_configuration", bad_hook)
+        server.add_hook("on_subscribe", bad_hook)
+        server.handle(MessageV1, echo)
+        async with running(server):
+            assert server.status is Status.RUNNING
+            client = new_client(server, on_status_change=bad_hook, on_error=client_errors)
+            client.add_hook("on_configuration", bad_hook)
+            client.register_message(ReplyV1)
+            async with connected(client):
+                assert client.status is Status.RUNNING
+                await client.subscribe("t")
+                got = await client.send_sync(msg("works"), timeout=WAIT)
+                assert got.payload == ReplyV1(message="works")
+            assert client.status is Status.CLOSED
+        assert server.status is Status.CLOSED
+        # server: configuration, RUNNING, subscribe, CLOSING, CLOSED
+        assert len(server_errors.items) == 5
+        # client: configuration, RUNNING, CLOSING, CLOSED
+        assert len(client_errors.items) == 4
+        for err in server_errors.items + client_errors.items:
+            assert isinstance(err, RuntimeError) and str(err) == "hook failed"
+
+    run(main())
+
+
+def test_on_error_hook_that_raises_does_not_break_anything() -> None:
+    async def main() -> None:
+        def bad_error_hook(_exc: BaseException) -> None:
+            raise RuntimeError("error hook failed")
+
+        later = Inbox()
+        server = new_server(on_error=[bad_error_hook, later])
+        server.handle(MessageV1, lambda _s, _m: 1 / 0)
+        async with running(server):
+            client = new_client(server)
+            async with connected(client):
+                await client.send(msg())
+                err = await later.wait_count(1)
+                assert isinstance(err[0], GoomerangError)
+                assert server.connections() == 1
+
+    run(main())
+
+
+def test_async_hooks_are_run() -> None:
+    async def main() -> None:
+        statuses = Inbox()
+
+        async def async_hook(status: Status) -> None:
+            statuses.put(status)
+
+        server = new_server(on_status_change=async_hook)
+        async with running(server):
+            await statuses.wait_for(lambda s: s is Status.RUNNING)
+        await statuses.wait_for(lambda s: s is Status.CLOSED)
+        assert statuses.items == [R, CG, CD]
+
+    run(main())
