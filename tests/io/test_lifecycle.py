@@ -22,7 +22,7 @@ from goomerang_io import ClientOptions, ServerOptions
 from goomerang_proto import (
     AlreadyRunning,
     Closed,
-    Closing,
+    ConnectionLost,
     GoomerangError,
     Message,
     NotRunning,
@@ -208,7 +208,7 @@ def test_handler_cannot_send_after_shutdown() -> None:
             await client.send(msg())
             (sender,) = await senders.wait_count(1)
             await asyncio.wait_for(server.shutdown(), WAIT)
-        with pytest.raises((NotRunning, Closing)):
+        with pytest.raises(NotRunning):
             await sender.send(reply_msg())
 
     run(main())
@@ -359,5 +359,166 @@ def test_async_hooks_are_run() -> None:
             await statuses.wait_for(lambda s: s is Status.RUNNING)
         await statuses.wait_for(lambda s: s is Status.CLOSED)
         assert statuses.items == [R, CG, CD]
+
+    run(main())
+
+
+def test_pending_sync_fails_with_connection_lost_when_the_client_closes() -> None:
+    async def main() -> None:
+        server = new_server(shutdown_timeout=0.5)
+        entered = Inbox()
+        never = asyncio.Event()
+
+        async def never_replies(_sender: Any, message: Message[Any]) -> None:
+            entered.put(message)
+            await never.wait()  # a handler that never answers
+
+        server.handle(MessageV1, never_replies)
+        async with running(server):
+            client = new_client(server)
+            await asyncio.wait_for(client.connect(), WAIT)
+            pending = asyncio.ensure_future(client.send_sync(msg("stuck"), timeout=30))
+            await entered.wait_count(1)
+            await asyncio.wait_for(client.close(), WAIT)
+            with pytest.raises(ConnectionLost):
+                await asyncio.wait_for(pending, WAIT)
+            assert client._pending == {}
+            never.set()
+
+    run(main())
+
+
+def test_pending_sync_fails_with_connection_lost_when_the_server_shuts_down() -> None:
+    async def main() -> None:
+        server = new_server(shutdown_timeout=0.5)
+        entered = Inbox()
+        never = asyncio.Event()
+
+        async def never_replies(_sender: Any, message: Message[Any]) -> None:
+            entered.put(message)
+            await never.wait()  # a handler that never answers
+
+        server.handle(MessageV1, never_replies)
+        await server.start()
+        client = new_client(server)
+        await asyncio.wait_for(client.connect(), WAIT)
+        pending = asyncio.ensure_future(client.send_sync(msg("stuck"), timeout=30))
+        await entered.wait_count(1)
+        shutdown = asyncio.ensure_future(server.shutdown())
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(pending, WAIT)
+        await asyncio.wait_for(shutdown, WAIT)
+        assert client.status is Status.CLOSED and client.close_code == 1000
+        never.set()
+
+    run(main())
+
+
+def test_client_close_waits_for_its_running_handler() -> None:
+    async def main() -> None:
+        server = new_server()
+        server.handle(MessageV1, echo)
+        trace: list[str] = []
+        entered = Inbox()
+        release = asyncio.Event()
+
+        async def long_handler(_sender: Any, message: Message[Any]) -> None:
+            entered.put(message)
+            await release.wait()  # held until close() is under way
+            trace.append("handler done")
+
+        statuses = Inbox()
+
+        def status_hook(status: Status) -> None:
+            trace.append(status.name)
+            statuses.put(status)
+
+        async with running(server):
+            client = new_client(server, on_status_change=status_hook, close_timeout=2.0)
+            client.handle(ReplyV1, long_handler)
+            await asyncio.wait_for(client.connect(), WAIT)
+            await client.send(msg())
+            await entered.wait_count(1)
+            closing = asyncio.ensure_future(client.close())
+            await statuses.wait_for(lambda s: s is Status.CLOSING)
+            release.set()
+            await asyncio.wait_for(closing, WAIT)
+        assert trace == ["RUNNING", "CLOSING", "handler done", "CLOSED"]
+
+    run(main())
+
+
+def test_server_handler_can_close_its_client() -> None:
+    async def main() -> None:
+        disconnects = Inbox()
+        server = new_server(on_disconnect=disconnects)
+
+        def closer(sender: Any, _message: Message[Any]) -> None:
+            sender.close(1000)
+
+        server.handle(MessageV1, closer)
+        async with running(server):
+            statuses = Inbox()
+            client = new_client(server, on_status_change=statuses)
+            await asyncio.wait_for(client.connect(), WAIT)
+            await client.send(msg("close me"))
+            await statuses.wait_for(lambda s: s is Status.CLOSED)
+            await disconnects.wait_count(1)
+            assert client.close_code == 1000
+            assert server.connections() == 0
+            assert server.status is Status.RUNNING
+
+    run(main())
+
+
+def test_context_managers_start_and_stop_both_ends() -> None:
+    async def main() -> None:
+        server = new_server()
+        server.handle(MessageV1, echo)
+        async with server:
+            assert server.status is Status.RUNNING
+            client = new_client(server)
+            client.register_message(ReplyV1)
+            async with client:
+                got = await client.send_sync(msg("cm"), timeout=WAIT)
+                assert got.payload == ReplyV1(message="cm")
+            assert client.status is Status.CLOSED
+        assert server.status is Status.CLOSED
+
+    run(main())
+
+
+def test_shutdown_does_not_wait_for_silent_or_half_open_tcp_peers() -> None:
+    async def main() -> None:
+        server = new_server()
+        async with running(server):
+            silent_reader, silent = await asyncio.open_connection(server.host, server.port)
+            half_reader, half = await asyncio.open_connection(server.host, server.port)
+            half.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # never finished
+            await half.drain()
+            client = new_client(server)
+            await asyncio.wait_for(client.connect(), WAIT)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await asyncio.wait_for(server.shutdown(), WAIT)
+            assert loop.time() - t0 < 2.0
+            assert await asyncio.wait_for(silent_reader.read(), WAIT) == b""
+            assert await asyncio.wait_for(half_reader.read(), WAIT) == b""
+            silent.close()
+            half.close()
+
+    run(main())
+
+
+def test_silent_tcp_peer_is_dropped_after_the_handshake_timeout() -> None:
+    async def main() -> None:
+        errors = Inbox()
+        server = new_server(handshake_timeout=0.3, on_error=errors)
+        async with running(server):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""
+            writer.close()
+            await errors.wait_count(1)
+            assert "handshake" in str(errors.items[0])
 
     run(main())
