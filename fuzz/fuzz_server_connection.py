@@ -95,7 +95,7 @@ def seeds() -> list[bytes]:
 
 def main() -> None:
     """Run atheris on :func:`test_one_input`."""
-    import atheris
+    import atheris  # type: ignore[import-untyped]
 
     atheris.instrument_all()
     atheris.Setup(sys.argv, test_one_input)
