@@ -30,6 +30,10 @@ def build_echo_server(args: argparse.Namespace) -> Server:
     server = Server(args.listen, workers=workers, backplane=args.backplane)
     server.handle(MessageV1, echo_handler)
     if args.metrics:
+        if server.workers > 1:
+            from .metrics import prepare_multiprocess_dir
+
+            prepare_multiprocess_dir()
         from .metrics import ServerMetrics, metrics_http_response
 
         server.metrics = ServerMetrics()

@@ -35,7 +35,9 @@ def build_server(listen: str, workers: int) -> Server:
 
     def on_message(sender: Sender, message: Message[Any]) -> None:
         if message.is_sync:
-            reply = Message(ReplyV1(message=message.payload.message), {"worker-pid": str(os.getpid())})
+            reply = Message(
+                ReplyV1(message=message.payload.message), {"worker-pid": str(os.getpid())}
+            )
             sender.send(reply)
         else:
             sender.send(Message(message.payload, message.headers))
@@ -44,8 +46,12 @@ def build_server(listen: str, workers: int) -> Server:
     server.register_message(ReplyV1)
     server.route("/health", lambda _req: f"ok pid={os.getpid()}\n")
     try:
-        from .metrics import ServerMetrics, metrics_http_response
+        if workers > 1:
+            from .metrics import prepare_multiprocess_dir
+
+            prepare_multiprocess_dir()
         from .http import Response
+        from .metrics import ServerMetrics, metrics_http_response
 
         server.metrics = ServerMetrics()
 
@@ -119,7 +125,10 @@ async def _clients_demo(addr: str, n_clients: int, n_messages: int) -> dict[str,
     dt = time.perf_counter() - t0
     assert [r.payload.message for r in replies] == [f"s{i}" for i in range(n_sync)]
     rates["send_sync req/s"] = n_sync / dt
-    _say(f"[send_sync] {n_sync} concurrent requests, each reply to its caller: {n_sync / dt:,.0f} req/s")
+    _say(
+        f"[send_sync] {n_sync} concurrent requests, each reply to its caller: "
+        f"{n_sync / dt:,.0f} req/s"
+    )
 
     # Publish/subscribe across workers.
     subscribers = clients[1::2]
@@ -127,7 +136,6 @@ async def _clients_demo(addr: str, n_clients: int, n_messages: int) -> dict[str,
         await client.subscribe("news")
     for client in subscribers:  # a round trip after subscribing: the subscribe was processed
         await client.send_sync(Message(MessageV1(message="sync-point")), timeout=5)
-    await asyncio.sleep(0.2)  # let the other workers learn the topic through the backplane
     await clients[0].publish("news", Message(MessageV1(message="extra! extra!"), {"topic": "news"}))
     got_pub = []
     for i, client in enumerate(clients):
@@ -158,7 +166,10 @@ async def _clients_demo(addr: str, n_clients: int, n_messages: int) -> dict[str,
             await asyncio.wait_for(inbox.get(), 10)
     dt = time.perf_counter() - t0
     rates["broadcast deliveries/s"] = n_bc * n_clients / dt
-    _say(f"[broadcast] {n_bc} broadcasts x {n_clients} clients: {n_bc * n_clients / dt:,.0f} deliveries/s")
+    _say(
+        f"[broadcast] {n_bc} broadcasts x {n_clients} clients: "
+        f"{n_bc * n_clients / dt:,.0f} deliveries/s"
+    )
 
     for client in clients:
         client.add_hook("on_close", lambda c=client: closes.append(c.close_code))
@@ -168,7 +179,7 @@ async def _clients_demo(addr: str, n_clients: int, n_messages: int) -> dict[str,
 
 def _http_get(addr: str, path: str) -> str:
     with urllib.request.urlopen(f"http://{addr}{path}", timeout=5) as resp:
-        return resp.read().decode("utf-8", "replace")
+        return str(resp.read().decode("utf-8", "replace"))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -177,7 +188,9 @@ def main(args: argparse.Namespace) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "goomerang_io.demo", "serve", "--workers", str(workers)]
     _say(f"[server] starting: {' '.join(cmd[1:])}")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     assert proc.stdout is not None
     addr = None
     deadline = time.monotonic() + 30

@@ -34,6 +34,7 @@ class HandlerRunner:
         "_tasks",
         "max_concurrency",
         "on_end",
+        "on_progress",
         "on_start",
     )
 
@@ -52,6 +53,7 @@ class HandlerRunner:
         self._idle: asyncio.Event | None = None
         self.on_start = on_start
         self.on_end = on_end
+        self.on_progress: Callable[[], None] | None = None
 
     def backlog(self) -> int:
         """Messages waiting for a handler slot."""
@@ -97,6 +99,8 @@ class HandlerRunner:
             self._inflight -= 1
             self._ended()
             self._next()
+            if self.on_progress is not None:
+                self.on_progress()
 
     def _ended(self) -> None:
         on_end = self.on_end

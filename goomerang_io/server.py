@@ -112,6 +112,8 @@ class Server:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sock: Any = None
         self._closed_event = asyncio.Event()
+        self.supervisor: Any = None
+        self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
     # ------------------------------------------------------------ registry
     def handle(self, cls: type[ProtoMessage], handler: Callable[..., Any]) -> None:
@@ -145,6 +147,18 @@ class Server:
     def on_status_change(self, fn: Callable[[Status], Any]) -> None:
         """Register a status-change hook."""
         self.hooks.add("on_status_change", fn)
+
+    def on_process_start(self, fn: Callable[[int], Any]) -> None:
+        """Run ``fn(worker_index)`` in each worker process before it starts serving.
+
+        With ``workers > 1`` it runs once per worker (after fork); use it to start
+        per-worker resources. With one process it is not called.
+        """
+        self.process_hooks["start"].append(fn)
+
+    def on_process_stop(self, fn: Callable[[int], Any]) -> None:
+        """Run ``fn(worker_index)`` in each worker process after it stopped serving."""
+        self.process_hooks["stop"].append(fn)
 
     def on_close(self, fn: Callable[[], Any]) -> None:
         """Register a hook called once the server is CLOSED."""

@@ -56,6 +56,7 @@ class ServerProtocol(asyncio.Protocol):
             server.worker_started if server.counts_workers() else None,
             server.worker_finished if server.counts_workers() else None,
         )
+        self.runner.on_progress = self._maybe_resume_reading
         self.closed = asyncio.get_running_loop().create_future()
         self.websocket = False
         self._in_batch = False
@@ -123,12 +124,15 @@ class ServerProtocol(asyncio.Protocol):
 
     # --------------------------------------------------------------- events
     def _process(self) -> None:
-        server = self.server
         events = self.engine.events()
         while events:
             self._dispatch(events)
             events = self.engine.events()
-        if self.runner.backlog() <= server.options.max_queue and self._reading_paused:
+        if self._reading_paused:
+            self._maybe_resume_reading()
+
+    def _maybe_resume_reading(self) -> None:
+        if self._reading_paused and self.runner.backlog() <= self.server.options.max_queue // 2:
             self._reading_paused = False
             if self.transport is not None:
                 self.transport.resume_reading()

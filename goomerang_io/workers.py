@@ -1,26 +1,50 @@
-"""Running a server until a signal: one process, or N workers under a supervisor."""
+"""Running a server until a signal: one process, or N workers under a supervisor.
+
+With ``workers > 1`` the parent resolves port 0 once, then a
+:class:`~goomerang_io.supervisor.Supervisor` forks the workers; each binds
+its own SO_REUSEPORT socket on that port, builds its own (uv)loop, joins the
+embedded backplane hub (or the Redis backplane the server was given) so that
+broadcasts and publishes reach the clients of every worker, and stops
+gracefully on SIGTERM or when the supervisor dies.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .loop import run as run_loop
 
 if TYPE_CHECKING:
     from .server import Server
+    from .supervisor import WorkerContext
 
 
-async def serve_until_signal(server: Server, on_ready: object = None) -> None:
+async def serve_until_signal(
+    server: Server,
+    on_ready: Callable[[], None] | None = None,
+    watch_parent: Callable[[asyncio.AbstractEventLoop, Callable[[], None]], None] | None = None,
+) -> None:
     """Start ``server``, serve until SIGINT/SIGTERM, then shut down gracefully."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if watch_parent is not None:
+        watch_parent(loop, stop.set)
     try:
-        await server.start()
-        if callable(on_ready):
+        starting = asyncio.ensure_future(server.start())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # asked to stop (or the supervisor died) while booting
+            starting.cancel()
+            return
+        stopping.cancel()
+        starting.result()
+        if on_ready is not None:
             on_ready()
         else:
             print(f"goomerang: listening on {server.url}", flush=True)
@@ -31,12 +55,60 @@ async def serve_until_signal(server: Server, on_ready: object = None) -> None:
             loop.remove_signal_handler(sig)
 
 
-def run_single(server: Server, on_ready: object = None) -> int:
+def run_single(server: Server, on_ready: Callable[[], None] | None = None) -> int:
     """Serve in this process until SIGINT/SIGTERM; returns the exit code."""
     run_loop(serve_until_signal(server, on_ready))
     return 0
 
 
-def run_workers(server: Server) -> int:
-    """Serve with ``server.workers`` processes (see goomerang_io.supervisor)."""
-    raise NotImplementedError("multi-worker mode is not wired yet")
+def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> int:
+    """Serve with ``server.workers`` processes under a supervisor; returns the exit code."""
+    from .supervisor import Supervisor, bind_reuseport, pick_free_port
+
+    if server.port == 0:
+        server.port = pick_free_port(server.host)
+    use_hub = server.backplane is None and server.backplane_url is None
+
+    def worker_main(ctx: WorkerContext) -> int:
+        from .backplane import backplane_from_url
+
+        server.worker_index = ctx.index
+        server._sock = bind_reuseport(server.host, server.port)
+        if use_hub and ctx.backplane_path is not None:
+            server.backplane = backplane_from_url(None, hub_path=ctx.backplane_path)
+        for fn in server.process_hooks["start"]:
+            fn(ctx.index)
+        try:
+            run_loop(serve_until_signal(server, ctx.ready, ctx.watch_parent))
+        finally:
+            for fn in server.process_hooks["stop"]:
+                fn(ctx.index)
+        return 0
+
+    def all_ready() -> None:
+        if on_ready is not None:
+            on_ready()
+        else:
+            print(
+                f"goomerang: listening on {server.url} with {server.workers} workers",
+                flush=True,
+            )
+
+    def worker_exit(pid: int, code: int) -> None:
+        if server.metrics is not None:
+            from .metrics import mark_worker_dead
+
+            mark_worker_dead(pid)
+        if code != 0:
+            print(f"goomerang: worker {pid} exited with {code}", file=sys.stderr, flush=True)
+
+    supervisor = Supervisor(
+        worker_main,
+        server.workers,
+        shutdown_timeout=server.options.shutdown_timeout + server.options.close_timeout,
+        on_worker_exit=worker_exit,
+        on_ready=all_ready,
+        hub=use_hub,
+    )
+    server.supervisor = supervisor
+    return supervisor.run()
