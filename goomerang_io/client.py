@@ -353,6 +353,9 @@ class Client:
         data = engine.data_to_send()
         if data:
             proto.transport.write(data)
+        if engine.has_events():  # a framing fault found earlier is applied on output
+            for event in engine.events():
+                self._on_event(event)
         if engine.should_close_transport():
             proto.transport.close()
 

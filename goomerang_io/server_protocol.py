@@ -256,6 +256,11 @@ class ServerProtocol(asyncio.Protocol):
         data = engine.data_to_send()
         if data:
             transport.write(data)
+        if engine.has_events():  # a framing fault found earlier is applied on output
+            self._process()
+            data = engine.data_to_send()
+            if data:
+                transport.write(data)
         if engine.should_close_transport():
             transport.close()
         elif engine.close_expected() and "close" not in self._timers:

@@ -131,6 +131,10 @@ class BaseConnection:
             self._events = []
         return ev
 
+    def has_events(self) -> bool:
+        """True when ``events()`` would return something (e.g. after ``data_to_send``)."""
+        return bool(self._events)
+
     def data_to_send(self) -> bytes:
         """Return and clear the bytes the caller must write to the transport."""
         if self._pending_failure is not None:
