@@ -8,7 +8,7 @@ the Go ones: histograms keep their names (``*_seconds``, ``*_bytes``, label
 prometheus_client appends it (``Counter("goomerang_server_errors")`` is
 exposed as ``goomerang_server_errors_total``). Beside the Go families the
 server has two of ours: ``goomerang_server_connections_open`` and
-``goomerang_server_backplane_up``.
+``goomerang_server_backplane_up`` (exposed once a backplane reported).
 
 Registries. By default every recorder registers in prometheus_client's
 default ``REGISTRY``. Several recorders on one registry (a test suite that
@@ -366,11 +366,9 @@ class ServerMetrics(_Recorder):
             "The number of WebSocket connections currently open on the server",
             "livesum",
         )
-        self.backplane_up = f.gauge(
-            f"{p}_backplane_up",
-            "1 when the backplane (cross-worker broadcast and publish) is connected, else 0",
-            "livemin",
-        )
+        # Created on the first set_backplane_up(): a server without a
+        # backplane exposes no series rather than a misleading 0.
+        self.backplane_up: Gauge | None = None
         self._broadcast_duration = _Children(self.broadcast_duration)
         self._broadcast_client = _Children(self.broadcast_client)
         self._subscribe = _Children(self.pubsub_subscribe)
@@ -406,7 +404,13 @@ class ServerMetrics(_Recorder):
         self.connections_open.dec()
 
     def set_backplane_up(self, up: bool) -> None:
-        """Record whether the backplane is connected."""
+        """Record whether the backplane is connected (the series appears on the first call)."""
+        if self.backplane_up is None:
+            self.backplane_up = self._f.gauge(
+                f"{self.prefix}_backplane_up",
+                "1 when the backplane (cross-worker broadcast and publish) is connected, else 0",
+                "livemin",
+            )
         self.backplane_up.set(1 if up else 0)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
@@ -23,6 +25,7 @@ from goomerang_io.metrics import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+RENDER = ROOT / "dashboard" / "render.py"
 
 # Exposed family name -> (type, labels, help), exactly as Go goomerang v0.3.0
 # (metrics/server.go, metrics/client.go), plus our two server gauges.
@@ -313,6 +316,7 @@ def test_server_sample_values() -> None:
     m.connection_opened()
     m.connection_closed()
     assert v(S + "connections_open") == 1
+    assert v(S + "backplane_up") is None  # no backplane, no series
     m.set_backplane_up(True)
     assert v(S + "backplane_up") == 1
     m.set_backplane_up(False)
@@ -601,3 +605,83 @@ def test_multiprocess_two_spawned_processes_share_one_dir(tmp_path: Path) -> Non
     assert "goomerang_server_connections_open 1.0" in after
     assert "goomerang_server_errors_total 6.0" in after
     assert pid_a != pid_b
+
+
+# ------------------------------------------------------------------ dashboard
+
+
+def _render_module() -> Any:
+    spec = importlib.util.spec_from_file_location("goomerang_dashboard_render", RENDER)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dashboard_json_is_generated_from_the_panel_specs() -> None:
+    render = _render_module()
+    committed = json.loads((ROOT / "dashboard" / "goomerang.json").read_text())
+    assert committed == json.loads(json.dumps(render.dashboard_json()))
+    variables = {v["name"]: v["type"] for v in committed["templating"]["list"]}
+    assert variables == {"datasource": "datasource", "instance": "query"}
+    titles = [p["title"] for p in committed["panels"] if p["type"] != "row"]
+    assert titles == [p.title for p in render.PANELS]
+
+
+def test_dashboard_queries_only_name_exposed_metrics() -> None:
+    render = _render_module()
+    reg = CollectorRegistry()
+    _exercise_server(ServerMetrics(registry=reg))
+    _exercise_client(ClientMetrics(registry=reg))
+    exposed = {s.name for fam in reg.collect() for s in fam.samples}
+    used = set()
+    for panel in render.PANELS:
+        for t in panel.targets:
+            sample = t.metric + "_bucket" if isinstance(t, render.Quantile) else t.metric
+            assert sample in exposed, (panel.title, sample)
+            used.add(t.metric.removesuffix("_count").removesuffix("_total"))
+    # every family, Go's and ours, is on some panel
+    families = {n.removesuffix("_total") for n in (*GO_SERVER, *GO_CLIENT, *OURS_SERVER)}
+    assert families - used == set()
+
+
+def test_bucket_quantile_matches_prometheus_interpolation() -> None:
+    render = _render_module()
+    inf = float("inf")
+    # 10 observations: 4 in (0, 1], 4 in (1, 2], 2 in (2, 4]
+    buckets = [(1.0, 4.0), (2.0, 8.0), (4.0, 10.0), (inf, 10.0)]
+    assert render.bucket_quantile(0.5, buckets) == pytest.approx(1.25)
+    assert render.bucket_quantile(0.9, buckets) == pytest.approx(3.0)
+    assert render.bucket_quantile(0.2, buckets) == pytest.approx(0.5)
+    # everything above the last finite bound: the bound, as Prometheus answers
+    assert render.bucket_quantile(0.99, [(1.0, 0.0), (inf, 5.0)]) == 1.0
+    assert str(render.bucket_quantile(0.5, [(1.0, 0.0), (inf, 0.0)])) == "nan"
+
+
+def test_render_evaluates_rates_quantiles_and_gauges() -> None:
+    render = _render_module()
+    reg = CollectorRegistry()
+    m = ServerMetrics(registry=reg)
+    from prometheus_client import generate_latest
+
+    scrapes = []
+    for i in range(3):
+        for _ in range(10):
+            m.message_received(K, 100, 0.02)
+        m.set_status(i)
+        scrapes.append(
+            render.merge(
+                [("h:1", render.parse_scrape(10.0 * i, generate_latest(reg).decode()))], 10.0 * i
+            )
+        )
+    rate = render.evaluate(
+        render.Rate(S + "message_received_size_bytes_count", ("kind",), "{{kind}}"), scrapes
+    )
+    assert rate == {"MessageV1": ([10.0, 20.0], [1.0, 1.0])}
+    q = render.evaluate(
+        render.Quantile(0.5, S + "message_received_size_bytes", legend="p50"), scrapes
+    )
+    assert q["p50"][1] == [120.0, 120.0]  # rank 5 of 10, all in (80, 160]
+    g = render.evaluate(render.Gauge(S + "status", "max", "{{instance}}", ("instance",)), scrapes)
+    assert g == {"h:1": ([0.0, 10.0, 20.0], [0.0, 1.0, 2.0])}
