@@ -32,7 +32,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from goomerang_proto.pb import goomerang_backplane_pb2 as pb
 
@@ -599,8 +599,23 @@ class LocalBackplane(Backplane):
         _transport, proto = await loop.create_unix_connection(lambda: _HubProtocol(self), self.path)
         assert proto.transport is not None
         proto.transport.write(frame_envelope(encode_envelope(_HELLO, self.node_id)))
+        # re-announce the held topics; connected means the hub knows them all
+        acks = []
         for topic in sorted(self._topics):
+            fut: asyncio.Future[None] = loop.create_future()
+            self._acks.setdefault((_SUBSCRIBE, topic), deque()).append(fut)
+            acks.append(fut)
             proto.transport.write(frame_envelope(encode_envelope(_SUBSCRIBE, self.node_id, topic)))
+        if acks:
+            all_acked = asyncio.gather(*acks)
+            either: list[asyncio.Future[Any]] = [all_acked, proto.lost]
+            await asyncio.wait(either, timeout=self.ack_timeout, return_when="FIRST_COMPLETED")
+            if not all_acked.done() or all_acked.cancelled():
+                all_acked.cancel()
+                self._fail_acks()
+                proto.transport.abort()
+                why = "closed the connection" if proto.lost.done() else "did not acknowledge"
+                raise ConnectionError(f"hub {why} while re-subscribing {len(acks)} topic(s)")
         return proto
 
     async def _run(self) -> None:
