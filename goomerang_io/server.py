@@ -236,7 +236,9 @@ class Server:
         loop = asyncio.get_running_loop()
         if self._sock is not None:
             sock = self._sock
-            self._aserver = await loop.create_server(self._factory, sock=sock, ssl=self.tls)
+            self._aserver = await loop.create_server(
+                self._factory, sock=sock, ssl=self.tls, start_serving=False
+            )
         else:
             self._aserver = await loop.create_server(
                 self._factory,
@@ -245,6 +247,7 @@ class Server:
                 ssl=self.tls,
                 reuse_port=self.reuse_port or None,
                 backlog=2048,
+                start_serving=False,
             )
         sockname = self._aserver.sockets[0].getsockname()
         self.port = int(sockname[1])
@@ -258,6 +261,7 @@ class Server:
             self.metrics.set_max_concurrency(self.options.max_concurrency)
         self.hooks.run("on_configuration", self.options)
         self._move(Status.RUNNING)
+        await self._aserver.start_serving()
 
     def _factory(self) -> ServerProtocol:
         return ServerProtocol(self, next(self._ids))
