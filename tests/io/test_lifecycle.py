@@ -12,13 +12,15 @@ from util import (
     connected,
     echo,
     msg,
+    mute_client,
+    mute_server,
     new_client,
     new_server,
     run,
     running,
 )
 
-from goomerang_io import ClientOptions, ServerOptions
+from goomerang_io import Client, ClientOptions, ServerOptions
 from goomerang_proto import (
     AlreadyRunning,
     Closed,
@@ -27,6 +29,7 @@ from goomerang_proto import (
     Message,
     NotRunning,
     Status,
+    events,
 )
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
@@ -520,5 +523,106 @@ def test_silent_tcp_peer_is_dropped_after_the_handshake_timeout() -> None:
             writer.close()
             await errors.wait_count(1)
             assert "handshake" in str(errors.items[0])
+
+    run(main())
+
+
+def test_server_drops_a_client_that_does_not_answer_pings() -> None:
+    async def main() -> None:
+        errors = Inbox()
+        disconnects = Inbox()
+        server = new_server(
+            ping_interval=0.1, ping_timeout=0.2, on_error=errors, on_disconnect=disconnects
+        )
+        async with running(server):
+            peer = await mute_client(server)
+            try:
+                await asyncio.wait_for(peer.eof.wait(), WAIT)
+                await disconnects.wait_count(1)
+                assert any("did not answer pings" in str(e) for e in errors.items)
+                assert server.connections() == 0
+            finally:
+                peer.close()
+
+    run(main())
+
+
+def test_server_keeps_a_client_that_answers_pings() -> None:
+    async def main() -> None:
+        server = new_server(ping_interval=0.05, ping_timeout=0.1)
+        server.handle(MessageV1, echo)
+        async with running(server):
+            client = new_client(server)
+            client.register_message(ReplyV1)
+            pongs = Inbox()
+            async with connected(client):
+                # count the pings the client engine answers (its events pass by _on_event)
+                on_event = client._on_event
+
+                def spy(event: Any) -> None:
+                    if isinstance(event, events.PingReceived):
+                        pongs.put(event)
+                    on_event(event)
+
+                client._on_event = spy  # type: ignore[method-assign]
+                await pongs.wait_count(5)  # five ping intervals, each well past ping_timeout/2
+                got = await client.send_sync(msg("still up"), timeout=WAIT)
+                assert got.payload == ReplyV1(message="still up")
+                assert server.connections() == 1
+
+    run(main())
+
+
+def test_client_drops_a_server_that_does_not_answer_pings() -> None:
+    async def main() -> None:
+        async with mute_server() as (addr, _peers):
+            errors = Inbox()
+            statuses = Inbox()
+            client = Client(
+                addr,
+                heartbeat_interval=0.1,
+                ping_timeout=0.2,
+                on_error=errors,
+                on_status_change=statuses,
+            )
+            await asyncio.wait_for(client.connect(), WAIT)
+            await statuses.wait_for(lambda s: s is Status.CLOSED)
+            assert any("did not answer pings" in str(e) for e in errors.items)
+            with pytest.raises(NotRunning):
+                await client.send(msg())
+
+    run(main())
+
+
+def test_client_close_gives_up_waiting_for_a_mute_server_after_close_timeout() -> None:
+    async def main() -> None:
+        async with mute_server() as (addr, peers):
+            client = Client(addr, heartbeat_interval=None, close_timeout=0.3)
+            await asyncio.wait_for(client.connect(), WAIT)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await asyncio.wait_for(client.close(), WAIT)
+            elapsed = loop.time() - t0
+            assert client.status is Status.CLOSED
+            assert 0.25 <= elapsed < 2.0
+            await asyncio.wait_for(peers[0].eof.wait(), WAIT)
+
+    run(main())
+
+
+def test_server_shutdown_gives_up_waiting_for_a_mute_client_after_close_timeout() -> None:
+    async def main() -> None:
+        server = new_server(close_timeout=0.3)
+        await server.start()
+        peer = await mute_client(server)
+        try:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await asyncio.wait_for(server.shutdown(), WAIT)
+            assert loop.time() - t0 < 2.0
+            assert server.status is Status.CLOSED
+            await asyncio.wait_for(peer.eof.wait(), WAIT)
+        finally:
+            peer.close()
 
     run(main())

@@ -17,6 +17,7 @@ from util import (
     msg,
     new_client,
     new_server,
+    poll_until,
     recorder_handler,
     reply,
     run,
@@ -503,5 +504,102 @@ def test_client_with_no_server_fails_fast() -> None:
             await asyncio.wait_for(client.connect(), WAIT)
         with pytest.raises(NotRunning):
             await client.send(msg())
+
+    run(main())
+
+
+def test_server_pauses_reading_above_max_queue_and_resumes_when_handlers_catch_up() -> None:
+    async def main() -> None:
+        server = new_server(max_concurrency=1, max_queue=4)
+        gate = asyncio.Event()
+        order = Inbox()
+
+        async def gated(_sender: Any, message: Message[Any]) -> None:
+            if message.payload.message == "0":
+                await gate.wait()  # held so that the queue fills up
+            order.put(message.payload.message)
+
+        server.handle(MessageV1, gated)
+        async with running(server):
+            client = new_client(server)
+            async with connected(client):
+                for i in range(40):
+                    await client.send(msg(str(i)))
+                await poll_until(lambda: any(p._reading_paused for p in server._conns))
+                # these stay unread in the socket until the server resumes reading
+                for i in range(40, 100):
+                    await client.send(msg(str(i)))
+                gate.set()
+                await order.wait_count(100)
+        assert order.items == [str(i) for i in range(100)]
+
+    run(main())
+
+
+def test_sends_above_the_write_limit_wait_for_drain_and_all_arrive() -> None:
+    async def main() -> None:
+        big = "x" * 16_384
+        server = new_server(write_limit=8_192)
+        received = Inbox()
+
+        async def flood(sender: Any, message: Message[Any]) -> None:
+            if message.payload.message == "flood":
+                for i in range(150):
+                    await sender.send(reply(f"{i}:{big}"))
+            else:
+                received.put(message.payload.message.split(":")[0])
+
+        server.handle(MessageV1, flood)
+        async with running(server):
+            got = Inbox()
+            client = new_client(server, write_limit=8_192)
+            client.handle(ReplyV1, lambda _s, m: got.put(m.payload.message.split(":")[0]))
+            async with connected(client):
+                await client.send(msg("flood"))
+                for i in range(150):
+                    await client.send(msg(f"{i}:{big}"))
+                await got.wait_count(150)
+                await received.wait_count(150)
+        assert got.items == [str(i) for i in range(150)]
+        assert received.items == [str(i) for i in range(150)]
+
+    run(main())
+
+
+def test_message_over_max_message_size_closes_with_1009() -> None:
+    async def main() -> None:
+        errors = Inbox()
+        disconnects = Inbox()
+        server = echo_server(max_message_size=1024, on_error=errors, on_disconnect=disconnects)
+        async with running(server):
+            statuses = Inbox()
+            client = new_client(server, on_status_change=statuses)
+            await asyncio.wait_for(client.connect(), WAIT)
+            await client.send(msg("x" * 2000))
+            await statuses.wait_for(lambda s: s is Status.CLOSED)
+            await disconnects.wait_count(1)
+            assert client.close_code == 1009
+            assert errors.items, "the server reports the oversized message"
+            with pytest.raises(NotRunning):
+                await client.send(msg())
+
+    run(main())
+
+
+def test_client_max_message_size_closes_with_1009() -> None:
+    async def main() -> None:
+        server = echo_server()
+        async with running(server):
+            statuses = Inbox()
+            errors = Inbox()
+            client = new_client(
+                server, max_message_size=1024, on_status_change=statuses, on_error=errors
+            )
+            client.register_message(ReplyV1)
+            await asyncio.wait_for(client.connect(), WAIT)
+            with pytest.raises(ConnectionLost):
+                await client.send_sync(msg("y" * 2000), timeout=WAIT)
+            await statuses.wait_for(lambda s: s is Status.CLOSED)
+            assert client.close_code == 1009
 
     run(main())

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from goomerang_io import Client, Server
 from goomerang_io.loop import run as loop_run
-from goomerang_proto import Message, Status
+from goomerang_proto import ClientConnection, Message, ServerConnection, Status, events
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
 T = TypeVar("T")
@@ -130,3 +130,90 @@ async def connected(client: Client) -> AsyncIterator[Client]:
         if client.status is Status.RUNNING:
             async with asyncio.timeout(WAIT + 2):
                 await client.close()
+
+
+async def poll_until(pred: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Yield to the loop until ``pred()`` holds (bounded by ``timeout``).
+
+    Only for internal state that has no event of its own (e.g. a transport
+    whose reading was paused); it waits on the condition, never on a duration.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                await asyncio.sleep(0)
+    except TimeoutError:
+        raise AssertionError(f"condition not met within {timeout} s") from None
+
+
+class MutePeer:
+    """A WebSocket peer driven by the sans-IO engine that stops writing once connected.
+
+    It keeps reading (so the kernel buffers never fill) but never answers a
+    ping or a close: the misbehaving peer of the keep-alive and close tests.
+    """
+
+    def __init__(
+        self,
+        engine: ClientConnection | ServerConnection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.engine = engine
+        self.reader = reader
+        self.writer = writer
+        self.eof = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def handshake(self) -> None:
+        """Exchange the upgrade (writing our side of it), then go mute."""
+        async with asyncio.timeout(WAIT):
+            self.writer.write(self.engine.data_to_send())
+            while True:
+                if any(isinstance(e, events.Connected) for e in self.engine.events()):
+                    self.writer.write(self.engine.data_to_send())
+                    break
+                data = await self.reader.read(65536)
+                if not data:
+                    raise AssertionError("peer closed during the upgrade")
+                self.engine.receive_data(data)
+        self._task = asyncio.ensure_future(self._drain_input())
+
+    async def _drain_input(self) -> None:
+        while await self.reader.read(65536):
+            pass
+        self.eof.set()
+
+    def close(self) -> None:
+        """Drop the TCP connection."""
+        if self._task is not None:
+            self._task.cancel()
+        self.writer.close()
+
+
+async def mute_client(server: Server) -> MutePeer:
+    """A client that completes the upgrade to ``server`` and then never writes again."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    peer = MutePeer(ClientConnection(server.addr, "/ws"), reader, writer)
+    await peer.handshake()
+    return peer
+
+
+@contextlib.asynccontextmanager
+async def mute_server() -> AsyncIterator[tuple[str, list[MutePeer]]]:
+    """A fake server on 127.0.0.1 that accepts the upgrade and then never writes again."""
+    peers: list[MutePeer] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = MutePeer(ServerConnection(), reader, writer)
+        peers.append(peer)
+        await peer.handshake()
+
+    tcp = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}", peers
+    finally:
+        for peer in peers:
+            peer.close()
+        tcp.close()
