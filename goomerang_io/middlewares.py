@@ -2,9 +2,10 @@
 
 A handler is ``handler(sender, message)`` returning None or an awaitable; a
 middleware is ``middleware(next_handler) -> handler`` (see
-:mod:`goomerang_proto.router`). Every middleware here returns an
-``async def`` handler that awaits ``next_handler``'s result when it is
-awaitable, so it wraps sync and async handlers alike. Register them on a
+:mod:`goomerang_proto.router`). Every middleware here awaits
+``next_handler``'s result when it is awaitable, so it wraps sync and async
+handlers alike; the handlers they return may themselves return an
+awaitable, which the endpoint awaits. Register them on a
 server or a client in the order they should run, outermost first, e.g.::
 
     server.middleware(panic_middleware(report))     # outermost: sees every exception
@@ -116,18 +117,37 @@ def metrics_middleware(metrics: ServerMetrics | ClientMetrics) -> Middleware:
     (None when the frame had no creation time; negative skew counts as 0).
     After it, even when it raised: ``message_processed(kind, seconds)``.
     Sends made by the handler are recorded by the endpoint, not here.
+
+    This one sits on the hot path, so its handler is a plain function: it
+    returns an awaitable only when the rest of the chain did (no coroutine
+    per message for synchronous handlers).
     """
+    received = metrics.message_received
+    processed = metrics.message_processed
+    clock = time.perf_counter
+
+    async def finish(pending: Any, kind: str, start: float) -> None:
+        try:
+            await pending
+        finally:
+            processed(kind, clock() - start)
 
     def middleware(next_handler: Handler) -> Handler:
-        async def handler(sender: Any, message: Message[Any]) -> None:
+        def handler(sender: Any, message: Message[Any]) -> Any:
+            kind = message.kind
             created = message.creation_ns
             inflight = (time.time_ns() - created) / 1e9 if created else None
-            metrics.message_received(message.kind, message.payload_size, inflight)
-            start = time.perf_counter()
+            received(kind, message.payload_size, inflight)
+            start = clock()
             try:
-                await _call(next_handler, sender, message)
-            finally:
-                metrics.message_processed(message.kind, time.perf_counter() - start)
+                result = next_handler(sender, message)
+            except BaseException:
+                processed(kind, clock() - start)
+                raise
+            if result is not None and inspect.isawaitable(result):
+                return finish(result, kind, start)
+            processed(kind, clock() - start)
+            return None
 
         return handler
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Coroutine
@@ -41,7 +42,7 @@ class FakeSender:
 
 async def invoke(handler: Any, sender: Any, message: Message[Any]) -> None:
     result = handler(sender, message)
-    if asyncio.iscoroutine(result):
+    if inspect.isawaitable(result):
         await result
 
 
@@ -245,3 +246,35 @@ def test_metrics_middleware_no_creation_and_failing_handler() -> None:
         v("goomerang_server_message_received_inflight_duration_seconds_count", {"kind": K}) is None
     )
     assert v("goomerang_server_message_processing_duration_seconds_count", {"kind": K}) == 1
+
+
+def test_metrics_middleware_sync_handler_needs_no_event_loop() -> None:
+    reg = CollectorRegistry()
+    seen: list[str] = []
+    chain = metrics_middleware(ServerMetrics(registry=reg))(lambda s, m: seen.append(m.kind))
+    assert chain(FakeSender(), msg()) is None  # no coroutine for a plain handler
+    assert seen == [K]
+    assert (
+        reg.get_sample_value(
+            "goomerang_server_message_processing_duration_seconds_count", {"kind": K}
+        )
+        == 1
+    )
+
+
+def test_metrics_middleware_async_handler_that_raises_is_still_timed() -> None:
+    reg = CollectorRegistry()
+
+    async def bad(sender: Any, message: Message[Any]) -> None:
+        await asyncio.sleep(0)
+        raise LookupError("late")
+
+    chain = metrics_middleware(ServerMetrics(registry=reg))(bad)
+    with pytest.raises(LookupError):
+        run(invoke(chain, FakeSender(), msg()))
+    assert (
+        reg.get_sample_value(
+            "goomerang_server_message_processing_duration_seconds_count", {"kind": K}
+        )
+        == 1
+    )
