@@ -75,6 +75,7 @@ class ServerConnection(BaseConnection):
         self.ws_path = ws_path if ws_path is not None else ("/wss" if tls else "/ws")
         self.auto_accept = auto_accept
         self.max_http_body = max_http_body
+        self.max_request_size = max_request_size
         self._h11: h11.Connection | None = h11.Connection(
             h11.SERVER, max_incomplete_event_size=max_request_size
         )
@@ -113,6 +114,11 @@ class ServerConnection(BaseConnection):
                     continue
                 return
             if isinstance(event, h11.Request):
+                # h11 bounds only an incomplete head; one that arrived whole is checked here.
+                size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                if size > self.max_request_size:
+                    self._reject_plain(431, "request line and headers too large")
+                    return
                 self._request = event
                 self._body = []
                 self._body_size = 0
