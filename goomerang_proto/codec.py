@@ -210,19 +210,30 @@ def unpack(data: bytes, registry: Registry) -> Message[Any]:
 
 def message_from_frame(frame: pb.Frame, registry: Registry) -> Message[Any]:
     """Build a Message from a parsed Frame (payload decoded through ``registry``)."""
+    # Hot path (every received message): dict() of an empty upb map and the
+    # helper calls cost more than the envelope decode itself, so skip them.
     kind = frame.kind
     cls = registry.get(kind)
     if cls is None:
         raise UnknownKind(kind)
-    payload = decode_payload(cls, frame.payload, kind)
+    body = frame.payload
+    try:
+        payload = cls.FromString(body)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise MalformedFrame(f"payload does not decode as {kind}: {exc}") from exc
+    headers = frame.headers
+    creation_ns = 0
+    if frame.HasField("creation"):
+        c = frame.creation
+        creation_ns = c.seconds * 1_000_000_000 + c.nanos
     return Message(
         payload,
-        dict(frame.headers),
+        dict(headers) if headers else {},
         kind=kind,
         uuid=frame.uuid,
         is_sync=frame.is_sync,
-        creation_ns=frame_creation_ns(frame),
-        payload_size=len(frame.payload),
+        creation_ns=creation_ns,
+        payload_size=len(body),
     )
 
 
