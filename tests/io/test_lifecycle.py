@@ -16,16 +16,18 @@ from util import (
     mute_server,
     new_client,
     new_server,
+    recorder_handler,
     run,
     running,
 )
 
-from goomerang_io import Client, ClientOptions, ServerOptions
+from goomerang_io import Client, ClientOptions, Server, ServerOptions
 from goomerang_proto import (
     AlreadyRunning,
     Closed,
     ConnectionLost,
     GoomerangError,
+    HandshakeError,
     Message,
     NotRunning,
     Status,
@@ -624,5 +626,80 @@ def test_server_shutdown_gives_up_waiting_for_a_mute_client_after_close_timeout(
             await asyncio.wait_for(peer.eof.wait(), WAIT)
         finally:
             peer.close()
+
+    run(main())
+
+
+def test_upgrade_over_max_connections_is_refused_with_503() -> None:
+    async def main() -> None:
+        errors = Inbox()
+        server = new_server(max_connections=1, on_error=errors)
+        async with running(server):
+            first = new_client(server)
+            async with connected(first):
+                second = new_client(server)
+                with pytest.raises(HandshakeError) as info:
+                    await asyncio.wait_for(second.connect(), WAIT)
+                assert info.value.status == 503
+                assert second.status is Status.NEW
+                assert server.connections() == 1
+                await errors.wait_count(1)
+            third = new_client(server)  # a slot is free again
+            async with connected(third):
+                assert server.connections() == 1
+
+    run(main())
+
+
+def test_origin_outside_the_allow_list_is_refused_with_403() -> None:
+    async def main() -> None:
+        server = new_server(allowed_origins=["https://good.example"])
+        async with running(server):
+            bad = new_client(server, headers=[("Origin", "https://evil.example")])
+            with pytest.raises(HandshakeError) as info:
+                await asyncio.wait_for(bad.connect(), WAIT)
+            assert info.value.status == 403
+            good = new_client(server, headers=[("Origin", "https://good.example")])
+            async with connected(good):
+                assert server.connections() == 1
+
+    run(main())
+
+
+def test_client_reconnects_and_resubscribes_after_the_server_comes_back() -> None:
+    async def main() -> None:
+        first = new_server()
+        first.register_message(MessageV1)
+        await first.start()
+        port = first.port
+        statuses = Inbox()
+        attempts = Inbox()
+        got = Inbox()
+        client = new_client(
+            first,
+            reconnect=True,
+            reconnect_initial=0.05,
+            reconnect_max=0.2,
+            on_status_change=statuses,
+            on_reconnect_attempt=attempts,
+        )
+        client.handle(MessageV1, recorder_handler(got))
+        await asyncio.wait_for(client.connect(), WAIT)
+        await client.subscribe("news")
+        await asyncio.wait_for(first.shutdown(), WAIT)
+        await statuses.wait_for(lambda s: s is Status.CLOSED)
+
+        subscribed = Inbox()
+        second = Server(f"127.0.0.1:{port}", on_subscribe=subscribed)
+        second.register_message(MessageV1)
+        async with running(second):
+            await statuses.wait_until(lambda items: items[-1:] == [Status.RUNNING])
+            assert attempts.items and attempts.items[0][0] == 1
+            await subscribed.wait_count(1)  # the subscription was restored
+            await second.publish("news", msg("after reconnect"))
+            (m,) = await got.wait_count(1)
+            assert m.payload == MessageV1(message="after reconnect")
+            await asyncio.wait_for(client.close(), WAIT)
+        assert statuses.items == [R, CD, R, CG, CD]
 
     run(main())

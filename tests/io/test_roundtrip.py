@@ -603,3 +603,66 @@ def test_client_max_message_size_closes_with_1009() -> None:
             assert client.close_code == 1009
 
     run(main())
+
+
+def test_unknown_kind_from_server_is_reported_on_the_client_and_connection_stays_up() -> None:
+    async def main() -> None:
+        server = new_server()
+
+        async def answer_with_unknown(sender: Any, message: Message[Any]) -> None:
+            if message.is_sync:
+                await sender.send(reply("sync ok"))
+            else:
+                await sender.send(Message(BadReplyV1(message="client does not know me")))
+
+        server.handle(MessageV1, answer_with_unknown)
+        async with running(server):
+            errors = Inbox()
+            client = new_client(server, on_error=errors)
+            client.register_message(ReplyV1)
+            async with connected(client):
+                await client.send(msg())
+                err = await errors.wait_for(lambda e: isinstance(e, UnknownKind))
+                assert err.kind == "goomerang.example.BadReplyV1"
+                got = await client.send_sync(msg(), timeout=WAIT)
+                assert got.payload == ReplyV1(message="sync ok")
+
+    run(main())
+
+
+def test_text_frame_from_server_is_reported_on_the_client() -> None:
+    async def main() -> None:
+        server = echo_server()
+        async with running(server):
+            errors = Inbox()
+            client = new_client(server, on_error=errors)
+            client.register_message(ReplyV1)
+            async with connected(client):
+                (proto,) = list(server._conns)
+                proto.engine.send_raw(1, b"text from server")
+                proto._flush()
+                await errors.wait_for(lambda e: isinstance(e, UnexpectedText))
+                got = await client.send_sync(msg("after"), timeout=WAIT)
+                assert got.payload == ReplyV1(message="after")
+
+    run(main())
+
+
+def test_sync_request_without_a_server_handler_is_reported_and_times_out() -> None:
+    async def main() -> None:
+        errors = Inbox()
+        server = echo_server(on_error=errors)
+        server.register_message(BadReplyV1)  # decodable, but no handler
+        async with running(server):
+            client = new_client(server)
+            client.register_message(ReplyV1)
+            async with connected(client):
+                with pytest.raises(SyncTimeout):
+                    await client.send_sync(Message(BadReplyV1(message="?")), timeout=0.2)
+                err = await errors.wait_count(1)
+                assert "goomerang.example.BadReplyV1" in str(err[0])
+                assert client._pending == {}
+                got = await client.send_sync(msg("next"), timeout=WAIT)
+                assert got.payload == ReplyV1(message="next")
+
+    run(main())
