@@ -86,6 +86,7 @@ class _Link:
         self.closed = threading.Event()
         self.dead = False
         self.pong_seen = False
+        self.pongs = 0
         self.tls_eof = False
         self.early: list[ev.Event] = []
 
@@ -445,6 +446,7 @@ class Client:
                 self._run_handler(chain, message)
         elif isinstance(event, ev.PongReceived):
             link.pong_seen = True
+            link.pongs += 1
         elif isinstance(event, ev.ErrorOccurred):
             self.report_error(event.error)
         elif isinstance(event, ev.ConnectionClosed):

@@ -268,6 +268,7 @@ def test_heartbeat_pings_are_answered() -> None:
             # A deliberately idle wait (bounded): pings flow and get answered meanwhile.
             done.wait(0.3)
             assert client.status is Status.RUNNING
+            assert link.pongs >= 2
         assert errors == []
 
 
