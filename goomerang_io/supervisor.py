@@ -413,9 +413,9 @@ class Supervisor:
                 self._drain_ready(s)
                 if s.ready:
                     continue
-                self._boot_failure(s, f"did not call ready() within {self.boot_timeout:.1f}s")
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(s.pid, signal.SIGKILL)
+                    os.kill(s.pid, signal.SIGKILL)  # stuck: no graceful stop for it
+                self._boot_failure(s, f"did not call ready() within {self.boot_timeout:.1f}s")
                 return
 
     def _check_restarts(self, now: float) -> None:
