@@ -328,3 +328,56 @@ def test_tls_round_trip(tmp_path: Path) -> None:
             reply = client.send_sync(Message(MessageV1(message=big)), timeout=WAIT)
             assert reply.payload.message == big
         assert client.status is Status.CLOSED
+
+
+def test_server_that_never_answers_pings_is_dropped_after_ping_timeout() -> None:
+    import re
+    import socket
+
+    from goomerang_proto.handshake import accept_token
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+
+    def mute_server() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            match = re.search(rb"Sec-WebSocket-Key: (\S+)", head)
+            assert match is not None
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + accept_token(match.group(1).decode()).encode()
+                + b"\r\n\r\n"
+            )
+            conn.settimeout(WAIT)
+            try:
+                while conn.recv(4096):  # reads pings, never answers
+                    pass
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=mute_server, daemon=True)
+    thread.start()
+    errors: queue.Queue[BaseException] = queue.Queue()
+    closed = threading.Event()
+    port = listener.getsockname()[1]
+    client = Client(
+        f"127.0.0.1:{port}",
+        heartbeat_interval=0.05,
+        ping_timeout=0.2,
+        on_error=errors.put,
+        on_close=closed.set,
+    )
+    client.connect()
+    assert closed.wait(WAIT)
+    first = errors.get(timeout=WAIT)
+    assert isinstance(first, ConnectionLost) and "did not answer pings" in str(first)
+    assert client.status is Status.CLOSED
+    with pytest.raises(NotRunning):
+        client.send(Message(MessageV1(message="x")))
+    thread.join(WAIT)
+    listener.close()
