@@ -356,6 +356,9 @@ class ServerProtocol(asyncio.Protocol):
         if self.engine.status is not Status.NEW or self.transport is None:
             return
         self.engine.send_http_response(response.status, response.all_headers(), response.body)
+        if self.engine.status is Status.NEW:
+            # keep-alive: the next request gets the same deadline (slowloris guard)
+            self._arm("handshake", self.server.options.handshake_timeout, self._handshake_timeout)
         self._process()
         self._flush()
 
