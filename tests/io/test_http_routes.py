@@ -141,3 +141,42 @@ def test_route_path_must_start_with_a_slash() -> None:
     server = Server("127.0.0.1:0")
     with pytest.raises(ValueError):
         server.route("metrics", lambda _r: b"")
+
+
+def test_keep_alive_connection_gets_the_handshake_deadline_for_its_next_request() -> None:
+    async def main() -> None:
+        server = new_server(handshake_timeout=0.3)
+        server.route("/plain", lambda _r: b"ok")
+        async with running(server):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            try:
+                writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\nok"), WAIT)
+                assert head.startswith(b"HTTP/1.1 200")
+                writer.write(b"GET /plain HTTP/1.1\r\nHost: x\r\n")  # never finished
+                assert await asyncio.wait_for(reader.read(), WAIT) == b""
+            finally:
+                writer.close()
+
+    run(main())
+
+
+def test_pipelined_requests_are_all_answered() -> None:
+    async def main() -> None:
+        server = new_server(handshake_timeout=0.3)
+        server.route("/a", lambda _r: b"A")
+        server.route("/b", lambda _r: b"B")
+        async with running(server):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            try:
+                writer.write(
+                    b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                    b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                data = await asyncio.wait_for(reader.read(), WAIT)
+            finally:
+                writer.close()
+        assert data.count(b"HTTP/1.1 200") == 2
+        assert data.endswith(b"B") and b"\r\n\r\nA" in data
+
+    run(main())
