@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,9 +37,17 @@ from goomerang_proto.pb import goomerang_backplane_pb2 as pb
 WAIT = 5.0
 
 
-def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
-    """Run an async test body."""
-    asyncio.run(asyncio.wait_for(coro_fn(), 30))
+def run(coro_fn: Callable[[], Awaitable[None]], loop_kind: str = "asyncio") -> None:
+    """Run an async test body on the stdlib loop or on uvloop."""
+    factory = uvloop.new_event_loop if loop_kind == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(asyncio.wait_for(coro_fn(), 30))
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    """Both event loops a server may run on."""
+    return str(request.param)
 
 
 class HubThread:
@@ -182,7 +191,9 @@ def test_backplane_from_url() -> None:
 # ------------------------------------------------------------------ relay
 
 
-def test_broadcast_reaches_every_other_worker_exactly_once_and_never_echoes(hub_path: str) -> None:
+def test_broadcast_reaches_every_other_worker_exactly_once_and_never_echoes(
+    hub_path: str, loop_kind: str
+) -> None:
     hub = HubThread(hub_path)
 
     async def body() -> None:
@@ -210,12 +221,12 @@ def test_broadcast_reaches_every_other_worker_exactly_once_and_never_echoes(hub_
             await node.bp.close()
 
     try:
-        run(body)
+        run(body, loop_kind)
     finally:
         hub.stop()
 
 
-def test_publish_reaches_only_the_workers_holding_the_topic(hub_path: str) -> None:
+def test_publish_reaches_only_the_workers_holding_the_topic(hub_path: str, loop_kind: str) -> None:
     hub = HubThread(hub_path)
 
     async def body() -> None:
@@ -242,12 +253,14 @@ def test_publish_reaches_only_the_workers_holding_the_topic(hub_path: str) -> No
             await node.bp.close()
 
     try:
-        run(body)
+        run(body, loop_kind)
     finally:
         hub.stop()
 
 
-def test_hub_outage_reports_drops_reconnects_and_resubscribes(hub_path: str) -> None:
+def test_hub_outage_reports_drops_reconnects_and_resubscribes(
+    hub_path: str, loop_kind: str
+) -> None:
     hub = HubThread(hub_path)
 
     async def body() -> None:
@@ -275,12 +288,12 @@ def test_hub_outage_reports_drops_reconnects_and_resubscribes(hub_path: str) -> 
             await node.bp.close()
 
     try:
-        run(body)
+        run(body, loop_kind)
     finally:
         hub.stop()
 
 
-def test_start_without_a_hub_reports_and_keeps_trying(hub_path: str) -> None:
+def test_start_without_a_hub_reports_and_keeps_trying(hub_path: str, loop_kind: str) -> None:
     async def body() -> None:
         (a,) = [Node(hub_path, "a")]
         await a.start()  # returns after the first failed attempt
@@ -294,10 +307,12 @@ def test_start_without_a_hub_reports_and_keeps_trying(hub_path: str) -> None:
             await a.bp.close()
             hub.stop()
 
-    run(body)
+    run(body, loop_kind)
 
 
-def test_hub_drops_a_peer_that_sends_garbage_and_keeps_serving(hub_path: str) -> None:
+def test_hub_drops_a_peer_that_sends_garbage_and_keeps_serving(
+    hub_path: str, loop_kind: str
+) -> None:
     hub = HubThread(hub_path, max_envelope=1024)
 
     async def body() -> None:
@@ -314,12 +329,12 @@ def test_hub_drops_a_peer_that_sends_garbage_and_keeps_serving(hub_path: str) ->
             await node.bp.close()
 
     try:
-        run(body)
+        run(body, loop_kind)
     finally:
         hub.stop()
 
 
-def test_hub_drops_messages_for_a_worker_that_stops_reading(hub_path: str) -> None:
+def test_hub_drops_messages_for_a_worker_that_stops_reading(hub_path: str, loop_kind: str) -> None:
     hub = HubThread(hub_path, max_buffer=64 * 1024)
 
     async def body() -> None:
@@ -345,7 +360,7 @@ def test_hub_drops_messages_for_a_worker_that_stops_reading(hub_path: str) -> No
             await node.bp.close()
 
     try:
-        run(body)
+        run(body, loop_kind)
     finally:
         hub.stop()
 
