@@ -6,6 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from util import (
     WAIT,
     Inbox,
@@ -22,6 +25,7 @@ from util import (
 )
 
 from goomerang_io import Client, ClientOptions, Server, ServerOptions
+from goomerang_io.loop import new_event_loop
 from goomerang_proto import (
     AlreadyRunning,
     Closed,
@@ -703,3 +707,110 @@ def test_client_reconnects_and_resubscribes_after_the_server_comes_back() -> Non
         assert statuses.items == [R, CD, R, CG, CD]
 
     run(main())
+
+
+class ClientLifecycleMachine(RuleBasedStateMachine):
+    """One client and one server on a persistent loop; every operation checked against a model.
+
+    The model: the client is NEW, RUNNING or CLOSED; the server is up until
+    the ``server_shutdown`` rule, after which connecting fails fast.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = new_event_loop()
+        self.server = new_server()
+        self.server.handle(MessageV1, echo)
+        self.statuses = Inbox()
+        self.loop.run_until_complete(self.server.start())
+        self.client = new_client(self.server, on_status_change=self._status)
+        self.client.register_message(ReplyV1)
+        self.got = Inbox()
+        self.client.handle(MessageV1, recorder_handler(self.got))
+        self.model = Status.NEW
+        self.server_up = True
+        self.counter = 0
+
+    def _status(self, status: Status) -> None:
+        self.statuses.put(status)
+
+    def do(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(asyncio.wait_for(coro, WAIT))
+
+    @rule()
+    def connect(self) -> None:
+        if self.model is Status.RUNNING:
+            with pytest.raises(AlreadyRunning):
+                self.do(self.client.connect())
+        elif not self.server_up:
+            with pytest.raises(ConnectionLost):
+                self.do(self.client.connect())
+        else:
+            self.do(self.client.connect())
+            self.model = Status.RUNNING
+
+    @rule()
+    def close(self) -> None:
+        if self.model is Status.RUNNING:
+            self.do(self.client.close())
+            self.model = Status.CLOSED
+        else:
+            with pytest.raises(NotRunning):
+                self.do(self.client.close())
+
+    @rule(text=st.text(max_size=30))
+    def send_sync(self, text: str) -> None:
+        if self.model is Status.RUNNING:
+            got = self.do(self.client.send_sync(msg(text), timeout=WAIT))
+            assert got.payload == ReplyV1(message=text)
+        else:
+            with pytest.raises(NotRunning):
+                self.do(self.client.send_sync(msg(text)))
+
+    @rule()
+    def broadcast(self) -> None:
+        self.counter += 1
+        text = f"b{self.counter}"
+        if self.model is Status.RUNNING:
+            self.do(self.client.broadcast(msg(text)))
+            self.do(self.got.wait_for(lambda m: m.payload.message == text))
+        else:
+            with pytest.raises(NotRunning):
+                self.do(self.client.broadcast(msg(text)))
+
+    @rule()
+    def server_shutdown(self) -> None:
+        if not self.server_up:
+            with pytest.raises(Closed):
+                self.do(self.server.shutdown())
+            return
+        seen = len(self.statuses.items)
+        self.do(self.server.shutdown())
+        self.server_up = False
+        if self.model is Status.RUNNING:
+            self.do(
+                self.statuses.wait_until(
+                    lambda items: Status.CLOSED in items[seen:],
+                )
+            )
+            self.model = Status.CLOSED
+
+    @invariant()
+    def status_matches_the_model(self) -> None:
+        assert self.client.status is self.model
+        assert self.client._pending == {}
+
+    def teardown(self) -> None:
+        try:
+            if self.client.status is Status.RUNNING:
+                self.do(self.client.close())
+            if self.server.status is Status.RUNNING:
+                self.do(self.server.shutdown())
+        finally:
+            self.loop.close()
+
+
+ClientLifecycleMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=15, deadline=None
+)
+test_client_lifecycle_machine = ClientLifecycleMachine.TestCase
