@@ -1,0 +1,197 @@
+"""Which jobs a run holds: rows 1-7 of issue 7 as lists of :class:`jobs.Job`.
+
+Placement (2 CPUs, gmrload's convention): the server on the first CPU, the
+client on the second; rr_same puts both on the second. The workers row gives
+the server its first N CPUs and the clients whatever is left (the second CPU
+when nothing is left, which a 2-core machine cannot avoid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs import Job
+from servers import ALL, FLOOR, NAMES, ServerSpec, goomerang
+
+GROUPS = ("pipe", "rr", "conc", "bcast", "workers", "memory")
+
+
+@dataclass
+class Sizes:
+    """How much work each job does (``--quick`` shrinks all of it)."""
+
+    pipe_n: dict[str, int]
+    rr_n: int
+    conc_n: int
+    bcast_deliveries: int
+    receivers: tuple[int, ...]
+    workers_n: int
+    idle_conns: tuple[int, ...]
+    timeout: float
+
+
+FULL = Sizes(
+    pipe_n={"floor": 1_000_000, "picows": 400_000, "websockets": 100_000},
+    rr_n=10_000,
+    conc_n=50_000,
+    bcast_deliveries=500_000,
+    receivers=(50, 500, 1000),
+    workers_n=400_000,
+    idle_conns=(1000, 10_000),
+    timeout=30.0,
+)
+QUICK = Sizes(
+    pipe_n={"floor": 20_000, "picows": 10_000, "websockets": 3_000},
+    rr_n=500,
+    conc_n=2_000,
+    bcast_deliveries=20_000,
+    receivers=(50, 500, 1000),
+    workers_n=20_000,
+    idle_conns=(200, 1000),
+    timeout=10.0,
+)
+DEFAULT_PIPE_N = {"full": 200_000, "quick": 5_000}
+
+
+@dataclass
+class Placement:
+    """CPUs for the server and the client."""
+
+    cpus: list[int]
+    server: int
+    client: int
+
+    def workers(self, n: int) -> tuple[str, list[int]]:
+        """Server CPUs (first n) and client CPUs (the rest, or the client CPU) for n workers."""
+        srv = self.cpus[:n]
+        rest = [c for c in self.cpus if c not in srv]
+        return ",".join(map(str, srv)), rest or [self.client]
+
+
+def select(only: str | None) -> tuple[list[str], list[str]]:
+    """Split ``--only`` tokens into row groups and server names (empty = all)."""
+    groups: list[str] = []
+    names: list[str] = []
+    for token in (only or "").replace(" ", "").split(","):
+        if not token:
+            continue
+        if token in GROUPS:
+            groups.append(token)
+        elif token in NAMES:
+            names.append(token)
+        else:
+            raise SystemExit(f"--only: unknown row or server {token!r} (rows {GROUPS}, {NAMES})")
+    return groups or list(GROUPS), names
+
+
+def build(
+    only: str | None,
+    quick: bool,
+    place: Placement,
+    workers: list[int],
+    coalesce_us: int,
+) -> list[Job]:
+    """All jobs of this run, in the order one rep runs them."""
+    groups, names = select(only)
+    sizes = QUICK if quick else FULL
+    servers: list[ServerSpec] = [s for s in ALL if not names or s.name in names or s is FLOOR]
+    want_gmr = any(s.goomerang for s in servers)
+    srv, cli = str(place.server), [place.client]
+    jobs: list[Job] = []
+
+    def pipe_n(s: ServerSpec) -> int:
+        return sizes.pipe_n.get(s.name, DEFAULT_PIPE_N["quick" if quick else "full"])
+
+    def add(job: Job) -> None:
+        if job.key not in {j.key for j in jobs}:
+            jobs.append(job)
+
+    t = sizes.timeout
+    if "pipe" in groups or ("bcast" in groups and want_gmr):
+        for s in servers if "pipe" in groups else [FLOOR]:
+            win = ("--window", "1000", "--refill", "250")
+            add(Job("pipe", "1 conn w1000", s, srv, cli, "pipe", pipe_n(s), win, timeout=t))
+    if "rr" in groups:
+        for s in servers:
+            add(
+                Job(
+                    "rr_same",
+                    "1 in flight",
+                    s,
+                    str(place.client),
+                    cli,
+                    "rr",
+                    sizes.rr_n,
+                    (),
+                    timeout=t,
+                )
+            )
+        for s in servers:
+            add(Job("rr_split", "1 in flight", s, srv, cli, "rr", sizes.rr_n, (), timeout=t))
+    if "conc" in groups:
+        for s in servers:
+            args = ("--conns", "100")
+            add(Job("conc", "100 conns", s, srv, cli, "conc", sizes.conc_n, args, timeout=t))
+    if "bcast" in groups and want_gmr:
+        gmr = goomerang()
+        for k in sizes.receivers:
+            n = max(10, sizes.bcast_deliveries // (k + 1))
+            args = ("--receivers", str(k), "--coalesce-us", str(coalesce_us))
+            variant = f"{k} rcv"
+            add(Job("bcast", variant, gmr, srv, cli, "bcast", n, args, timeout=t))
+    if "workers" in groups and want_gmr:
+        clients = 4 * max(workers)
+        per_client = max(1000, sizes.workers_n // clients)
+        args = ("--window", "250", "--refill", "60")
+        s_cpus, c_cpus = place.workers(1)
+        variant = f"{clients} conns w250"
+        add(
+            Job(
+                "workers",
+                variant,
+                FLOOR,
+                s_cpus,
+                c_cpus,
+                "pipe",
+                per_client * 2,
+                args,
+                clients=clients,
+                timeout=t,
+            )
+        )
+        for w in workers:
+            s_cpus, c_cpus = place.workers(w)
+            add(
+                Job(
+                    "workers",
+                    variant,
+                    goomerang(w),
+                    s_cpus,
+                    c_cpus,
+                    "pipe",
+                    per_client,
+                    args,
+                    clients=clients,
+                    timeout=t,
+                    extra={"workers": w},
+                )
+            )
+    if "memory" in groups:
+        for conns in sizes.idle_conns:
+            for s in servers:
+                add(
+                    Job(
+                        "memory",
+                        f"{conns} idle",
+                        s,
+                        srv,
+                        cli,
+                        "idle",
+                        conns,
+                        timeout=t,
+                        extra={"conns": conns},
+                    )
+                )
+    for i, job in enumerate(jobs):
+        job.order = i
+    return jobs

@@ -1,0 +1,55 @@
+"""The servers the benchmarks compare: how to start each and how a client speaks to it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One server under test.
+
+    ``client_args`` select gmrload's protocol (``--proto tcp``, ``--raw`` or
+    goomerang Frames); ``idle_proto``/``idle_path`` tell idle_clients.py how to
+    open a connection that the server counts as established.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    client_args: tuple[str, ...]
+    idle_proto: str
+    idle_path: str
+
+    @property
+    def goomerang(self) -> bool:
+        """True for the server that speaks goomerang Frames (broadcast, sync replies)."""
+        return not self.client_args
+
+
+def _peer(name: str, script: str, client_args: tuple[str, ...], proto: str) -> ServerSpec:
+    return ServerSpec(name, (PY, str(HERE / "peers" / script)), client_args, proto, "/")
+
+
+def goomerang(workers: int | None = None) -> ServerSpec:
+    """Our server (``python -m goomerang_io serve``), optionally with N worker processes."""
+    argv: tuple[str, ...] = (PY, "-m", "goomerang_io", "serve", "--listen", "127.0.0.1:0")
+    name = "goomerang"
+    if workers is not None:
+        argv += ("--workers", str(workers))
+        name = f"goomerang w{workers}"
+    return ServerSpec(name, argv, (), "ws", "/ws")
+
+
+FLOOR = _peer("floor", "tcp_floor.py", ("--proto", "tcp"), "tcp")
+PEERS = (
+    _peer("picows", "picows_echo.py", ("--raw",), "ws"),
+    _peer("aiohttp", "aiohttp_echo.py", ("--raw",), "ws"),
+    _peer("websockets", "websockets_echo.py", ("--raw",), "ws"),
+)
+ALL = (FLOOR, goomerang(), *PEERS)
+NAMES = tuple(s.name for s in ALL)
