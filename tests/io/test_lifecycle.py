@@ -24,7 +24,7 @@ from util import (
     running,
 )
 
-from goomerang_io import Client, ClientOptions, Server, ServerOptions
+from goomerang_io import AuthRejected, Client, ClientOptions, Server, ServerOptions
 from goomerang_io.loop import new_event_loop
 from goomerang_proto import (
     AlreadyRunning,
@@ -814,3 +814,57 @@ ClientLifecycleMachine.TestCase.settings = settings(
     max_examples=30, stateful_step_count=15, deadline=None
 )
 test_client_lifecycle_machine = ClientLifecycleMachine.TestCase
+
+
+def test_connect_times_out_against_a_server_that_never_answers_the_upgrade() -> None:
+    async def main() -> None:
+        accepted = Inbox()
+        writers: list[asyncio.StreamWriter] = []
+
+        async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            accepted.put(writer)
+
+        tcp = await asyncio.start_server(silent, "127.0.0.1", 0)
+        try:
+            port = tcp.sockets[0].getsockname()[1]
+            client = Client(f"127.0.0.1:{port}", handshake_timeout=0.3, heartbeat_interval=None)
+            with pytest.raises(HandshakeError):
+                await asyncio.wait_for(client.connect(), WAIT)
+            assert client.status is Status.NEW
+            await accepted.wait_count(1)
+        finally:
+            for writer in writers:
+                writer.close()
+            tcp.close()
+
+    run(main())
+
+
+def test_connect_again_after_a_refused_upgrade() -> None:
+    async def main() -> None:
+        attempts = 0
+
+        def authenticate(_request: Any) -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 1:
+                raise AuthRejected(401, "try again")
+            return "user"
+
+        server = new_server(authenticate=authenticate)
+        server.handle(MessageV1, echo)
+        async with running(server):
+            statuses = Inbox()
+            client = new_client(server, on_status_change=statuses)
+            client.register_message(ReplyV1)
+            with pytest.raises(HandshakeError) as info:
+                await asyncio.wait_for(client.connect(), WAIT)
+            assert info.value.status == 401
+            assert client.status is Status.NEW and statuses.items == []
+            async with connected(client):
+                got = await client.send_sync(msg("second try"), timeout=WAIT)
+                assert got.payload == ReplyV1(message="second try")
+        assert statuses.items == [R, CG, CD]
+
+    run(main())

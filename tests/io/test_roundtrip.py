@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from typing import Any
 
 import pytest
@@ -664,5 +665,67 @@ def test_sync_request_without_a_server_handler_is_reported_and_times_out() -> No
                 assert client._pending == {}
                 got = await client.send_sync(msg("next"), timeout=WAIT)
                 assert got.payload == ReplyV1(message="next")
+
+    run(main())
+
+
+def test_large_message_round_trip() -> None:
+    async def main() -> None:
+        server = echo_server()
+        async with running(server):
+            client = new_client(server)
+            client.register_message(ReplyV1)
+            async with connected(client):
+                text = "".join(chr(0x41 + i % 26) for i in range(1_000_000))
+                got = await client.send_sync(msg(text, {"size": "1M"}), timeout=WAIT)
+                assert got.payload.message == text
+                assert got.headers == {"size": "1M"}
+
+    run(main())
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_round_trip_over_ipv6_loopback() -> None:
+    async def main() -> None:
+        server = Server("[::1]:0")
+        server.handle(MessageV1, echo)
+        async with running(server):
+            assert server.url == f"ws://[::1]:{server.port}/ws"
+            client = Client(server.addr, heartbeat_interval=None)
+            client.register_message(ReplyV1)
+            async with connected(client):
+                got = await client.send_sync(msg("v6"), timeout=WAIT)
+                assert got.payload == ReplyV1(message="v6")
+                assert client.peer is not None and client.peer[0] == "::1"
+
+    run(main())
+
+
+def test_fifty_clients_concurrently() -> None:
+    async def main() -> None:
+        server = echo_server()
+        async with running(server):
+            clients = [new_client(server) for _ in range(50)]
+            for client in clients:
+                client.register_message(ReplyV1)
+            await asyncio.gather(*(asyncio.wait_for(c.connect(), WAIT) for c in clients))
+            try:
+                assert server.connections() == 50
+                replies = await asyncio.gather(
+                    *(c.send_sync(msg(f"c{i}"), timeout=WAIT) for i, c in enumerate(clients))
+                )
+                assert [r.payload.message for r in replies] == [f"c{i}" for i in range(50)]
+            finally:
+                await asyncio.gather(*(asyncio.wait_for(c.close(), WAIT) for c in clients))
+            assert all(c.status is Status.CLOSED for c in clients)
 
     run(main())
