@@ -155,6 +155,7 @@ class LocalHub:
         self._selector: selectors.BaseSelector | None = None
         self._own_selector = False
         self._peers: dict[int, _Peer] = {}
+        self._dirty: dict[_Peer, None] = {}
         self.relayed = 0
         self.dropped = 0
 
@@ -275,6 +276,7 @@ class LocalHub:
                 self._on_envelope(peer, payload)
         except BackplaneProtocolError:
             self._drop_peer(peer)
+        self._flush_dirty()
 
     def _on_envelope(self, peer: _Peer, payload: bytes) -> None:
         env = decode_envelope(payload)
@@ -297,40 +299,39 @@ class LocalHub:
             peer.origin = env.origin
 
     def _send(self, peer: _Peer, framed: bytes) -> None:
+        """Queue ``framed`` for ``peer``; written by ``_flush_dirty`` after the read batch."""
         if len(peer.out) > self.max_buffer:
             peer.dropped += 1
             self.dropped += 1
             return
-        if not peer.out:
+        peer.out += framed
+        self._dirty[peer] = None
+
+    def _flush_dirty(self) -> None:
+        """One write per peer per read batch (not one per message)."""
+        dirty, self._dirty = self._dirty, {}
+        for peer in dirty:
+            if not peer.writing:
+                self._flush(peer)
+
+    def _flush(self, peer: _Peer) -> None:
+        if peer.out and peer.sock.fileno() >= 0:
             try:
-                sent = peer.sock.send(framed)
+                sent = peer.sock.send(peer.out)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
                 self._drop_peer(peer)
                 return
-            if sent == len(framed):
-                return
-            peer.out += framed[sent:]
-        else:
-            peer.out += framed
-        if not peer.writing and self._selector is not None:
+            del peer.out[:sent]
+        if self._selector is None or peer.sock.fileno() < 0:
+            return
+        if peer.out and not peer.writing:
             peer.writing = True
             self._selector.modify(
                 peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self._peer_callback(peer)
             )
-
-    def _flush(self, peer: _Peer) -> None:
-        if peer.out:
-            try:
-                sent = peer.sock.send(peer.out)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                self._drop_peer(peer)
-                return
-            del peer.out[:sent]
-        if not peer.out and peer.writing and self._selector is not None:
+        elif not peer.out and peer.writing:
             peer.writing = False
             self._selector.modify(peer.sock, selectors.EVENT_READ, self._peer_callback(peer))
 
@@ -339,6 +340,8 @@ class LocalHub:
         if fd < 0:
             return
         self._peers.pop(fd, None)
+        self._dirty.pop(peer, None)
+        peer.out.clear()
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(peer.sock)
@@ -430,6 +433,9 @@ class LocalBackplane(Backplane):
         self._protocol: _HubProtocol | None = None
         self._topics: set[str] = set()
         self._acks: dict[tuple[int, str], deque[asyncio.Future[None]]] = {}
+        self._wbuf: list[bytes] = []
+        self._wbuf_size = 0
+        self._flush_handle: asyncio.Handle | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._outage_reported = False
@@ -489,14 +495,15 @@ class LocalBackplane(Backplane):
     async def close(self) -> None:
         """Disconnect and stop reconnecting. Idempotent."""
         self._closing = True
+        self._flush_wbuf()  # what was sent before close() goes out
+        proto, self._protocol = self._protocol, None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        proto, self._protocol = self._protocol, None
         if proto is not None and proto.transport is not None:
-            proto.transport.close()
+            proto.transport.close()  # after writing what is buffered
         self._fail_acks()
 
     def healthy(self) -> bool:
@@ -569,9 +576,28 @@ class LocalBackplane(Backplane):
                     )
                 )
             return
-        proto.transport.write(frame_envelope(payload))
+        self._write(proto.transport, frame_envelope(payload))
         self.sent += 1
         await proto.drain()
+
+    def _write(self, transport: asyncio.Transport, framed: bytes) -> None:
+        """Coalesce the writes of one loop turn into one transport write."""
+        self._wbuf.append(framed)
+        self._wbuf_size += len(framed)
+        if self._wbuf_size >= 64 * 1024:
+            self._flush_wbuf()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_wbuf)
+
+    def _flush_wbuf(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        buf, self._wbuf, self._wbuf_size = self._wbuf, [], 0
+        proto = self._protocol
+        if not buf or proto is None or proto.transport is None or proto.transport.is_closing():
+            return
+        proto.transport.write(b"".join(buf) if len(buf) > 1 else buf[0])
 
     async def _control(self, op: pb.Envelope.Op, topic: str) -> None:
         proto = self._protocol
@@ -579,7 +605,7 @@ class LocalBackplane(Backplane):
             return  # the topic set is replayed on reconnect
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._acks.setdefault((op, topic), deque()).append(fut)
-        proto.transport.write(frame_envelope(encode_envelope(op, self.node_id, topic)))
+        self._write(proto.transport, frame_envelope(encode_envelope(op, self.node_id, topic)))
         try:
             await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout)
         except asyncio.CancelledError:
@@ -651,6 +677,8 @@ class LocalBackplane(Backplane):
                 self._protocol = None
                 self._connected.clear()
                 self._fail_acks()
+                self.dropped += len(self._wbuf)  # nothing to write them to: lost
+                self._flush_wbuf()
             if self._closing:
                 return
             why = describe(cause) if cause is not None else "connection closed"

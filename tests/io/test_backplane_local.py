@@ -365,6 +365,27 @@ def test_hub_drops_messages_for_a_worker_that_stops_reading(hub_path: str, loop_
         hub.stop()
 
 
+def test_close_flushes_what_was_sent_and_leaves_the_hub(hub_path: str, loop_kind: str) -> None:
+    hub = HubThread(hub_path)
+
+    async def body() -> None:
+        a, b = await nodes(hub_path, "a", "b")
+        for i in range(3):
+            await a.bp.broadcast("k", f"last{i}".encode())
+        await a.bp.close()  # right after sending: the coalesced writes still go out
+        await a.bp.close()  # idempotent
+        assert not a.bp.healthy()
+        await b.wait_for(b"last2")
+        assert b.frames() == [b"last0", b"last1", b"last2"]
+        await b.bp.close()
+        assert a.frames() == []
+
+    try:
+        run(body, loop_kind)
+    finally:
+        hub.stop()
+
+
 def test_hub_close_removes_the_socket_file(hub_path: str) -> None:
     hub = HubThread(hub_path)
     assert Path(hub_path).exists()
