@@ -135,6 +135,7 @@ class RedisBackplane(Backplane):
         self._outbox: deque[tuple[bytes, bytes]] = deque()
         self._outbox_ready: asyncio.Event | None = None
         self._connected_event = asyncio.Event()
+        self._idle = asyncio.Event()  # the sender has nothing queued or in flight
         self._closing = False
         self._outage_reported = False
         self.reconnects = 0
@@ -224,7 +225,10 @@ class RedisBackplane(Backplane):
             self._report(BackplaneUnavailable(f"Redis {what} {topic!r} failed: {describe(exc)}"))
 
     async def close(self) -> None:
-        """Stop reconnecting and close the connections. Idempotent."""
+        """Send what is queued (bounded by ``connect_timeout``), stop, disconnect. Idempotent."""
+        if self.healthy() and self._outbox:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.connect_timeout)
         self._closing = True
         task, self._task = self._task, None
         if task is not None:
@@ -282,6 +286,7 @@ class RedisBackplane(Backplane):
             self.dropped += 1
             return
         self._outbox.append((channel, data))
+        self._idle.clear()
         assert self._outbox_ready is not None
         self._outbox_ready.set()
 
@@ -406,6 +411,7 @@ class RedisBackplane(Backplane):
         assert ready is not None
         while True:
             if not outbox:
+                self._idle.set()
                 ready.clear()
                 await ready.wait()
                 continue

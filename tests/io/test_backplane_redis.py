@@ -260,6 +260,21 @@ def test_separate_channel_prefixes_do_not_mix(server: RedisServer, loop_kind: st
     run(body, loop_kind)
 
 
+def test_close_sends_what_was_queued_first(server: RedisServer, loop_kind: str) -> None:
+    async def body() -> None:
+        a, b = await started(server.url, "a", "b")
+        for i in range(50):
+            await a.bp.broadcast("k", f"tail{i}".encode())
+        await a.bp.close()  # right after queueing: the outbox is flushed before disconnecting
+        await a.bp.close()  # idempotent
+        await b.wait_for(b"tail49")
+        assert b.frames() == [f"tail{i}".encode() for i in range(50)]
+        assert a.bp.status()["dropped"] == 0
+        await b.bp.close()
+
+    run(body, loop_kind)
+
+
 def test_url_handling() -> None:
     assert redact_url("redis://user:secret@host:6379/0") == "redis://user:***@host:6379/0"
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
