@@ -115,6 +115,7 @@ class RedisBackplane(Backplane):
         channel_prefix: str = "goomerang",
         reconnect_backoff: tuple[float, float] = (0.1, 5.0),
         connect_timeout: float = 2.0,
+        health_interval: float = 10.0,
         max_outbox: int = 100_000,
     ) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -125,6 +126,7 @@ class RedisBackplane(Backplane):
         self.broadcast_channel = f"{channel_prefix}:broadcast".encode()
         self.reconnect_backoff = reconnect_backoff
         self.connect_timeout = connect_timeout
+        self.health_interval = health_interval
         self.max_outbox = max_outbox
         self._deliver: DeliverCallback | None = None
         self._on_error: ErrorCallback | None = None
@@ -373,10 +375,18 @@ class RedisBackplane(Backplane):
 
     async def _listen(self, session: _Session) -> None:
         pubsub = session.pubsub
+        probing = False
         while True:
-            msg = await pubsub.get_message(timeout=None)
+            # A silent connection gets a PING; no answer within another interval
+            # means Redis hangs or the network dropped us without a reset.
+            msg = await pubsub.get_message(timeout=self.health_interval)
             if msg is None:
+                if probing:
+                    raise TimeoutError(f"no answer from Redis within {self.health_interval:.1f}s")
+                probing = True
+                await pubsub.ping()
                 continue
+            probing = False
             mtype = msg["type"]
             if mtype == "message":
                 self._on_data(msg["data"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -271,6 +272,32 @@ def test_close_sends_what_was_queued_first(server: RedisServer, loop_kind: str) 
         assert b.frames() == [f"tail{i}".encode() for i in range(50)]
         assert a.bp.status()["dropped"] == 0
         await b.bp.close()
+
+    run(body, loop_kind)
+
+
+def test_a_hung_redis_is_detected_by_the_health_ping(server: RedisServer, loop_kind: str) -> None:
+    """SIGSTOP keeps the TCP connections open but nothing answers: only the ping can tell."""
+
+    async def body() -> None:
+        a = Node(server.url, "a")
+        a.bp.health_interval = 0.2
+        a.bp.connect_timeout = 0.5
+        await a.start()
+        # Deliberately idle (not a synchronisation): two health pings
+        # go out and are answered without disturbing the connection.
+        await asyncio.sleep(0.5)
+        assert a.bp.healthy() and a.errors == [] and a.bp.reconnects == 0
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            err = await a.wait_error_matching("no answer from Redis within 0.2s")
+            assert isinstance(err, BackplaneUnavailable)
+            assert not a.bp.healthy()
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(a.bp.wait_connected(), WAIT)
+        await a.bp.close()
 
     run(body, loop_kind)
 
