@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs import Job
-from servers import ALL, FLOOR, NAMES, ServerSpec, goomerang
+from servers import ALL, FLOOR, FLOOR_BATCH, NAMES, ServerSpec, goomerang
 
 GROUPS = ("pipe", "rr", "conc", "bcast", "workers", "memory")
 
@@ -31,7 +31,7 @@ class Sizes:
 
 
 FULL = Sizes(
-    pipe_n={"floor": 1_000_000, "picows": 400_000, "websockets": 100_000},
+    pipe_n={"floor": 300_000, "floor-batch": 2_000_000, "picows": 300_000, "websockets": 100_000},
     rr_n=10_000,
     conc_n=50_000,
     bcast_deliveries=500_000,
@@ -41,7 +41,7 @@ FULL = Sizes(
     timeout=30.0,
 )
 QUICK = Sizes(
-    pipe_n={"floor": 20_000, "picows": 10_000, "websockets": 3_000},
+    pipe_n={"floor": 10_000, "floor-batch": 50_000, "picows": 10_000, "websockets": 3_000},
     rr_n=500,
     conc_n=2_000,
     bcast_deliveries=20_000,
@@ -94,7 +94,10 @@ def build(
     """All jobs of this run, in the order one rep runs them."""
     groups, names = select(only)
     sizes = QUICK if quick else FULL
-    servers: list[ServerSpec] = [s for s in ALL if not names or s.name in names or s is FLOOR]
+    # The floor is always measured (every ratio needs it); aiohttp too when goomerang
+    # runs, since the pipelined target compares the two.
+    wanted = set(names) | {FLOOR.name} | ({"aiohttp"} if "goomerang" in names else set())
+    servers: list[ServerSpec] = [s for s in ALL if not names or s.name in wanted]
     want_gmr = any(s.goomerang for s in servers)
     srv, cli = str(place.server), [place.client]
     jobs: list[Job] = []
@@ -108,7 +111,7 @@ def build(
 
     t = sizes.timeout
     if "pipe" in groups or ("bcast" in groups and want_gmr):
-        for s in servers if "pipe" in groups else [FLOOR]:
+        for s in [*servers, FLOOR_BATCH] if "pipe" in groups else [FLOOR]:
             win = ("--window", "1000", "--refill", "250")
             add(Job("pipe", "1 conn w1000", s, srv, cli, "pipe", pipe_n(s), win, timeout=t))
     if "rr" in groups:

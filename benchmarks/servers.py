@@ -46,10 +46,14 @@ def goomerang(workers: int | None = None) -> ServerSpec:
 
 
 FLOOR = _peer("floor", "tcp_floor.py", ("--proto", "tcp"), "tcp")
+# Informative only (pipelined row): one write per read instead of one per message.
+FLOOR_BATCH = ServerSpec(
+    "floor-batch", (*FLOOR.argv, "--batch"), FLOOR.client_args, FLOOR.idle_proto, "/"
+)
 PEERS = (
     _peer("picows", "picows_echo.py", ("--raw",), "ws"),
     _peer("aiohttp", "aiohttp_echo.py", ("--raw",), "ws"),
     _peer("websockets", "websockets_echo.py", ("--raw",), "ws"),
 )
 ALL = (FLOOR, goomerang(), *PEERS)
-NAMES = tuple(s.name for s in ALL)
+NAMES = (*(s.name for s in ALL), FLOOR_BATCH.name)

@@ -14,7 +14,7 @@ import uvloop
 Starter = Callable[[int], Awaitable[tuple[int, Callable[[], Awaitable[None]]]]]
 
 
-def main(scheme: str, path: str, start: Starter) -> None:
+def main(scheme: str, path: str, start: Starter, flags: tuple[str, ...] = ()) -> None:
     """Parse ``--port``/``--max-seconds``, run ``start`` on uvloop until a signal or the cap.
 
     Prints ``listening on SCHEME://127.0.0.1:PORT/PATH`` once the socket accepts,
@@ -24,6 +24,8 @@ def main(scheme: str, path: str, start: Starter) -> None:
     ap = argparse.ArgumentParser(description=f"{scheme} echo server for the benchmarks")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=1800.0)
+    for flag in flags:  # server-specific switches, read by start() from sys.argv
+        ap.add_argument(flag, action="store_true")
     args = ap.parse_args()
 
     async def run() -> None:
