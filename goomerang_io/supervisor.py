@@ -54,7 +54,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .backplane.local import LocalHub
@@ -129,7 +129,6 @@ class WorkerContext:
     workers: int = 1
     stop_signal: int = signal.SIGTERM
     name: str = "goomerang"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def watch_parent(self, loop: _ReaderLoop, callback: Callable[[], None]) -> None:
         """Call ``callback`` once on ``loop`` when the supervisor dies."""
@@ -543,10 +542,17 @@ class Supervisor:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child (its exit code is what tests see)
-            os.close(ready_r)
-            self._child(slot, ready_w)
+        # Signals stay blocked across the fork: a SIGTERM must not reach the
+        # child while it still has the supervisor's handlers (it would be lost).
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child (its exit code is what tests see)
+                os.close(ready_r)
+                self._child(slot, ready_w, old_mask)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(ready_w)
         os.set_blocking(ready_r, False)
         slot.pid = pid
@@ -558,7 +564,9 @@ class Supervisor:
 
         self._sel.register(ready_r, selectors.EVENT_READ, on_ready_pipe)
 
-    def _child(self, slot: _Slot, ready_w: int) -> None:  # pragma: no cover - child process
+    def _child(
+        self, slot: _Slot, ready_w: int, mask: set[int | signal.Signals]
+    ) -> None:  # pragma: no cover - child process
         code = 1
         try:
             if self._main_thread:
@@ -566,6 +574,7 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             self._close_parent_fds()
             _set_pdeathsig(signal.SIGTERM)
             if os.getppid() != self._parent_pid:
