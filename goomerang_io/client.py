@@ -335,6 +335,8 @@ class Client:
             return engine
         if status is Status.CLOSING:
             raise Closing("client is closing: no new messages are accepted")
+        if status is Status.RUNNING:
+            raise NotRunning("the connection is closing or lost: no new messages are accepted")
         raise NotRunning(f"client is {status.name}: connect() first")
 
     def _schedule_flush(self) -> None:
@@ -510,9 +512,10 @@ class Client:
         self._paused = False
         self._fail_pending(ConnectionLost(f"connection to {self.server} lost"))
         if self.status is Status.RUNNING:
-            self.report_error(
-                ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
-            )
+            if self.close_code not in (1000, 1001):  # a clean close by the server is no error
+                self.report_error(
+                    ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
+                )
             self._move(Status.CLOSED)
             self.hooks.run("on_close")
             if self.options.reconnect and not self._closed_by_user:
