@@ -81,7 +81,11 @@ def combine(results: Sequence[Result], strict: bool = True) -> Result:
         for r in results
         if not (
             r.get("ok")
-            or (not strict and r.get("errors", 1) == 0 and r.get("received", 0) >= r.get("n", 1))
+            or (
+                not strict
+                and r.get("errors", 1) == 0
+                and r.get("received", 0) >= r.get("expected", r.get("n", 1))
+            )
         )
     ]
     out: Result = {
