@@ -126,6 +126,23 @@ class Backplane(ABC):
     """
 
     node_id: str
+    #: Called with True/False on every change of ``healthy()`` (and once with
+    #: the first connection attempt's outcome), on the node's loop. Set it
+    #: before ``start``; e.g. ``lambda up: metrics.set_backplane_up(up)``.
+    on_health_change: Callable[[bool], None] | None = None
+    _health: bool | None = None
+
+    def _health_changed(self, up: bool) -> None:
+        """Implementations call this on each transition; it calls the hook on changes only."""
+        if up is self._health:
+            return
+        self._health = up
+        hook = self.on_health_change
+        if hook is not None:
+            try:
+                hook(up)
+            except Exception:  # a hook must not break the backplane
+                pass
 
     @abstractmethod
     async def start(self, deliver: DeliverCallback, on_error: ErrorCallback) -> None:

@@ -659,6 +659,7 @@ class LocalBackplane(Backplane):
                     )
                 )
                 first = False
+                self._health_changed(False)
                 self._first_attempt.set()
                 delay = next_backoff(delay, base, cap)
                 await asyncio.sleep(delay)
@@ -670,12 +671,15 @@ class LocalBackplane(Backplane):
             self._outage_reported = False
             delay = 0.0
             self._connected.set()
+            self._health_changed(True)
             self._first_attempt.set()
             try:
                 cause = await proto.lost
             finally:
                 self._protocol = None
                 self._connected.clear()
+                if not self._closing:
+                    self._health_changed(False)
                 self._fail_acks()
                 self.dropped += len(self._wbuf)  # nothing to write them to: lost
                 self._flush_wbuf()

@@ -336,6 +336,8 @@ class RedisBackplane(Backplane):
             finally:
                 session.connected = False
                 self._connected_event.clear()
+                if not self._closing:
+                    self._health_changed(False)
                 if self._session is session:
                     self._session = None
                 dropped = len(self._outbox)
@@ -365,6 +367,7 @@ class RedisBackplane(Backplane):
             raise BackplaneUnavailable("Redis pub/sub listener ended during connect")
         session.connected = True
         self._connected_event.set()
+        self._health_changed(True)
         missing = self._topics - held  # subscribed while this session was opening
         if missing:
             await session.pubsub.subscribe(*(self.topic_channel(t) for t in sorted(missing)))

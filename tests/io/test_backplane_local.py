@@ -85,6 +85,8 @@ class Node:
         self.bp = LocalBackplane(path, node_id=name, reconnect_backoff=(0.01, 0.1))
         self.inbox: list[BackplaneMessage] = []
         self.errors: list[Exception] = []
+        self.health: list[bool] = []
+        self.bp.on_health_change = self.health.append
         self._arrived = asyncio.Event()
         self._errored = asyncio.Event()
 
@@ -280,6 +282,7 @@ def test_hub_outage_reports_drops_reconnects_and_resubscribes(
         await asyncio.wait_for(a.bp.wait_connected(), WAIT)
         await asyncio.wait_for(b.bp.wait_connected(), WAIT)
         assert a.bp.status()["reconnects"] == 1
+        assert a.health == b.health == [True, False, True]  # the metric's transitions
         # b re-announced "news" on reconnect, before anything a sends now
         await a.bp.publish("news", "k", b"after")
         await b.wait_for(b"after")

@@ -47,6 +47,8 @@ class Node:
         )
         self.inbox: list[BackplaneMessage] = []
         self.errors: list[Exception] = []
+        self.health: list[bool] = []
+        self.bp.on_health_change = self.health.append
         self._arrived = asyncio.Event()
         self._errored = asyncio.Event()
 
@@ -193,6 +195,7 @@ def test_redis_outage_local_side_reports_then_reconnects_and_resubscribes(
         await asyncio.wait_for(a.bp.wait_connected(), WAIT)
         await asyncio.wait_for(b.bp.wait_connected(), WAIT)
         assert a.bp.reconnects >= 1 and b.bp.reconnects >= 1
+        assert a.health == b.health == [True, False, True]  # the metric's transitions
         # b re-subscribed "news" before it reported connected
         await a.bp.publish("news", "k", b"after")
         await a.bp.broadcast("k", b"after-bc")
@@ -212,7 +215,7 @@ def test_start_with_redis_down_runs_degraded_then_connects(
     async def body() -> None:
         a = Node(server.url, "a")
         await a.start()  # does not raise: the node serves its own clients meanwhile
-        assert not a.bp.healthy()
+        assert not a.bp.healthy() and a.health == [False]
         assert "cannot reach Redis backplane" in str(await a.wait_error())
         server.start()
         await asyncio.wait_for(a.bp.wait_connected(), WAIT)
