@@ -256,6 +256,8 @@ class Server:
 
             self.backplane = backplane_from_url(self.backplane_url, hub_path=None)
         if self.backplane is not None:
+            if self.metrics is not None:
+                self.backplane.on_health_change = self.metrics.set_backplane_up
             await self.backplane.start(self._from_backplane, self.report_error)
         if self.metrics is not None:
             self.metrics.set_max_concurrency(self.options.max_concurrency)
