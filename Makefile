@@ -39,7 +39,7 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/run_all.py --seconds $${FUZZ_SECONDS:-30}
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

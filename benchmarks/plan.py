@@ -32,7 +32,7 @@ class Sizes:
 
 FULL = Sizes(
     pipe_n={"floor": 300_000, "floor-batch": 2_000_000, "picows": 300_000, "websockets": 100_000},
-    rr_n=10_000,
+    rr_n=20_000,
     conc_n=50_000,
     bcast_deliveries=500_000,
     receivers=(50, 500, 1000),
