@@ -29,10 +29,14 @@ HEADER_PREFIX = "message-"
 _VARINT1 = [bytes((i,)) for i in range(128)]
 
 
+# Every varint below 2**14 (sizes, lengths) is looked up, not computed.
+_VARINT2 = _VARINT1 + [bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(128, 1 << 14)]
+
+
 def varint(value: int) -> bytes:
     """Encode a non-negative (or int64, two's complement) integer as a protobuf varint."""
-    if 0 <= value < 128:
-        return _VARINT1[value]
+    if 0 <= value < 16384:
+        return _VARINT2[value]
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -64,12 +68,19 @@ def encode_timestamp(creation_ns: int) -> bytes:
     if not creation_ns:
         return b""
     seconds, nanos = divmod(creation_ns, 1_000_000_000)
-    body = b""
-    if seconds:
-        body = b"\x08" + varint(seconds)
+    if seconds == _last_seconds[0]:
+        body = _last_seconds[1]
+    else:
+        body = b"\x08" + varint(seconds) if seconds else b""
+        _last_seconds[0] = seconds
+        _last_seconds[1] = body
     if nanos:
         body += b"\x10" + varint(nanos)
-    return b"\x2a" + varint(len(body)) + body
+    return b"\x2a" + _VARINT1[len(body)] + body
+
+
+# The seconds part of the last timestamp encoded (it changes once a second).
+_last_seconds: list[Any] = [None, b""]
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:
