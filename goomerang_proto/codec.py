@@ -68,6 +68,7 @@ def encode_timestamp(creation_ns: int) -> bytes:
     if not creation_ns:
         return b""
     seconds, nanos = divmod(creation_ns, 1_000_000_000)
+    body: bytes
     if seconds == _last_seconds[0]:
         body = _last_seconds[1]
     else:
