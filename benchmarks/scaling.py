@@ -135,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(args.reps):
         for w in counts:
             for job in jobs_for(w, args):
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     skipped += 1
                     continue
+                job.timeout = max(10.0, min(job.timeout, left + 10.0))  # bounds the whole run
                 r = run_job(job, binary)
                 results.setdefault((job.group, w), []).append(r)
                 if not args.quiet:
