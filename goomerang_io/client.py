@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, cast
-
-from google.protobuf.message import Message as ProtoMessage
 
 from goomerang_proto import (
     ClientConnection,
@@ -18,10 +15,8 @@ from goomerang_proto import (
     ConnectionLost,
     GoomerangError,
     HandshakeError,
-    Lifecycle,
     Message,
     NotRunning,
-    Router,
     Side,
     Status,
     SyncTimeout,
@@ -33,7 +28,8 @@ from goomerang_proto import events as ev
 
 from .awaitables import AfterDrain, Ready
 from .dispatch import HandlerRunner
-from .hooks import CLIENT_HOOKS, Hooks
+from .endpoint import Endpoint
+from .hooks import CLIENT_HOOKS
 from .options import ClientOptions
 from .sender import Sender
 from .server import parse_listen
@@ -79,7 +75,7 @@ class _ClientProtocol(asyncio.Protocol):
         self.client._resume()
 
 
-class Client:
+class Client(Endpoint):
     """A goomerang client: send, send_sync, broadcast, pub/sub, handlers and hooks.
 
     ``Client(server="127.0.0.1:8080")``; every :class:`ClientOptions` field is
@@ -105,20 +101,8 @@ class Client:
         self.server_hostname = server_hostname
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
         self.extra_headers = tuple(headers)
-        hook_args = {k: kwargs.pop(k) for k in list(kwargs) if k in CLIENT_HOOKS}
-        fields = {f.name for f in dataclasses.fields(ClientOptions)}
-        unknown = set(kwargs) - fields
-        if unknown:
-            raise TypeError(f"unknown Client option(s): {', '.join(sorted(unknown))}")
-        self.options = ClientOptions(**kwargs)
-        if self.options.compression:
-            raise ValueError("compression (permessage-deflate) is not supported yet")
-        self.hooks = Hooks(CLIENT_HOOKS)
-        for name, fn in hook_args.items():
-            self.hooks.add(name, fn)
-        self.router = Router()
+        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
         self.metrics = metrics
-        self._lifecycle = Lifecycle(Side.CLIENT)
         self._engine: ClientConnection | None = None
         self._proto: _ClientProtocol | None = None
         self._pending: dict[str, asyncio.Future[Message[Any]]] = {}
@@ -139,47 +123,6 @@ class Client:
         self.close_code: int | None = None
 
     # ------------------------------------------------------------ registry
-    def handle(self, cls: type[ProtoMessage], handler: Callable[..., Any]) -> None:
-        """Route server messages of ``cls`` to ``handler(sender, message)``."""
-        self.router.handle(cls, handler)
-
-    def middleware(self, middleware: Callable[..., Any]) -> None:
-        """Add a middleware; middlewares run in registration order."""
-        self.router.middleware(middleware)
-
-    def register_message(self, cls: type[ProtoMessage]) -> None:
-        """Make ``cls`` decodable without a handler (e.g. sync reply types)."""
-        self.router.register_message(cls)
-
-    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
-        """Register hook ``fn`` under ``name``."""
-        self.hooks.add(name, fn)
-
-    def on_error(self, fn: Callable[[BaseException], Any]) -> None:
-        """Register an error hook."""
-        self.hooks.add("on_error", fn)
-
-    def on_status_change(self, fn: Callable[[Status], Any]) -> None:
-        """Register a status-change hook."""
-        self.hooks.add("on_status_change", fn)
-
-    @property
-    def status(self) -> Status:
-        """NEW, RUNNING, CLOSING or CLOSED."""
-        return self._lifecycle.status
-
-    def _move(self, status: Status) -> None:
-        self._lifecycle.move(status)
-        if self.metrics is not None:
-            self.metrics.set_status(int(status))
-        self.hooks.run("on_status_change", status)
-
-    def report_error(self, exc: BaseException) -> None:
-        """Send ``exc`` to the on_error hooks."""
-        if self.metrics is not None:
-            self.metrics.error()
-        self.hooks.error(exc)
-
     # ---------------------------------------------------------- connect
     async def connect(self) -> None:
         """Connect and complete the upgrade; works again after close()."""

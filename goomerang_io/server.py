@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import os
 import ssl
@@ -12,17 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.message import Message as ProtoMessage
-
 from goomerang_proto import (
     AlreadyRunning,
     Closed,
     Closing,
     GoomerangError,
-    Lifecycle,
     Message,
     NotRunning,
-    Router,
     Side,
     Status,
     Topics,
@@ -31,7 +26,8 @@ from goomerang_proto import (
 from goomerang_proto.codec import pack
 from goomerang_proto.frames import OP_BINARY, build_frame
 
-from .hooks import SERVER_HOOKS, Hooks
+from .endpoint import Endpoint
+from .hooks import SERVER_HOOKS
 from .http import Rejection, Request, RouteHandler
 from .options import ServerOptions
 from .server_protocol import ServerProtocol
@@ -57,7 +53,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class Server:
+class Server(Endpoint):
     """A goomerang server: handlers, middlewares, broadcast, pub/sub, routes, hooks.
 
     ``Server(listen="127.0.0.1:0")``; register handlers, then ``await start()``
@@ -81,18 +77,7 @@ class Server:
         self.listen = listen
         self.host, self.port = parse_listen(listen)
         self.tls = tls
-        hook_args = {k: kwargs.pop(k) for k in list(kwargs) if k in SERVER_HOOKS}
-        fields = {f.name for f in dataclasses.fields(ServerOptions)}
-        unknown = set(kwargs) - fields
-        if unknown:
-            raise TypeError(f"unknown Server option(s): {', '.join(sorted(unknown))}")
-        self.options = ServerOptions(**kwargs)
-        if self.options.compression:
-            raise ValueError("compression (permessage-deflate) is not supported yet")
-        self.hooks = Hooks(SERVER_HOOKS)
-        for name, fn in hook_args.items():
-            self.hooks.add(name, fn)
-        self.router = Router()
+        self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
         self.routes: dict[str, RouteHandler] = {}
         self.metrics = metrics
         self.backplane_url = backplane if isinstance(backplane, str) else None
@@ -102,7 +87,6 @@ class Server:
         self.workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
         self.reuse_port = reuse_port or self.workers > 1
         self.worker_index = 0
-        self._lifecycle = Lifecycle(Side.SERVER)
         self._aserver: asyncio.AbstractServer | None = None
         self._conns: dict[ServerProtocol, None] = {}
         self._tcp: dict[ServerProtocol, None] = {}
@@ -116,18 +100,6 @@ class Server:
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
     # ------------------------------------------------------------ registry
-    def handle(self, cls: type[ProtoMessage], handler: Callable[..., Any]) -> None:
-        """Route messages of ``cls`` to ``handler(sender, message)`` (plain or async)."""
-        self.router.handle(cls, handler)
-
-    def middleware(self, middleware: Callable[..., Any]) -> None:
-        """Add a middleware ``middleware(next_handler) -> handler``; runs in registration order."""
-        self.router.middleware(middleware)
-
-    def register_message(self, cls: type[ProtoMessage]) -> None:
-        """Make ``cls`` decodable without a handler (needed for client broadcast/publish)."""
-        self.router.register_message(cls)
-
     def route(self, path: str, handler: RouteHandler) -> None:
         """Serve ``handler(request)`` for plain HTTP requests on ``path``."""
         if path in _RESERVED_PATHS:
@@ -135,18 +107,6 @@ class Server:
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/', got {path!r}")
         self.routes[path] = handler
-
-    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
-        """Register hook ``fn`` under ``name`` (e.g. ``"on_error"``)."""
-        self.hooks.add(name, fn)
-
-    def on_error(self, fn: Callable[[BaseException], Any]) -> None:
-        """Register an error hook."""
-        self.hooks.add("on_error", fn)
-
-    def on_status_change(self, fn: Callable[[Status], Any]) -> None:
-        """Register a status-change hook."""
-        self.hooks.add("on_status_change", fn)
 
     def on_process_start(self, fn: Callable[[int], Any]) -> None:
         """Run ``fn(worker_index)`` in each worker process before it starts serving.
@@ -160,16 +120,7 @@ class Server:
         """Run ``fn(worker_index)`` in each worker process after it stopped serving."""
         self.process_hooks["stop"].append(fn)
 
-    def on_close(self, fn: Callable[[], Any]) -> None:
-        """Register a hook called once the server is CLOSED."""
-        self.hooks.add("on_close", fn)
-
     # ------------------------------------------------------------- status
-    @property
-    def status(self) -> Status:
-        """NEW, RUNNING, CLOSING or CLOSED."""
-        return self._lifecycle.status
-
     @property
     def addr(self) -> str:
         """``host:port`` the server listens on (the real port once started)."""
@@ -185,18 +136,6 @@ class Server:
     def connections(self) -> int:
         """Open WebSocket connections in this process."""
         return len(self._conns)
-
-    def _move(self, status: Status) -> None:
-        self._lifecycle.move(status)
-        if self.metrics is not None:
-            self.metrics.set_status(int(status))
-        self.hooks.run("on_status_change", status)
-
-    def report_error(self, exc: BaseException) -> None:
-        """Send ``exc`` to the on_error hooks (and count it)."""
-        if self.metrics is not None:
-            self.metrics.error()
-        self.hooks.error(exc)
 
     def counts_workers(self) -> bool:
         """Whether handler start/end must be tracked (metrics or worker hooks)."""

@@ -18,7 +18,6 @@ never touched by two threads at once.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import random
 import select
@@ -29,8 +28,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from google.protobuf.message import Message as ProtoMessage
-
 from goomerang_proto import (
     AlreadyRunning,
     ClientConnection,
@@ -39,10 +36,8 @@ from goomerang_proto import (
     GoomerangError,
     HandlerError,
     HandshakeError,
-    Lifecycle,
     Message,
     NotRunning,
-    Router,
     Side,
     Status,
     SyncTimeout,
@@ -53,7 +48,8 @@ from goomerang_proto import (
 from goomerang_proto import events as ev
 
 from .awaitables import Ready
-from .hooks import CLIENT_HOOKS, Hooks
+from .endpoint import Endpoint
+from .hooks import CLIENT_HOOKS
 from .options import ClientOptions
 from .sender import Sender
 from .server import parse_listen
@@ -122,7 +118,7 @@ class _Link:
         return b"".join(chunks)
 
 
-class Client:
+class Client(Endpoint):
     """A blocking goomerang client: send, send_sync, broadcast, pub/sub, handlers, hooks.
 
     ``Client(server="127.0.0.1:8080")``; every :class:`ClientOptions` field is
@@ -148,19 +144,7 @@ class Client:
         self.server_hostname = server_hostname
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
         self.extra_headers = tuple(headers)
-        hook_args = {k: kwargs.pop(k) for k in list(kwargs) if k in CLIENT_HOOKS}
-        fields = {f.name for f in dataclasses.fields(ClientOptions)}
-        unknown = set(kwargs) - fields
-        if unknown:
-            raise TypeError(f"unknown Client option(s): {', '.join(sorted(unknown))}")
-        self.options = ClientOptions(**kwargs)
-        if self.options.compression:
-            raise ValueError("compression (permessage-deflate) is not supported yet")
-        self.hooks = Hooks(CLIENT_HOOKS)
-        for name, fn in hook_args.items():
-            self.hooks.add(name, fn)
-        self.router = Router()
-        self._lifecycle = Lifecycle(Side.CLIENT)
+        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
         self._lock = threading.RLock()
         self._wlock = threading.Lock()
         self._link: _Link | None = None
@@ -177,47 +161,10 @@ class Client:
         self.close_code: int | None = None
 
     # ------------------------------------------------------------ registry
-    def handle(self, cls: type[ProtoMessage], handler: Callable[..., Any]) -> None:
-        """Route server messages of ``cls`` to ``handler(sender, message)`` (plain function)."""
-        self.router.handle(cls, handler)
-
-    def middleware(self, middleware: Callable[..., Any]) -> None:
-        """Add a middleware; middlewares run in registration order."""
-        self.router.middleware(middleware)
-
-    def register_message(self, cls: type[ProtoMessage]) -> None:
-        """Make ``cls`` decodable without a handler (e.g. sync reply types)."""
-        self.router.register_message(cls)
-
-    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
-        """Register hook ``fn`` under ``name``."""
-        self.hooks.add(name, fn)
-
-    def on_error(self, fn: Callable[[BaseException], Any]) -> None:
-        """Register an error hook (called on the thread that met the error)."""
-        self.hooks.add("on_error", fn)
-
-    def on_status_change(self, fn: Callable[[Status], Any]) -> None:
-        """Register a status-change hook."""
-        self.hooks.add("on_status_change", fn)
-
-    def on_close(self, fn: Callable[[], Any]) -> None:
-        """Register a hook called each time the client ends CLOSED."""
-        self.hooks.add("on_close", fn)
-
-    @property
-    def status(self) -> Status:
-        """NEW, RUNNING, CLOSING or CLOSED."""
-        return self._lifecycle.status
-
     def _move(self, status: Status) -> None:
         with self._lock:
             self._lifecycle.move(status)
         self.hooks.run("on_status_change", status)
-
-    def report_error(self, exc: BaseException) -> None:
-        """Send ``exc`` to the on_error hooks."""
-        self.hooks.error(exc)
 
     # ------------------------------------------------------------ connect
     def connect(self) -> None:

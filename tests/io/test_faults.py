@@ -39,7 +39,7 @@ async def until(pred: Callable[[], bool], timeout: float = WAIT) -> None:
     """Poll state that has no event (server tables, statuses), bounded."""
     async with asyncio.timeout(timeout):
         while not pred():
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # polls state that has no event
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = WAIT) -> None:
