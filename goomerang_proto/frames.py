@@ -94,14 +94,24 @@ def close_payload(code: int, reason: str = "") -> bytes:
     return data[:125]
 
 
+# _REPEAT[q] has a 1 in the low bit of each of q 32-bit words: k * _REPEAT[q]
+# is the 32-bit masking key k repeated q times, as one integer.
+_REPEAT = [((1 << (32 * q)) - 1) // 0xFFFFFFFF for q in range(257)]
+_from_bytes = int.from_bytes
+
+
+def _repeat(q: int) -> int:
+    return _REPEAT[q] if q <= 256 else ((1 << (32 * q)) - 1) // 0xFFFFFFFF
+
+
 def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
     """XOR ``payload`` with the 4-byte masking ``key`` (one big-integer XOR)."""
     length = len(payload)
     if not length:
         return b""
-    repeated = key * ((length >> 2) + 1)
-    value = int.from_bytes(payload, "big") ^ int.from_bytes(repeated[:length], "big")
-    return value.to_bytes(length, "big")
+    q = (length + 3) >> 2
+    value = _from_bytes(payload, "little") ^ (_from_bytes(key, "little") * _repeat(q))
+    return value.to_bytes(q << 2, "little")[:length]
 
 
 def frame_header(opcode: int, length: int, *, fin: bool = True, masked: bool = False) -> bytes:
@@ -192,9 +202,52 @@ class FrameReader:
         pos = 0
         expect = self._expect_masked
         limit = self.max_message_size
+        append = out.append
         while n - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
+            # Fast path: a final binary frame outside a fragmented message, in
+            # the expected masking, up to 64 KiB (what goomerang peers send).
+            if (
+                b0 == 0x82
+                and (b1 & 0x80) == expect
+                and (b1 & 0x7F) != 127
+                and self._frag_opcode < 0
+            ):
+                length = b1 & 0x7F
+                start = pos + 2
+                if length == 126:
+                    if n - pos < 4:
+                        break
+                    length = (buf[pos + 2] << 8) | buf[pos + 3]
+                    if length < 126:
+                        raise FrameError(CLOSE_PROTOCOL_ERROR, "length not minimally encoded")
+                    start = pos + 4
+                if length > limit:
+                    raise FrameError(
+                        CLOSE_TOO_BIG,
+                        f"message of {length}+ bytes exceeds max_message_size={limit}",
+                    )
+                if expect:
+                    end = start + 4 + length
+                    if end > n:
+                        break
+                    if length:
+                        # key and payload as one little-endian integer: the key is its low word
+                        value = _from_bytes(buf[start:end], "little")
+                        q = (length + 3) >> 2
+                        rep = _REPEAT[q] if q <= 256 else _repeat(q)
+                        value = (value >> 32) ^ ((value & 0xFFFFFFFF) * rep)
+                        append((OP_BINARY, value.to_bytes(q << 2, "little")[:length]))
+                    else:
+                        append((OP_BINARY, b""))
+                else:
+                    end = start + length
+                    if end > n:
+                        break
+                    append((OP_BINARY, bytes(buf[start:end])))
+                pos = end
+                continue
             if b0 & 0x70:
                 raise FrameError(CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension")
             opcode = b0 & 0x0F
