@@ -29,14 +29,20 @@ HEADER_PREFIX = "message-"
 _VARINT1 = [bytes((i,)) for i in range(128)]
 
 
-# Every varint below 2**14 (sizes, lengths) is looked up, not computed.
+# Every varint below 2**14 (sizes, lengths) is looked up, not computed;
+# _CONT2[i] is i (< 2**14) as the first two bytes of a longer varint.
 _VARINT2 = _VARINT1 + [bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(128, 1 << 14)]
+_CONT2 = [bytes(((i & 0x7F) | 0x80, (i >> 7) | 0x80)) for i in range(1 << 14)]
 
 
 def varint(value: int) -> bytes:
     """Encode a non-negative (or int64, two's complement) integer as a protobuf varint."""
     if 0 <= value < 16384:
         return _VARINT2[value]
+    if 0 < value < 1 << 28:
+        return _CONT2[value & 0x3FFF] + _VARINT2[value >> 14]
+    if 0 < value < 1 << 42:
+        return _CONT2[value & 0x3FFF] + _CONT2[(value >> 14) & 0x3FFF] + _VARINT2[value >> 28]
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -65,23 +71,27 @@ def _kind_field(kind: str) -> bytes:
 
 def encode_timestamp(creation_ns: int) -> bytes:
     """The ``creation`` field (number 5) for a time in nanoseconds since the epoch, or b""."""
+    seconds, nanos = divmod(creation_ns, 1_000_000_000)
+    high = nanos >> 14
+    if seconds == _ts_cache[0] and high == _ts_cache[1]:
+        # Same second and same 16 us window as the last call: only the low
+        # 14 bits of nanos (the first two bytes of its varint) differ.
+        return _ts_cache[2] + _CONT2[nanos & 0x3FFF] + _ts_cache[3]
     if not creation_ns:
         return b""
-    seconds, nanos = divmod(creation_ns, 1_000_000_000)
-    body: bytes
-    if seconds == _last_seconds[0]:
-        body = _last_seconds[1]
-    else:
-        body = b"\x08" + varint(seconds) if seconds else b""
-        _last_seconds[0] = seconds
-        _last_seconds[1] = body
-    if nanos:
-        body += b"\x10" + varint(nanos)
-    return b"\x2a" + _VARINT1[len(body)] + body
+    secs = b"\x08" + varint(seconds) if seconds else b""
+    if not high:
+        body = secs + b"\x10" + _VARINT2[nanos] if nanos else secs
+        return b"\x2a" + _VARINT1[len(body)] + body
+    tail = varint(high)
+    head = b"\x2a" + _VARINT1[len(secs) + 3 + len(tail)] + secs + b"\x10"
+    _ts_cache[:] = [seconds, high, head, tail]
+    return head + _CONT2[nanos & 0x3FFF] + tail
 
 
-# The seconds part of the last timestamp encoded (it changes once a second).
-_last_seconds: list[Any] = [None, b""]
+# (seconds, nanos >> 14, field bytes before the nanos varint, its bytes after
+# the first two) of the last timestamp encoded with nanos >= 2**14.
+_ts_cache: list[Any] = [None, None, b"", b""]
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:
@@ -95,6 +105,36 @@ def encode_headers(headers: dict[str, str]) -> bytes:
     return b"".join(parts)
 
 
+def envelope_head(
+    kind: str,
+    size: int,
+    headers: dict[str, str] | None = None,
+    uuid: str = "",
+    is_sync: bool = False,
+    creation_ns: int = 0,
+) -> bytes:
+    """Every byte of a Frame that comes before a payload of ``size`` bytes.
+
+    ``envelope_head(...) + payload`` is the whole Frame; writers that gather
+    buffers use it to avoid copying the payload.
+    """
+    out = _kind_field(kind)
+    if uuid:
+        out = _field(b"\x0a", uuid.encode()) + out
+    if size:
+        sz = _VARINT2[size] if size < 16384 else varint(size)
+        out += b"\x18" + sz
+    if is_sync:
+        out += b"\x20\x01"
+    if creation_ns:
+        out += encode_timestamp(creation_ns)
+    if headers:
+        out += encode_headers(headers)
+    if size:
+        out += b"\x3a" + sz
+    return out
+
+
 def pack_envelope(
     kind: str,
     payload: bytes,
@@ -105,20 +145,7 @@ def pack_envelope(
     creation_ns: int = 0,
 ) -> bytes:
     """Serialize a Frame from already-serialized payload bytes."""
-    size = len(payload)
-    out = _field(b"\x0a", uuid.encode()) if uuid else b""
-    out += _kind_field(kind)
-    if size:
-        out += b"\x18" + varint(size)
-    if is_sync:
-        out += b"\x20\x01"
-    if creation_ns:
-        out += encode_timestamp(creation_ns)
-    if headers:
-        out += encode_headers(headers)
-    if size:
-        out += b"\x3a" + varint(size) + payload
-    return out
+    return envelope_head(kind, len(payload), headers, uuid, is_sync, creation_ns) + payload
 
 
 def pack(

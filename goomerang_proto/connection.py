@@ -35,8 +35,8 @@ from .codec import (
     decode_command_message,
     decode_frame,
     decode_payload,
+    envelope_head,
     message_from_frame,
-    pack_envelope,
 )
 from .errors import (
     Closing,
@@ -71,6 +71,7 @@ from .frames import (
     OP_TEXT,
     FrameError,
     FrameReader,
+    binary_header,
     build_frame,
     close_payload,
     parse_close_payload,
@@ -328,19 +329,21 @@ class BaseConnection:
 
     def send(self, message: Message[Any], *, uuid: str = "", is_sync: bool = False) -> int:
         """Pack and queue ``message``; return its payload size in bytes."""
-        self._check_can_send()
+        if self.status is not Status.RUNNING:
+            self._check_can_send()
         payload = message.payload.SerializeToString()
-        message.payload_size = len(payload)
-        envelope = pack_envelope(
-            message.kind,
-            payload,
-            message.headers,
-            uuid=uuid,
-            is_sync=is_sync,
-            creation_ns=self.clock(),
-        )
-        self._out.append(build_frame(OP_BINARY, envelope, mask=self.is_client))
-        return len(payload)
+        size = len(payload)
+        message.payload_size = size
+        head = envelope_head(message.kind, size, message.headers, uuid, is_sync, self.clock())
+        if self.is_client:
+            self._out.append(build_frame(OP_BINARY, head + payload, mask=True))
+        else:
+            # gathered: header, envelope head and payload are joined once by data_to_send
+            out = self._out
+            out.append(binary_header(len(head) + size))
+            out.append(head)
+            out.append(payload)
+        return size
 
     def send_raw(self, opcode: int, data: bytes) -> None:
         """Send one text (1) or binary (2) message as is (raw mode and tests)."""

@@ -50,6 +50,7 @@ _VALID_WIRE_CODES = frozenset(
 
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
+_HEAD16 = struct.Struct("!BBH").pack
 
 
 class FrameError(Exception):
@@ -125,6 +126,15 @@ def frame_header(opcode: int, length: int, *, fin: bool = True, masked: bool = F
     return bytes((b0, m | 127)) + _U64.pack(length)
 
 
+def binary_header(length: int) -> bytes:
+    """The header of an unmasked, final binary frame of ``length`` bytes (server to client)."""
+    if length < 126:
+        return bytes((0x82, length))
+    if length < 0x10000:
+        return _HEAD16(0x82, 126, length)
+    return b"\x82\x7f" + _U64.pack(length)
+
+
 def build_frame(
     opcode: int,
     payload: bytes,
@@ -136,8 +146,11 @@ def build_frame(
     """One frame: unmasked (server to client) or masked with a random key (client to server)."""
     length = len(payload)
     if not mask:
+        b0 = (0x80 if fin else 0) | opcode
         if length < 126:
-            return bytes(((0x80 if fin else 0) | opcode, length)) + payload
+            return bytes((b0, length)) + payload
+        if length < 0x10000:
+            return _HEAD16(b0, 126, length) + payload
         return frame_header(opcode, length, fin=fin) + payload
     key = mask_key if mask_key is not None else os.urandom(4)
     return frame_header(opcode, length, fin=fin, masked=True) + key + unmask(payload, key)

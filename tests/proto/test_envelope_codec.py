@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from goomerang_proto import codec
@@ -102,6 +102,15 @@ def test_pack_is_byte_identical_to_the_runtime_for_at_most_one_header(
 
 
 @given(st.integers(0, (1 << 64) - 1))
+@example(0)
+@example((1 << 14) - 1)
+@example(1 << 14)
+@example((1 << 28) - 1)
+@example(1 << 28)
+@example(999_999_999)
+@example((1 << 42) - 1)
+@example(1 << 42)
+@example((1 << 64) - 1)
 def test_varint_matches_the_runtime(value: int) -> None:
     # Field 3 (payloadSize, int64) carries the value; compare the encodings.
     as_int64 = value - (1 << 64) if value >> 63 else value
@@ -271,3 +280,21 @@ def test_mutated_frames_raise_only_documented_errors(
         codec.unpack(bytes(full), REGISTRY)
     except (MalformedFrame, UnknownKind):
         pass
+
+
+@given(
+    st.integers(0, (1 << 62) - 1),
+    st.lists(st.integers(0, 1 << 20), min_size=1, max_size=50),
+)
+def test_timestamps_close_together_match_the_runtime(base: int, steps: list[int]) -> None:
+    # encode_timestamp reuses the bytes of the previous call within one
+    # second and 16 us window: a run of nearby times must stay exact.
+    now = base
+    for step in steps:
+        now += step
+        frame = pb.Frame()
+        seconds, nanos = divmod(now, 1_000_000_000)
+        if now:
+            frame.creation.seconds = seconds
+            frame.creation.nanos = nanos
+        assert codec.encode_timestamp(now) == frame.SerializeToString()
