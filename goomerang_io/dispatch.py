@@ -81,7 +81,8 @@ class HandlerRunner:
             self._ended()
             return
         if result is None or type(result) is Ready or not inspect.isawaitable(result):
-            self._ended()
+            if self.on_end is not None:
+                self.on_end()
             return
         self._inflight += 1
         task = asyncio.ensure_future(self._await(result, message))

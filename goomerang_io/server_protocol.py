@@ -46,6 +46,8 @@ class ServerProtocol(asyncio.Protocol):
             auto_accept=server.needs_admission() is False,
             clock=time.time_ns,
         )
+        self.engine.on_message = self._on_message
+        self._resolve = server.router.resolve
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] | None = None
         self.identity: Any = None
@@ -137,28 +139,24 @@ class ServerProtocol(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.resume_reading()
 
+    def _on_message(self, message: Message[Any]) -> None:
+        """The engine's direct delivery of a message or sync request (the hot path)."""
+        chain = self._resolve(message.kind)
+        if chain is None:
+            what = "sync request kind" if message.is_sync else "kind"
+            tail = "" if message.is_sync else " (message dropped)"
+            error = GoomerangError(f"no handler for {what} {message.kind!r}{tail}")
+            self.server.report_error(error)
+        elif message.is_sync:
+            self.runner.submit(chain, Sender(self, message.uuid), message)
+        else:
+            self.runner.submit(chain, self.sender, message)
+
     def _dispatch(self, events: list[ev.Event]) -> None:
-        server = self.server
         for event in events:
             cls = type(event)
-            if cls is _MessageReceived:
-                message = event.message  # type: ignore[attr-defined]
-                chain = server.router.resolve(message.kind)
-                if chain is None:
-                    server.report_error(
-                        GoomerangError(f"no handler for kind {message.kind!r} (message dropped)")
-                    )
-                else:
-                    self.runner.submit(chain, self.sender, message)
-            elif cls is _SyncRequestReceived:
-                message = event.message  # type: ignore[attr-defined]
-                chain = server.router.resolve(message.kind)
-                if chain is None:
-                    server.report_error(
-                        GoomerangError(f"no handler for sync request kind {message.kind!r}")
-                    )
-                else:
-                    self.runner.submit(chain, Sender(self, message.uuid), message)
+            if cls is _MessageReceived or cls is _SyncRequestReceived:
+                self._on_message(event.message)  # type: ignore[attr-defined]
             else:
                 self._other_event(event)
 

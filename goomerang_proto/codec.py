@@ -73,10 +73,10 @@ def encode_timestamp(creation_ns: int) -> bytes:
     """The ``creation`` field (number 5) for a time in nanoseconds since the epoch, or b""."""
     seconds, nanos = divmod(creation_ns, 1_000_000_000)
     high = nanos >> 14
-    if seconds == _ts_cache[0] and high == _ts_cache[1]:
+    if seconds == _ts_key[0] and high == _ts_key[1]:
         # Same second and same 16 us window as the last call: only the low
         # 14 bits of nanos (the first two bytes of its varint) differ.
-        return _ts_cache[2] + _CONT2[nanos & 0x3FFF] + _ts_cache[3]
+        return _ts_bytes[0] + _CONT2[nanos & 0x3FFF] + _ts_bytes[1]
     if not creation_ns:
         return b""
     secs = b"\x08" + varint(seconds) if seconds else b""
@@ -85,13 +85,16 @@ def encode_timestamp(creation_ns: int) -> bytes:
         return b"\x2a" + _VARINT1[len(body)] + body
     tail = varint(high)
     head = b"\x2a" + _VARINT1[len(secs) + 3 + len(tail)] + secs + b"\x10"
-    _ts_cache[:] = [seconds, high, head, tail]
+    _ts_key[:] = [seconds, high]
+    _ts_bytes[:] = [head, tail]
     return head + _CONT2[nanos & 0x3FFF] + tail
 
 
-# (seconds, nanos >> 14, field bytes before the nanos varint, its bytes after
-# the first two) of the last timestamp encoded with nanos >= 2**14.
-_ts_cache: list[Any] = [None, None, b"", b""]
+# Of the last timestamp encoded with nanos >= 2**14: (seconds, nanos >> 14)
+# and (the field's bytes before the nanos varint, that varint after its first
+# two bytes).
+_ts_key: list[int] = [-1, -1]
+_ts_bytes: list[bytes] = [b"", b""]
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:

@@ -27,16 +27,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from .codec import (
     BROADCAST_CMD,
+    COMMAND_KINDS,
     PUBLISH_CMD,
     SUBSCRIBE_CMD,
     UNSUBSCRIBE_CMD,
     decode_command_message,
-    decode_frame,
     decode_payload,
     envelope_head,
-    message_from_frame,
+    unpack,
 )
 from .errors import (
     Closing,
@@ -45,6 +47,7 @@ from .errors import (
     NotRunning,
     RemoteProtocolError,
     UnexpectedText,
+    UnknownKind,
 )
 from .events import (
     BroadcastRequested,
@@ -76,12 +79,15 @@ from .frames import (
     close_payload,
     parse_close_payload,
 )
-from .message import Message
+from .message import Message, received_message
 from .pb import goomerang_frame_pb2 as pb
 from .registry import Registry
 from .status import Status
 
 Clock = Callable[[], int]
+MessageCallback = Callable[[Message[Any]], None]
+_frame_from_string = pb.Frame.FromString
+_DECODE_ERRORS = (DecodeError, ValueError, RuntimeError)
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
 
@@ -118,6 +124,17 @@ class BaseConnection:
         self.close_reason = ""
         self.path = ""
         self.request_headers: tuple[tuple[str, str], ...] = ()
+        self.on_message: MessageCallback | None = None
+        """Optional direct delivery for adapters (the hot path).
+
+        When set, each decoded message (server: plain messages and sync
+        requests; client: messages and sync replies) is passed to
+        ``on_message(message)`` as it is decoded, instead of becoming a
+        MessageReceived / SyncRequestReceived / SyncReplyReceived event, but
+        only while no other event waits in ``events()``, so everything is
+        still seen in the order it arrived. It runs inside ``receive_data``;
+        it may send, and must not raise.
+        """
 
     # ----------------------------------------------------------- properties
     @property
@@ -218,20 +235,77 @@ class BaseConnection:
         self.fail(failure.code, failure.reason)
 
     def _on_frames(self, frames: list[tuple[int, bytes]]) -> None:
-        for opcode, payload in frames:
-            if opcode == OP_BINARY:
-                self._on_binary(payload)
-            elif opcode == OP_TEXT:
-                self._events.append(
-                    ErrorOccurred(
-                        UnexpectedText(
-                            f"text message of {len(payload)} bytes ignored: "
-                            "goomerang messages are binary"
+        # The hot path: every received message goes through this loop, so the
+        # envelope decode and the Message construction are inlined here.
+        classes = self.registry.table
+        from_string = _frame_from_string
+        is_client = self.is_client
+        for opcode, data in frames:
+            if opcode != OP_BINARY:
+                if opcode == OP_TEXT:
+                    self._events.append(
+                        ErrorOccurred(
+                            UnexpectedText(
+                                f"text message of {len(data)} bytes ignored: "
+                                "goomerang messages are binary"
+                            )
                         )
                     )
+                elif self._on_control(opcode, data):
+                    return
+                continue
+            try:
+                frame = from_string(data)
+            except _DECODE_ERRORS:
+                self._bad_binary(data)
+                continue
+            kind = frame.kind
+            if not is_client and kind in COMMAND_KINDS:
+                self._on_command(kind, frame)
+                continue
+            cls = classes.get(kind)
+            if cls is None:
+                self._events.append(ErrorOccurred(UnknownKind(kind)))
+                continue
+            body = frame.payload
+            try:
+                payload = cls.FromString(body)
+            except _DECODE_ERRORS:
+                self._bad_binary(data)
+                continue
+            headers = frame.headers
+            creation = frame.creation  # an absent Timestamp reads as 0 s, 0 ns
+            message = received_message(
+                payload,
+                dict(headers) if headers else {},
+                kind,
+                frame.uuid,
+                frame.is_sync,
+                creation.seconds * 1_000_000_000 + creation.nanos,
+                len(body),
+            )
+            on_message = self.on_message
+            if on_message is not None and not self._events:
+                on_message(message)
+            elif message.is_sync:
+                self._events.append(
+                    SyncReplyReceived(message) if is_client else SyncRequestReceived(message)
                 )
-            elif self._on_control(opcode, payload):
-                return
+            else:
+                self._events.append(MessageReceived(message))
+
+    def _bad_binary(self, data: bytes) -> None:
+        """Report a binary message that does not decode (the codec's error, re-raised here)."""
+        try:
+            unpack(data, self.registry)
+        except GoomerangError as exc:
+            self._events.append(ErrorOccurred(exc))
+
+    def _on_command(self, kind: str, frame: pb.Frame) -> None:
+        try:
+            self._events.append(self._command(kind, frame))
+        except GoomerangError as exc:
+            self._events.append(ErrorOccurred(exc))
 
     def _on_frames_raw(self, frames: list[tuple[int, bytes]]) -> None:
         for opcode, payload in frames:
@@ -264,31 +338,7 @@ class BaseConnection:
         self._events.append(ConnectionClosed(code, reason, by_peer=by_peer))
         return True
 
-    def _on_binary(self, data: bytes) -> None:
-        try:
-            frame = decode_frame(data)
-            kind = frame.kind
-            if self.is_client:
-                message = message_from_frame(frame, self.registry)
-                if message.is_sync:
-                    self._events.append(SyncReplyReceived(message))
-                else:
-                    self._events.append(MessageReceived(message))
-                return
-            if kind.startswith("goomerang.protocol."):
-                event = self._command(kind, frame)
-                if event is not None:
-                    self._events.append(event)
-                    return
-            message = message_from_frame(frame, self.registry)
-            if message.is_sync:
-                self._events.append(SyncRequestReceived(message))
-            else:
-                self._events.append(MessageReceived(message))
-        except GoomerangError as exc:
-            self._events.append(ErrorOccurred(exc))
-
-    def _command(self, kind: str, frame: pb.Frame) -> Event | None:
+    def _command(self, kind: str, frame: pb.Frame) -> Event:
         if kind == BROADCAST_CMD:
             bcast: Any = decode_payload(pb.BroadcastCmd, frame.payload, kind)
             return BroadcastRequested(
@@ -308,7 +358,7 @@ class BaseConnection:
         if kind == UNSUBSCRIBE_CMD:
             unsub: Any = decode_payload(pb.UnsubscribeCmd, frame.payload, kind)
             return UnsubscribeRequested(unsub.topic)
-        return None
+        raise AssertionError(kind)  # pragma: no cover - COMMAND_KINDS has only these four
 
     # --------------------------------------------------------------- output
     def _check_can_send(self) -> None:

@@ -11,6 +11,9 @@ from .registry import kind_of
 
 P = TypeVar("P", bound=ProtoMessage)
 
+# payload class -> kind (a class's full name never changes)
+_KINDS: dict[type, str] = {}
+
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
@@ -40,7 +43,11 @@ class Message(Generic[P]):
     ) -> None:
         self.payload = payload
         self.headers: dict[str, str] = headers if headers is not None else {}
-        self.kind: str = kind if kind is not None else kind_of(payload)
+        if kind is None:
+            kind = _KINDS.get(type(payload))
+            if kind is None:
+                kind = _KINDS[type(payload)] = kind_of(payload)
+        self.kind: str = kind
         self.uuid = uuid
         self.is_sync = is_sync
         self.creation_ns = creation_ns
@@ -72,3 +79,27 @@ class Message(Generic[P]):
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_new_message = Message.__new__
+
+
+def received_message(
+    payload: Any,
+    headers: dict[str, str],
+    kind: str,
+    uuid: str,
+    is_sync: bool,
+    creation_ns: int,
+    payload_size: int,
+) -> Message[Any]:
+    """A Message with every field given (the engine's decoder; skips ``__init__``)."""
+    message: Message[Any] = _new_message(Message)
+    message.payload = payload
+    message.headers = headers
+    message.kind = kind
+    message.uuid = uuid
+    message.is_sync = is_sync
+    message.creation_ns = creation_ns
+    message.payload_size = payload_size
+    return message

@@ -47,6 +47,11 @@ class Registry:
         """The class registered for ``kind``, or None."""
         return self._classes.get(kind)
 
+    @property
+    def table(self) -> dict[str, ProtoClass]:
+        """The kind -> class dict itself (read-only use: the engine's hot path)."""
+        return self._classes
+
     def lookup(self, kind: str) -> ProtoClass:
         """The class registered for ``kind``; raise UnknownKind when there is none."""
         cls = self._classes.get(kind)

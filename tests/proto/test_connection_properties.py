@@ -378,3 +378,68 @@ def test_handshake_and_frames_in_any_split(side: str, data: st.DataObject) -> No
     _outputs_equal(side, split[1], one[1])
     after_handshake = _feed(_new(side), [stream] if stream else [])
     assert one[0][1:] == after_handshake[0]
+
+
+def _wrapped(message: Any, *, client: bool) -> ev.Event:
+    """The event that ``message`` becomes when no on_message callback is set."""
+    if client:
+        return ev.SyncReplyReceived(message) if message.is_sync else ev.MessageReceived(message)
+    return ev.SyncRequestReceived(message) if message.is_sync else ev.MessageReceived(message)
+
+
+@pytest.mark.parametrize("side", SIDES)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_on_message_keeps_every_event_in_order(side: str, data: st.DataObject) -> None:
+    """Direct delivery (``on_message``) sees what events would, in the same order, same bytes."""
+    stream = data.draw(peer_streams(client_to_server=side == "server"))
+    chunks = data.draw(splits(stream))
+    plain = _new(side)
+    expected, expected_out = _feed(plain, chunks)
+
+    direct = _new(side)
+    seen: list[Any] = []
+    direct_calls = 0
+
+    def on_message(message: Any) -> None:
+        nonlocal direct_calls
+        direct_calls += 1
+        assert not direct.has_events(), "delivered directly while an event was waiting"
+        seen.append(norm_event(_wrapped(message, client=direct.is_client)))
+
+    direct.on_message = on_message
+    out = b""
+    for chunk in chunks:
+        direct.receive_data(chunk)
+        seen += [norm_event(e) for e in direct.events()]
+        out += direct.data_to_send()
+        seen += [norm_event(e) for e in direct.events()]
+    assert seen == expected
+    _outputs_equal(side, out, expected_out)
+    messages = {"MessageReceived", "SyncRequestReceived", "SyncReplyReceived"}
+    assert direct_calls <= sum(1 for e in expected if e[0] in messages)
+
+
+def test_on_message_takes_messages_directly_until_an_event_waits() -> None:
+    """Messages go to on_message; after a ping's event they queue as events behind it."""
+    from goomerang_proto import Message
+    from goomerang_proto.codec import pack
+    from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
+
+    conn = server_running()
+    got: list[str] = []
+    conn.on_message = lambda m: got.append(m.payload.message)
+    body = [pack(Message(MessageV1(message=t))) for t in ("a", "b", "c")]
+    chunk = (
+        frame(fr.OP_BINARY, body[0], masked=True)
+        + frame(fr.OP_BINARY, body[1], masked=True)
+        + frame(fr.OP_PING, b"p", masked=True)
+        + frame(fr.OP_BINARY, body[2], masked=True)
+    )
+    conn.receive_data(chunk)
+    assert got == ["a", "b"]
+    events = conn.events()
+    assert [type(e).__name__ for e in events] == ["PingReceived", "MessageReceived"]
+    assert events[1].message.payload.message == "c"  # type: ignore[attr-defined]
+    conn.receive_data(frame(fr.OP_BINARY, body[0], masked=True))
+    assert got == ["a", "b", "a"] and not conn.has_events()

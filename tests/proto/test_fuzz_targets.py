@@ -100,7 +100,7 @@ def test_targets_catch_what_they_promise(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(unpack.codec, "unpack", broken)
     with pytest.raises(ValueError):
         unpack.test_one_input(b"\x12\x00")
-    monkeypatch.setattr(server.ServerConnection, "_on_binary", broken)
+    monkeypatch.setattr(server.ServerConnection, "_on_frames", broken)
     with pytest.raises(ValueError):
         server.test_one_input(server.seeds()[0])
 
