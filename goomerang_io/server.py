@@ -37,7 +37,13 @@ _RESERVED_PATHS = ("/ws", "/wss")
 
 @dataclass(frozen=True, slots=True)
 class BroadcastResult:
-    """Per-client outcome of a broadcast: bytes of payload and time spent writing."""
+    """Per-client outcome of a broadcast: bytes of payload and time spent writing.
+
+    A fan-out that a client's command starts (BroadcastCmd, PublishCmd) is
+    written when the read that carried it has been handled, so that several
+    fan-outs from one read reach each target in one write; ``duration`` then
+    is the time to queue the frame.
+    """
 
     size: int
     duration: float
@@ -96,6 +102,10 @@ class Server(Endpoint):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sock: Any = None
         self._closed_event = asyncio.Event()
+        # Fan-out batching: while a connection handles a read, prepared frames
+        # are queued on their targets, which are flushed once it is done.
+        self.in_batch = False
+        self._dirty: list[ServerProtocol] = []
         self.supervisor: Any = None
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
@@ -336,11 +346,23 @@ class Server(Endpoint):
     ) -> list[BroadcastResult]:
         results = []
         perf = time.perf_counter
+        defer = self.in_batch
         for proto in list(targets):
             t0 = perf()
-            ok = proto.write_prepared(frame)
+            ok = proto.write_prepared(frame, defer)
             results.append(BroadcastResult(size, perf() - t0, proto.conn_id, ok))
         return results
+
+    def mark_dirty(self, proto: ServerProtocol) -> None:
+        """``proto`` has queued fan-out frames to write when the current read is handled."""
+        self._dirty.append(proto)
+
+    def flush_dirty(self) -> None:
+        """Write what fan-outs queued during the last read, one write per target."""
+        dirty = self._dirty
+        self._dirty = []
+        for proto in dirty:
+            proto.flush_fanout()
 
     async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to every connected client (every worker, with a backplane)."""
@@ -432,7 +454,7 @@ class Server(Endpoint):
         frame = build_frame(OP_BINARY, msg.frame)
         targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
         for proto in targets:
-            proto.write_prepared(frame)
+            proto.write_prepared(frame, False)
 
 
 __all__ = ["BroadcastResult", "Server", "parse_listen", "prepare"]

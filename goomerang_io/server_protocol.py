@@ -62,6 +62,7 @@ class ServerProtocol(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self.websocket = False
         self._in_batch = False
+        self._fanout_pending = False
         self._flush_pending = False
         self._paused = False
         self._reading_paused = False
@@ -84,13 +85,16 @@ class ServerProtocol(asyncio.Protocol):
         self.server.tcp_opened(self)
 
     def data_received(self, data: bytes) -> None:
-        self._in_batch = True
+        server = self.server
+        self._in_batch = server.in_batch = True
         try:
             self.engine.receive_data(data)
             self._process()
         finally:
-            self._in_batch = False
+            self._in_batch = server.in_batch = False
         self._flush()
+        if server._dirty:
+            server.flush_dirty()
         if self.runner.backlog() > self.server.options.max_queue and not self._reading_paused:
             self._reading_paused = True
             if self.transport is not None:
@@ -216,15 +220,31 @@ class ServerProtocol(asyncio.Protocol):
             return AfterDrain(self._drain_future(), size)
         return Ready(size)
 
-    def write_prepared(self, frame: bytes) -> bool:
-        """Write a shared prepared frame; False when the connection cannot take it."""
+    def write_prepared(self, frame: bytes, defer: bool = False) -> bool:
+        """Write a shared prepared frame; False when the connection cannot take it.
+
+        With ``defer`` the frame is queued and written by ``flush_fanout``
+        once the server has handled the current read (see Server.flush_dirty).
+        """
         engine = self.engine
         if engine.status is not Status.RUNNING or self.transport is None:
             return False
         engine.send_prepared(frame)
+        if defer:
+            if not self._fanout_pending:
+                self._fanout_pending = True
+                self.server.mark_dirty(self)
+            return True
+        self.flush_fanout()
+        return True
+
+    def flush_fanout(self) -> None:
+        """Write queued frames, then close the connection if it is too slow to keep up."""
+        self._fanout_pending = False
         self._flush()
+        transport = self.transport
         limit = self.server.options.slow_client_limit
-        if limit and self.transport.get_write_buffer_size() > limit:
+        if limit and transport is not None and transport.get_write_buffer_size() > limit:
             self.server.report_error(
                 GoomerangError(
                     f"connection {self.conn_id} ({self.peer}) is too slow: write buffer over "
@@ -232,8 +252,7 @@ class ServerProtocol(asyncio.Protocol):
                 )
             )
             self.close(self.server.options.slow_client_code, "too slow")
-            self.transport.abort()
-        return True
+            transport.abort()
 
     def _drain_future(self) -> asyncio.Future[None]:
         if self._drain is None or self._drain.done():

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from rawws import RawPeer
 from util import (
     WAIT,
     Inbox,
@@ -23,6 +24,8 @@ from util import (
 
 from goomerang_io import BroadcastResult, Client, Server
 from goomerang_proto import Message, UnknownKind
+from goomerang_proto.codec import pack_broadcast_cmd
+from goomerang_proto.frames import OP_BINARY, build_frame
 from goomerang_proto.pb.goomerang_example_pb2 import BadReplyV1, MessageV1, ReplyV1
 
 MARK = "barrier"
@@ -217,5 +220,59 @@ def test_client_broadcast_of_kind_unknown_to_server_is_reported() -> None:
             await barrier(server, [box_a, box_b], via=a)
             assert texts(box_a) == [] and texts(box_b) == []
             assert server.connections() == 2
+
+    run(main())
+
+
+def test_fanouts_from_one_read_reach_each_target_in_one_write() -> None:
+    """Broadcast commands that arrive in one read are written once per target, in order."""
+
+    async def main() -> None:
+        server, hooks = fanout_server()
+        async with running(server), clients(server, 3) as cs:
+            writes: dict[int, int] = {}
+            reads: list[int] = []
+
+            class Counting:
+                """The real transport, with its writes counted."""
+
+                def __init__(self, inner: Any, conn_id: int) -> None:
+                    self._inner, self._id = inner, conn_id
+
+                def write(self, data: bytes) -> None:
+                    writes[self._id] = writes.get(self._id, 0) + 1
+                    self._inner.write(data)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(self._inner, name)
+
+            receivers = {proto.conn_id for proto in server._conns}
+            for proto in list(server._conns):
+                proto.transport = Counting(proto.transport, proto.conn_id)  # type: ignore[assignment]
+            peer = await RawPeer.connect(server.addr)
+            try:
+                (sender,) = [p for p in server._conns if p.conn_id not in receivers]
+                receive = sender.engine.receive_data
+
+                def counted_read(data: Any) -> None:
+                    reads.append(len(data))
+                    receive(data)
+
+                sender.engine.receive_data = counted_read  # type: ignore[method-assign]
+                frames = b"".join(
+                    build_frame(OP_BINARY, pack_broadcast_cmd(msg(f"b{i}")), mask=True)
+                    for i in range(3)
+                )
+                peer.send_raw(frames)
+                for _client, box in cs:
+                    got = await box.wait_count(3)
+                    assert [m.payload.message for m in got] == ["b0", "b1", "b2"]
+                assert len(hook_calls(hooks, "on_broadcast")) == 3
+                # every read of the sender that carried broadcasts costs each target one write
+                assert reads and sum(reads) == len(frames)
+                assert set(writes) == receivers
+                assert all(n == len(reads) for n in writes.values()), (writes, reads)
+            finally:
+                peer.abort()
 
     run(main())
