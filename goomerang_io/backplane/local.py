@@ -7,6 +7,9 @@ thread, no asyncio in the parent, so forking stays safe). Each worker runs
 a ``LocalBackplane``: an asyncio client that connects to the hub, says
 HELLO with its node id, then SUBSCRIBE/UNSUBSCRIBE as its local topic
 interest changes, and sends DELIVER envelopes for broadcast and publish.
+The hub echoes HELLO, SUBSCRIBE and UNSUBSCRIBE back as acknowledgements;
+a worker counts as connected once its HELLO (and the topics it re-announces)
+are acknowledged, so every message relayed after that reaches it.
 
 The hub relays a DELIVER envelope, byte for byte, to every *other*
 connected worker: all of them for a broadcast (empty topic), only those
@@ -297,6 +300,9 @@ class LocalHub:
             self._send(peer, frame_envelope(payload))  # the acknowledgement
         elif op == _HELLO:
             peer.origin = env.origin
+            # The acknowledgement: every DELIVER the hub handles from now on
+            # reaches this peer, so the worker counts as connected only now.
+            self._send(peer, frame_envelope(payload))
 
     def _send(self, peer: _Peer, framed: bytes) -> None:
         """Queue ``framed`` for ``peer``; written by ``_flush_dirty`` after the read batch."""
@@ -624,15 +630,18 @@ class LocalBackplane(Backplane):
         loop = asyncio.get_running_loop()
         _transport, proto = await loop.create_unix_connection(lambda: _HubProtocol(self), self.path)
         assert proto.transport is not None
+        # HELLO, then the held topics again; connected means the hub has
+        # acknowledged them all (so it relays every later message to us)
+        hello: asyncio.Future[None] = loop.create_future()
+        self._acks.setdefault((_HELLO, ""), deque()).append(hello)
+        acks = [hello]
         proto.transport.write(frame_envelope(encode_envelope(_HELLO, self.node_id)))
-        # re-announce the held topics; connected means the hub knows them all
-        acks = []
         for topic in sorted(self._topics):
             fut: asyncio.Future[None] = loop.create_future()
             self._acks.setdefault((_SUBSCRIBE, topic), deque()).append(fut)
             acks.append(fut)
             proto.transport.write(frame_envelope(encode_envelope(_SUBSCRIBE, self.node_id, topic)))
-        if acks:
+        if acks:  # always: HELLO is in it
             all_acked = asyncio.gather(*acks)
             either: list[asyncio.Future[Any]] = [all_acked, proto.lost]
             await asyncio.wait(either, timeout=self.ack_timeout, return_when="FIRST_COMPLETED")
@@ -641,7 +650,7 @@ class LocalBackplane(Backplane):
                 self._fail_acks()
                 proto.transport.abort()
                 why = "closed the connection" if proto.lost.done() else "did not acknowledge"
-                raise ConnectionError(f"hub {why} while re-subscribing {len(acks)} topic(s)")
+                raise ConnectionError(f"hub {why} HELLO and {len(acks) - 1} re-subscribed topic(s)")
         return proto
 
     async def _run(self) -> None:
