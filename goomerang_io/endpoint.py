@@ -93,6 +93,9 @@ class Endpoint:
         self._lifecycle.move(status)
         if self.metrics is not None:
             self.metrics.set_status(int(status))
+            flush = getattr(self.metrics, "flush", None)
+            if status is Status.CLOSED and flush is not None:
+                flush()  # nothing buffered may wait for a loop iteration that never comes
         self.hooks.run("on_status_change", status)
 
     def report_error(self, exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from goomerang_io import metrics as gm
@@ -303,9 +306,9 @@ def test_server_sample_values() -> None:
     assert v(S + "pubsub_unsubscribe_total", {"topic": "t1"}) == 1
     m.error()
     assert v(S + "errors_total") == 1
-    for st in (0, 1, 2, 3):
-        m.set_status(st)
-        assert v(S + "status") == st
+    for status_value in (0, 1, 2, 3):
+        m.set_status(status_value)
+        assert v(S + "status") == status_value
     m.set_max_concurrency(8)
     assert v(S + "config_max_concurrency") == 8
     m.worker_started()
@@ -685,3 +688,113 @@ def test_render_evaluates_rates_quantiles_and_gauges() -> None:
     assert q["p50"][1] == [120.0, 120.0]  # rank 5 of 10, all in (80, 160]
     g = render.evaluate(render.Gauge(S + "status", "max", "{{instance}}", ("instance",)), scrapes)
     assert g == {"h:1": ([0.0, 10.0, 20.0], [0.0, 1.0, 2.0])}
+
+
+# ------------------------------------------------------------------ buffering
+
+_observations = st.lists(
+    st.tuples(
+        st.sampled_from(["k.A", "k.B"]),
+        st.one_of(
+            st.sampled_from([*DEFAULT_SIZE_BUCKETS, 0, 1e9, float("inf")]),
+            st.integers(0, 100_000),
+            st.floats(0, 1e6, allow_nan=False),
+        ),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_observations, st.integers(0, 60))
+def test_buffered_histograms_equal_direct_observations(
+    observations: list[tuple[str, float]], flush_at: int
+) -> None:
+    """What a recorder buffers and flushes exposes exactly what Histogram.observe would."""
+    buffered_reg, direct_reg = CollectorRegistry(), CollectorRegistry()
+    recorder = ServerMetrics(registry=buffered_reg)
+    plain = ServerMetrics(registry=direct_reg)
+
+    async def record() -> None:  # inside a loop: buffered until flushed
+        for i, (kind, value) in enumerate(observations):
+            if i == flush_at:
+                recorder.flush()
+            recorder.message_received(kind, value, value / 1e3)  # type: ignore[arg-type]
+            recorder.message_sent(kind, value, value / 1e6)  # type: ignore[arg-type]
+
+    asyncio.run(record())
+    for kind, value in observations:  # no loop: written at once
+        plain.message_received(kind, value, value / 1e3)  # type: ignore[arg-type]
+        plain.message_sent(kind, value, value / 1e6)  # type: ignore[arg-type]
+
+    def exposed(reg: CollectorRegistry) -> dict[str, float]:
+        out = {}
+        for fam in text_string_to_metric_families(generate_latest(reg).decode()):
+            for s in fam.samples:
+                if not s.name.endswith("_created"):
+                    out[s.name + json.dumps(dict(sorted(s.labels.items())))] = s.value
+        return out
+
+    got, want = exposed(buffered_reg), exposed(direct_reg)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if "_sum" in key:  # the same numbers, added in another order
+            assert got[key] == pytest.approx(value, rel=1e-9), key
+        else:  # bucket counts and counts: exact
+            assert got[key] == value, key
+
+
+def test_buffered_values_wait_for_the_loop_iteration_then_are_written() -> None:
+    reg = CollectorRegistry()
+    m = ServerMetrics(registry=reg)
+    name = "goomerang_server_message_received_size_bytes_count"
+
+    def written() -> float | None:
+        # the histogram child itself, not a collection (which would flush first)
+        return m.received_size.labels("k.K")._buckets[0].get()  # type: ignore[no-any-return]
+
+    async def main() -> None:
+        m.message_received("k.K", 5, None)
+        m.worker_started()
+        assert written() == 0  # buffered
+        turn = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(turn.set_result, None)
+        await turn  # scheduled after the recorder's call_soon flush, so that ran first
+        assert written() == 1
+        m.message_received("k.K", 5, None)
+        assert reg.get_sample_value(name, {"kind": "k.K"}) == 2  # a collection flushes first
+        assert reg.get_sample_value("goomerang_server_concurrent_workers") == 1
+
+    asyncio.run(main())
+
+
+def test_collection_from_another_thread_flushes_through_the_loop() -> None:
+    reg = CollectorRegistry()
+    m = ServerMetrics(registry=reg)
+    name = "goomerang_server_message_processing_duration_seconds_count"
+
+    async def main() -> None:
+        m.message_processed("k.K", 0.001)
+        m.message_processed("k.K", 0.002)
+        # a scrape thread (prometheus_client.start_http_server) while the loop runs
+        value = await asyncio.to_thread(reg.get_sample_value, name, {"kind": "k.K"})
+        assert value == 2
+
+    asyncio.run(main())
+
+
+def test_closed_endpoint_flushes_its_metrics() -> None:
+    from goomerang_io import Server
+
+    reg = CollectorRegistry()
+    m = ServerMetrics(registry=reg)
+
+    async def main() -> None:
+        server = Server("127.0.0.1:0", metrics=m)
+        await server.start()
+        m.message_received("k.K", 5, None)
+        await server.shutdown()
+        # flushed by the CLOSED transition, not by a loop iteration or a collection
+        assert m.received_size.labels("k.K")._buckets[0].get() == 1
+
+    asyncio.run(main())
