@@ -7,6 +7,7 @@ Measures, in one run, messages per second of:
     about 187 bytes on the wire, as a Go client sends them) fed to
     ``ServerConnection.receive_data`` as one large buffer and in 64 KiB chunks,
     through to ``MessageReceived`` events with decoded Messages;
+(a') the same through ``on_message`` (the server's path: no event objects);
 (b) pack + frame: ``ServerConnection.send`` + ``data_to_send`` and ``prepare``;
 (c) raw wsproto (framing only): ``wsproto.connection.Connection(SERVER)``
     ``receive_data``/``events`` and ``send(BytesMessage)``;
@@ -83,6 +84,27 @@ def ours_parse(reads: list[bytes]) -> Callable[[], int]:
                 if type(event) is ev.MessageReceived:
                     count += 1
         return count
+
+    return run
+
+
+def ours_direct(reads: list[bytes]) -> Callable[[], int]:
+    """The server's hot path: messages delivered to ``on_message`` instead of as events."""
+    conn = open_server()
+    count = [0]
+
+    def on_message(_message: Message[MessageV1]) -> None:
+        count[0] += 1  # like the events runner: count, keep nothing
+
+    conn.on_message = on_message
+
+    def run() -> int:
+        count[0] = 0
+        for data in reads:
+            conn.receive_data(data)
+            if conn.has_events():
+                raise RuntimeError(f"unexpected events: {conn.events()[:3]}")
+        return count[0]
 
     return run
 
@@ -210,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         ("parse", "goomerang (one buffer)", measure(ours_parse(whole), n)),
         ("parse", "goomerang (64 KiB reads)", measure(ours_parse(chunked), n)),
+        ("parse", "goomerang on_message (64 KiB)", measure(ours_direct(chunked), n)),
         ("parse", "wsproto (one buffer)", measure(wsproto_parse(whole), n)),
         ("parse", "wsproto (64 KiB reads)", measure(wsproto_parse(chunked), n)),
         ("parse", "websockets (one buffer)", measure(websockets_parse(whole), n)),
@@ -228,6 +251,12 @@ def main(argv: list[str] | None = None) -> None:
         (
             "parse+decode vs wsproto parse (64 KiB reads)",
             "goomerang (64 KiB reads)",
+            "wsproto (64 KiB reads)",
+            4.0,
+        ),
+        (
+            "on_message parse+decode vs wsproto parse",
+            "goomerang on_message (64 KiB)",
             "wsproto (64 KiB reads)",
             4.0,
         ),
