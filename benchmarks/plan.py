@@ -142,6 +142,14 @@ def build(
             args = ("--receivers", str(k), "--coalesce-us", str(coalesce_us))
             variant = f"{k} rcv"
             add(Job("bcast", variant, gmr, srv, cli, "bcast", n, args, timeout=t))
+        # Informative: one broadcast in flight, so no read carries two of
+        # them and each fan-out is written on its own (no cross-broadcast
+        # batching): the cost of encode-once-write-many by itself. Receivers
+        # do not coalesce here (a sleep per round would pace the sender).
+        k = sizes.receivers[len(sizes.receivers) // 2]
+        n = max(10, sizes.bcast_deliveries // (4 * (k + 1)))
+        args = ("--receivers", str(k), "--window", "1")
+        add(Job("bcast", f"{k} rcv w1", gmr, srv, cli, "bcast", n, args, timeout=t))
     if "workers" in groups and want_gmr:
         clients = 4 * max(workers)
         per_client = max(1000, sizes.workers_n // clients)
