@@ -159,6 +159,7 @@ class Client(Endpoint):
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
         )
+        engine.on_message = self._on_message
         self._engine = engine
         self._runner = HandlerRunner(
             self.options.max_concurrency,
@@ -233,9 +234,9 @@ class Client(Endpoint):
         if not self._in_batch:
             self._flush()
 
-    def _on_event(self, event: ev.Event) -> None:
-        if isinstance(event, ev.SyncReplyReceived):
-            message = event.message
+    def _on_message(self, message: Message[Any]) -> None:
+        """A sync reply or a message: the engine's direct delivery (the hot path)."""
+        if message.is_sync:
             fut = self._pending.pop(message.uuid, None)
             if fut is None or fut.done():
                 self.report_error(
@@ -246,13 +247,16 @@ class Client(Endpoint):
                 )
             else:
                 fut.set_result(message)
-        elif isinstance(event, ev.MessageReceived):
-            message = event.message
-            chain = self.router.resolve(message.kind)
-            if chain is None:
-                self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
-            elif self._runner is not None:
-                self._runner.submit(chain, self._sender, message)
+            return
+        chain = self.router.resolve(message.kind)
+        if chain is None:
+            self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
+        elif self._runner is not None:
+            self._runner.submit(chain, self._sender, message)
+
+    def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, (ev.SyncReplyReceived, ev.MessageReceived)):
+            self._on_message(event.message)
         elif isinstance(event, ev.PongReceived):
             self._cancel("ping_timeout")
         elif isinstance(event, ev.ErrorOccurred):

@@ -74,9 +74,11 @@ from .frames import (
     OP_TEXT,
     FrameError,
     FrameReader,
+    MaskKeys,
     binary_header,
     build_frame,
     close_payload,
+    masked_binary,
     parse_close_payload,
 )
 from .message import Message, received_message
@@ -115,6 +117,7 @@ class BaseConnection:
             expect_masked=not self.is_client, max_message_size=max_message_size
         )
         self._out: list[bytes] = []
+        self._mask_keys = MaskKeys()
         self._events: list[Event] = []
         self.status = Status.NEW
         self._close_sent = False
@@ -370,12 +373,16 @@ class BaseConnection:
         raise NotRunning(f"connection is {status.name}: cannot send")
 
     def _write_frame(self, opcode: int, payload: bytes) -> None:
-        self._out.append(build_frame(opcode, payload, mask=self.is_client))
+        if self.is_client:
+            frame = build_frame(opcode, payload, mask=True, mask_key=self._mask_keys.next())
+        else:
+            frame = build_frame(opcode, payload)
+        self._out.append(frame)
 
     def send_bytes(self, envelope: bytes) -> None:
         """Send already-packed Frame bytes as one binary message."""
         self._check_can_send()
-        self._out.append(build_frame(OP_BINARY, envelope, mask=self.is_client))
+        self._write_frame(OP_BINARY, envelope)
 
     def send(self, message: Message[Any], *, uuid: str = "", is_sync: bool = False) -> int:
         """Pack and queue ``message``; return its payload size in bytes."""
@@ -386,7 +393,7 @@ class BaseConnection:
         message.payload_size = size
         head = envelope_head(message.kind, size, message.headers, uuid, is_sync, self.clock())
         if self.is_client:
-            self._out.append(build_frame(OP_BINARY, head + payload, mask=True))
+            self._out.append(masked_binary(head + payload, self._mask_keys.next()))
         else:
             # gathered: header, envelope head and payload are joined once by data_to_send
             out = self._out

@@ -30,11 +30,13 @@ import itertools
 import struct
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
+from goomerang_proto import frames as frames_module
 from goomerang_proto.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -43,8 +45,10 @@ from goomerang_proto.frames import (
     OP_TEXT,
     FrameError,
     FrameReader,
+    MaskKeys,
     build_frame,
     close_payload,
+    masked_binary,
     parse_close_payload,
     unmask,
 )
@@ -400,3 +404,37 @@ def test_every_close_code() -> None:
             for reason in (b"", b"ok", b"\xff"):
                 frame = encode(OP_CLOSE, struct.pack("!H", code) + reason, key=key)
                 compare(frame, [], client_side=client_side)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.one_of(st.binary(max_size=300), st.binary(min_size=65530, max_size=70000)),
+    key=st.binary(min_size=4, max_size=4),
+)
+def test_masked_binary_equals_build_frame_and_parses_in_wsproto(data: bytes, key: bytes) -> None:
+    """The client's fast masked frame is build_frame's, byte for byte, and wsproto reads it."""
+    frame = masked_binary(data, key)
+    assert frame == build_frame(OP_BINARY, data, mask=True, mask_key=key)
+    theirs, failure, unfinished = run_wsproto([frame], client_side=False)
+    assert failure is None and not unfinished
+    assert run_ours([frame], client_side=False) == (theirs, None)
+
+
+def test_mask_keys_come_from_urandom_in_fresh_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+
+    def fake_urandom(n: int) -> bytes:
+        reads.append(n)
+        return bytes((len(reads) + i) % 256 for i in range(n))
+
+    monkeypatch.setattr(frames_module.os, "urandom", fake_urandom)
+    keys = MaskKeys()
+    drawn = [keys.next() for _ in range(300)]
+    assert all(len(k) == 4 for k in drawn)
+    assert reads == [1024, 1024]  # 256 keys per read, then a fresh read
+    assert b"".join(drawn[:256]) == fake_urandom_bytes(1, 1024)
+    assert drawn[256] == fake_urandom_bytes(2, 1024)[:4]
+
+
+def fake_urandom_bytes(call: int, n: int) -> bytes:
+    return bytes((call + i) % 256 for i in range(n))
