@@ -295,10 +295,15 @@ def test_client_replays_the_go_client_byte_for_byte(monkeypatch: pytest.MonkeyPa
     keys = [r.hdr[-4:] for r in client_frames]
 
     class _FixedKeys:
+        """The captured keys, in order, as the one urandom read that MaskKeys makes."""
+
+        reads = 0
+
         @staticmethod
         def urandom(n: int) -> bytes:
-            assert n == 4
-            return keys.pop(0)
+            _FixedKeys.reads += 1
+            assert n == 1024 and len(keys) <= 256 and _FixedKeys.reads == 1
+            return b"".join(keys).ljust(n, b"\0")
 
     monkeypatch.setattr(fr, "os", _FixedKeys)
     clock = _Clock([_ns(r) for r in ENVELOPES if r.direction == "C->S"])
