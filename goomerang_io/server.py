@@ -106,6 +106,7 @@ class Server(Endpoint):
         # are queued on their targets, which are flushed once it is done.
         self.in_batch = False
         self._dirty: list[ServerProtocol] = []
+        self._flush_soon = False
         self.supervisor: Any = None
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
@@ -454,7 +455,16 @@ class Server(Endpoint):
         frame = build_frame(OP_BINARY, msg.frame)
         targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
         for proto in targets:
-            proto.write_prepared(frame, False)
+            proto.write_prepared(frame, True)
+        # The backplane delivers every message of one read before the loop
+        # runs this: each target gets one write for all of them.
+        if self._dirty and not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_soon = False
+        self.flush_dirty()
 
 
 __all__ = ["BroadcastResult", "Server", "parse_listen", "prepare"]
