@@ -65,6 +65,7 @@ __all__ = [
     "WorkerContext",
     "bind_reuseport",
     "pick_free_port",
+    "reserve_port",
     "restart_delay",
     "watch_parent",
 ]
@@ -145,7 +146,7 @@ def bind_reuseport(host: str | None, port: int, *, backlog: int = 1024) -> socke
     Every worker binds its own one after the fork; the kernel balances the
     connections over them. ``host`` may be an IPv4 or IPv6 address or name.
     With several workers, ``port`` must not be 0 (each would get its own
-    port): resolve it once in the parent with ``pick_free_port`` first.
+    port): reserve one in the parent with ``reserve_port`` first.
     """
     if not hasattr(socket, "SO_REUSEPORT"):
         raise OSError("SO_REUSEPORT is not available on this platform: use workers=1")
@@ -168,11 +169,36 @@ def bind_reuseport(host: str | None, port: int, *, backlog: int = 1024) -> socke
     return sock
 
 
-def pick_free_port(host: str | None = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` now (resolve port 0 once, before forking).
+def reserve_port(host: str | None = "127.0.0.1") -> socket.socket:
+    """Hold a free TCP port on ``host`` for workers that bind it with SO_REUSEPORT.
 
-    There is a short race (another process may take the port before the
-    workers bind it); servers that need certainty pass an explicit port.
+    The returned socket is bound (never listening) with SO_REUSEADDR and
+    SO_REUSEPORT, so other programs cannot take the port while it is open,
+    and workers of the same user can still bind and listen on it with
+    :func:`bind_reuseport`. It receives no connections (only listening
+    sockets do). Keep it open as long as the workers run; the port is
+    ``sock.getsockname()[1]``.
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise OSError("SO_REUSEPORT is not available on this platform: use workers=1")
+    infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _type, proto, _name, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(addr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def pick_free_port(host: str | None = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` now.
+
+    There is a short race (another process may take the port before it is
+    bound again); :func:`reserve_port` holds the port instead.
     """
     infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _type, proto, _name, addr = infos[0]

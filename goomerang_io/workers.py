@@ -63,16 +63,21 @@ def run_single(server: Server, on_ready: Callable[[], None] | None = None) -> in
 
 def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> int:
     """Serve with ``server.workers`` processes under a supervisor; returns the exit code."""
-    from .supervisor import Supervisor, bind_reuseport, pick_free_port
+    from .supervisor import Supervisor, bind_reuseport, reserve_port
 
-    if server.port == 0:
-        server.port = pick_free_port(server.host)
+    # Port 0: the parent holds a free port for the workers' whole life, so
+    # nothing else can take it between two worker (re)starts.
+    reservation = reserve_port(server.host) if server.port == 0 else None
+    if reservation is not None:
+        server.port = int(reservation.getsockname()[1])
     use_hub = server.backplane is None and server.backplane_url is None
 
     def worker_main(ctx: WorkerContext) -> int:
         from .backplane import backplane_from_url
 
         server.worker_index = ctx.index
+        if reservation is not None:
+            reservation.close()  # the worker's inherited copy; the parent keeps its own
         server._sock = bind_reuseport(server.host, server.port)
         if use_hub and ctx.backplane_path is not None:
             server.backplane = backplane_from_url(None, hub_path=ctx.backplane_path)
@@ -111,4 +116,8 @@ def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> i
         hub=use_hub,
     )
     server.supervisor = supervisor
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        if reservation is not None:
+            reservation.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import os
 import select
@@ -38,6 +39,7 @@ from goomerang_io.supervisor import (
     WorkerContext,
     bind_reuseport,
     pick_free_port,
+    reserve_port,
     restart_delay,
     watch_parent,
 )
@@ -416,6 +418,29 @@ def test_bind_reuseport_lets_several_sockets_share_a_port() -> None:
     finally:
         for s in socks:
             s.close()
+
+
+def test_reserved_port_is_held_but_connections_go_to_the_listeners() -> None:
+    """The parent's reservation keeps other programs off the port; workers still share it."""
+    reservation = reserve_port("127.0.0.1")
+    port = reservation.getsockname()[1]
+    listener: socket.socket | None = None
+    try:
+        plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        with plain, pytest.raises(OSError) as taken:
+            plain.bind(("127.0.0.1", port))  # another program, no SO_REUSEPORT
+        assert taken.value.errno == errno.EADDRINUSE
+        listener = bind_reuseport("127.0.0.1", port)  # a worker
+        listener.setblocking(True)
+        listener.settimeout(WAIT)
+        for _ in range(20):  # every connection reaches the listening worker
+            with socket.create_connection(("127.0.0.1", port), timeout=WAIT):
+                conn, _addr = listener.accept()
+                conn.close()
+    finally:
+        reservation.close()
+        if listener is not None:
+            listener.close()
 
 
 def test_bind_reuseport_ipv6() -> None:
