@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from faultproxy import FaultProxy
+from hookwait import HookWait
 from rawws import RawPeer, split_addr, upgrade_request
 from serverproc import ServerProcess
 from threaded import ThreadedServer
@@ -33,22 +34,6 @@ def setup_server(server: Server, silent: Callable[[], None] | None = None) -> No
     server.handle(MessageV1, echo)
     server.register_message(ReplyV1)
     server.handle(BadReplyV1, lambda _s, _m: silent() if silent else None)  # never replies
-
-
-async def until(pred: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Poll state that has no event (server tables, statuses), bounded."""
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.01)  # polls state that has no event
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Blocking variant of ``until``."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)  # polls state that has no event
 
 
 BIG = "x" * 4000  # a message long enough that a cut after 100 bytes is mid-frame
@@ -73,6 +58,8 @@ def test_cut_mid_frame_reports_then_reconnects_and_resubscribes_asyncio() -> Non
             )
             client.handle(MessageV1, lambda _s, m: got.put_nowait(m.payload.message))
             client.register_message(ReplyV1)
+            hooks = HookWait().watch(client, "on_error", "on_status_change")
+            hooks.watch(server, "on_subscribe")
             publisher = Client(server.addr, heartbeat_interval=None)
             await client.connect()
             await publisher.connect()
@@ -80,10 +67,10 @@ def test_cut_mid_frame_reports_then_reconnects_and_resubscribes_asyncio() -> Non
             await client.send_sync(Message(MessageV1(message="barrier")), timeout=WAIT)
             proxy.cut_after(down=100)
             await publisher.publish("t", Message(MessageV1(message=BIG)))
-            await until(lambda: any(isinstance(e, ConnectionLost) for e in errors))
+            await hooks.until(lambda: any(isinstance(e, ConnectionLost) for e in errors))
             assert proxy.cuts == 1
-            await until(lambda: client.status is Status.RUNNING and len(attempts) >= 1)
-            await until(lambda: len(server.topics.subscribers("t")) == 1)
+            await hooks.until(lambda: client.status is Status.RUNNING and len(attempts) >= 1)
+            await hooks.until(lambda: len(server.topics.subscribers("t")) == 1)
             await publisher.publish("t", Message(MessageV1(message="after reconnect")))
             async with asyncio.timeout(WAIT):
                 assert await got.get() == "after reconnect"  # the cut message never arrived
@@ -97,7 +84,13 @@ def test_cut_mid_frame_reports_then_reconnects_and_resubscribes_asyncio() -> Non
 def test_cut_mid_frame_reports_then_reconnects_and_resubscribes_blocking() -> None:
     got: queue.Queue[str] = queue.Queue()
     errors: list[BaseException] = []
-    with ThreadedServer(setup_server) as ts, FaultProxy(split_addr(ts.addr)) as proxy:
+    hooks = HookWait()
+
+    def setup(server: Server) -> None:
+        setup_server(server)
+        hooks.watch(server, "on_subscribe")
+
+    with ThreadedServer(setup) as ts, FaultProxy(split_addr(ts.addr)) as proxy:
         client = sync_client.Client(
             proxy.addr,
             heartbeat_interval=None,
@@ -107,16 +100,17 @@ def test_cut_mid_frame_reports_then_reconnects_and_resubscribes_blocking() -> No
         )
         client.handle(MessageV1, lambda _s, m: got.put(m.payload.message))
         client.register_message(ReplyV1)
+        hooks.watch(client, "on_error", "on_status_change")
         publisher = sync_client.Client(ts.addr, heartbeat_interval=None)
         with client, publisher:
             client.subscribe("t")
             client.send_sync(Message(MessageV1(message="barrier")), timeout=WAIT)
             proxy.cut_after(down=100)
             publisher.publish("t", Message(MessageV1(message=BIG)))
-            wait_until(lambda: any(isinstance(e, ConnectionLost) for e in errors))
-            wait_until(lambda: client.status is Status.RUNNING)
+            hooks.wait(lambda: any(isinstance(e, ConnectionLost) for e in errors))
+            hooks.wait(lambda: client.status is Status.RUNNING)
             assert ts.server is not None
-            wait_until(lambda: len(ts.server.topics.subscribers("t")) == 1)
+            hooks.wait(lambda: len(ts.server.topics.subscribers("t")) == 1)
             publisher.publish("t", Message(MessageV1(message="after reconnect")))
             assert got.get(timeout=WAIT) == "after reconnect"
 
@@ -129,6 +123,7 @@ def test_pending_send_sync_fails_fast_and_sends_fail_while_disconnected_asyncio(
         await server.start()
         with FaultProxy(split_addr(server.addr)) as proxy:
             client = Client(proxy.addr, heartbeat_interval=None)
+            hooks = HookWait().watch(client, "on_status_change")
             await client.connect()
             pending = asyncio.ensure_future(
                 client.send_sync(Message(BadReplyV1(message="x")), timeout=30)
@@ -141,7 +136,7 @@ def test_pending_send_sync_fails_fast_and_sends_fail_while_disconnected_asyncio(
                 async with asyncio.timeout(WAIT):
                     await pending
             assert time.monotonic() - t0 < 2.0
-            await until(lambda: client.status is Status.CLOSED)
+            await hooks.until(lambda: client.status is Status.CLOSED)
             t0 = time.monotonic()
             with pytest.raises(NotRunning):
                 await client.send(Message(MessageV1(message="while down")))
@@ -158,6 +153,7 @@ def test_pending_send_sync_fails_fast_and_sends_fail_while_disconnected_blocking
     with ThreadedServer(lambda s: setup_server(s, received.set)) as ts:
         with FaultProxy(split_addr(ts.addr)) as proxy:
             client = sync_client.Client(proxy.addr, heartbeat_interval=None)
+            hooks = HookWait().watch(client, "on_status_change")
             client.connect()
             outcome: queue.Queue[BaseException | None] = queue.Queue()
 
@@ -174,7 +170,7 @@ def test_pending_send_sync_fails_fast_and_sends_fail_while_disconnected_blocking
             proxy.cut_all()
             assert isinstance(outcome.get(timeout=WAIT), ConnectionLost)
             assert time.monotonic() - t0 < 2.0
-            wait_until(lambda: client.status is Status.CLOSED)
+            hooks.wait(lambda: client.status is Status.CLOSED)
             with pytest.raises(NotRunning):
                 client.send(Message(MessageV1(message="while down")))
 
@@ -184,6 +180,7 @@ def test_peer_that_stops_answering_pings_is_closed_after_ping_timeout() -> None:
         errors: list[BaseException] = []
         server = Server("127.0.0.1:0", ping_interval=0.1, ping_timeout=0.2, on_error=errors.append)
         setup_server(server)
+        hooks = HookWait().watch(server, "on_disconnect")
         await server.start()
         good = Client(server.addr, heartbeat_interval=None)  # the engine answers pings
         good.register_message(ReplyV1)
@@ -196,7 +193,7 @@ def test_peer_that_stops_answering_pings_is_closed_after_ping_timeout() -> None:
         elapsed = time.monotonic() - t0
         assert 0.15 <= elapsed < 2.0
         assert any("did not answer pings" in str(e) for e in errors)
-        await until(lambda: server.connections() == 1)
+        await hooks.until(lambda: server.connections() == 1)
         # The answering client lived through many ping periods.
         assert (await good.send_sync(Message(MessageV1(message="ok")))).payload.message == "ok"
         await good.close()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hookwait import HookWait
 from rawws import RawPeer, http_exchange, split_addr, upgrade_request
 from serverproc import ServerProcess
 from util import run
@@ -146,20 +147,16 @@ def test_goomerang_level_garbage_keeps_the_connection_and_reports() -> None:
 def test_truncated_frames_then_eof() -> None:
     async def main() -> None:
         async with serving() as (server, _errors), Healthy(server.addr):
+            hooks = HookWait().watch(server, "on_disconnect")
             for cut in (1, 2, 5, 10, 30):
                 peer = await RawPeer.connect(server.addr)
                 frame = masked_header(OP_BINARY, 200) + os.urandom(200)
                 peer.send_raw(frame[:cut])
                 peer.writer.write_eof()
                 assert await peer.eof()
-            await asyncio.wait_for(_until(lambda: server.connections() == 1), WAIT)
+            await hooks.until(lambda: server.connections() == 1, WAIT)
 
     run(main())
-
-
-async def _until(pred: Any) -> None:
-    while not pred():
-        await asyncio.sleep(0.01)  # polls server state that has no event
 
 
 def test_slowloris_handshake_is_closed_after_handshake_timeout() -> None:
@@ -187,12 +184,13 @@ def test_slowloris_handshake_is_closed_after_handshake_timeout() -> None:
 def test_connection_flood_past_max_connections_gets_503() -> None:
     async def main() -> None:
         async with serving(max_connections=5) as (server, _errors), Healthy(server.addr):
+            hooks = HookWait().watch(server, "on_disconnect")
             peers = [await RawPeer.connect(server.addr) for _ in range(4)]  # 5 with Healthy
             for _ in range(20):
                 status, _head = await http_exchange(server.addr, upgrade_request(server.addr))
                 assert status == 503
             peers.pop().abort()
-            await asyncio.wait_for(_until(lambda: server.connections() == 4), WAIT)
+            await hooks.until(lambda: server.connections() == 4, WAIT)
             peers.append(await RawPeer.connect(server.addr))  # room again
             for p in peers:
                 p.abort()

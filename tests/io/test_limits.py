@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from hookwait import HookWait
 from rawws import RawPeer, http_exchange, upgrade_request
 from util import run
 
@@ -32,12 +33,6 @@ async def started(**kwargs: Any) -> tuple[Server, list[BaseException]]:
     return server, errors
 
 
-async def until(pred: Any, timeout: float = WAIT) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.01)  # polls state that has no event
-
-
 def test_server_max_message_size_closes_with_1009() -> None:
     async def main() -> None:
         server, _errors = await started(max_message_size=1000)
@@ -53,9 +48,10 @@ def test_server_max_message_size_closes_with_1009() -> None:
         assert await peer.eof()
         # The asyncio client sees the same close code.
         client = Client(server.addr, heartbeat_interval=None)
+        hooks = HookWait().watch(client, "on_status_change")
         await client.connect()
         await client.send(Message(MessageV1(message="z" * 2000)))
-        await until(lambda: client.status is Status.CLOSED)
+        await hooks.until(lambda: client.status is Status.CLOSED)
         assert client.close_code == 1009
         await server.shutdown(timeout=2.0)
 
