@@ -73,10 +73,11 @@ def encode_timestamp(creation_ns: int) -> bytes:
     """The ``creation`` field (number 5) for a time in nanoseconds since the epoch, or b""."""
     seconds, nanos = divmod(creation_ns, 1_000_000_000)
     high = nanos >> 14
-    if seconds == _ts_key[0] and high == _ts_key[1]:
+    cached = _ts_cache[0]  # one tuple, read and replaced whole: safe across threads
+    if seconds == cached[0] and high == cached[1]:
         # Same second and same 16 us window as the last call: only the low
         # 14 bits of nanos (the first two bytes of its varint) differ.
-        return _ts_bytes[0] + _CONT2[nanos & 0x3FFF] + _ts_bytes[1]
+        return cached[2] + _CONT2[nanos & 0x3FFF] + cached[3]
     if not creation_ns:
         return b""
     secs = b"\x08" + varint(seconds) if seconds else b""
@@ -85,16 +86,14 @@ def encode_timestamp(creation_ns: int) -> bytes:
         return b"\x2a" + _VARINT1[len(body)] + body
     tail = varint(high)
     head = b"\x2a" + _VARINT1[len(secs) + 3 + len(tail)] + secs + b"\x10"
-    _ts_key[:] = [seconds, high]
-    _ts_bytes[:] = [head, tail]
+    _ts_cache[0] = (seconds, high, head, tail)
     return head + _CONT2[nanos & 0x3FFF] + tail
 
 
-# Of the last timestamp encoded with nanos >= 2**14: (seconds, nanos >> 14)
-# and (the field's bytes before the nanos varint, that varint after its first
-# two bytes).
-_ts_key: list[int] = [-1, -1]
-_ts_bytes: list[bytes] = [b"", b""]
+# Of the last timestamp encoded with nanos >= 2**14: seconds, nanos >> 14,
+# the field's bytes before the nanos varint, and that varint after its
+# first two bytes.
+_ts_cache: list[tuple[int, int, bytes, bytes]] = [(-1, -1, b"", b"")]
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:

@@ -298,3 +298,36 @@ def test_timestamps_close_together_match_the_runtime(base: int, steps: list[int]
             frame.creation.seconds = seconds
             frame.creation.nanos = nanos
         assert codec.encode_timestamp(now) == frame.SerializeToString()
+
+
+def test_timestamp_cache_is_safe_across_threads() -> None:
+    """Threads encoding times of different seconds never mix their cached bytes."""
+    import sys
+    import threading
+
+    def expected(ns: int) -> bytes:
+        frame = pb.Frame()
+        frame.creation.seconds, frame.creation.nanos = divmod(ns, 1_000_000_000)
+        return frame.SerializeToString()
+
+    bases = [1_700_000_000_500_000_000 + k * 7_777_777_777 for k in range(4)]
+    wrong: list[int] = []
+
+    def encode_many(base: int) -> None:
+        for i in range(20_000):
+            ns = base + i * 3
+            if codec.encode_timestamp(ns) != expected(ns):
+                wrong.append(ns)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        threads = [threading.Thread(target=encode_many, args=(b,)) for b in bases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        sys.setswitchinterval(old)
+    assert not any(t.is_alive() for t in threads)
+    assert wrong == []
