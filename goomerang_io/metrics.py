@@ -56,7 +56,9 @@ the registry is collected in this process (a scrape, ``get_sample_value``).
 With no running event loop every observation is written at once. A pipelined
 read of many messages thus costs a few writes instead of several per message,
 which matters most in multiprocess mode, where each write goes to an mmap
-file. ``flush()`` writes what is buffered now.
+file. ``flush()`` writes what is buffered now. A recorder buffers for the
+event loop it records on: endpoints running on different threads each need
+their own recorder (they may share a registry).
 """
 
 from __future__ import annotations
