@@ -71,6 +71,7 @@ class ServerProtocol(asyncio.Protocol):
         self._awaiting_pong = False
         self._side_tasks: set[asyncio.Future[None]] = set()
         self._loop = asyncio.get_running_loop()
+        self._max_queue = opts.max_queue
 
     # ------------------------------------------------------------ transport
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -86,16 +87,18 @@ class ServerProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         server = self.server
+        engine = self.engine
         self._in_batch = server.in_batch = True
         try:
-            self.engine.receive_data(data)
-            self._process()
+            engine.receive_data(data)
+            if engine.has_events() or self._reading_paused:
+                self._process()
         finally:
             self._in_batch = server.in_batch = False
         self._flush()
         if server._dirty:
             server.flush_dirty()
-        if self.runner.backlog() > self.server.options.max_queue and not self._reading_paused:
+        if not self._reading_paused and self.runner.backlog() > self._max_queue:
             self._reading_paused = True
             if self.transport is not None:
                 self.transport.pause_reading()
@@ -278,10 +281,11 @@ class ServerProtocol(asyncio.Protocol):
             data = engine.data_to_send()
             if data:
                 transport.write(data)
-        if engine.should_close_transport():
-            transport.close()
-        elif engine.close_expected() and "close" not in self._timers:
-            self._arm("close", self.server.options.close_timeout, self._close_timeout)
+        if engine.status is not Status.RUNNING:  # neither can be true while RUNNING
+            if engine.should_close_transport():
+                transport.close()
+            elif engine.close_expected() and "close" not in self._timers:
+                self._arm("close", self.server.options.close_timeout, self._close_timeout)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the close handshake with ``code``."""

@@ -242,17 +242,24 @@ class FrameReader:
         if self.failed:
             return
         buf = self._buf
-        buf += data
+        # Nothing held back: parse the read itself and keep only an unfinished
+        # tail (most reads end on a frame boundary: no copy at all).
+        src: bytes | bytearray | memoryview = data if not buf else buf
+        if src is buf:
+            buf += data
         try:
-            pos = self._parse(buf, out)
+            pos = self._parse(src, out)
         except FrameError:
             self.failed = True
             buf.clear()
             raise
-        if pos:
-            del buf[:pos]
+        if src is buf:
+            if pos:
+                del buf[:pos]
+        elif pos < len(src):
+            buf += src[pos:]
 
-    def _parse(self, buf: bytearray, out: list[tuple[int, bytes]]) -> int:
+    def _parse(self, buf: bytes | bytearray | memoryview, out: list[tuple[int, bytes]]) -> int:
         n = len(buf)
         pos = 0
         expect = self._expect_masked
@@ -377,7 +384,9 @@ class FrameReader:
                 self._data_frame(opcode, fin, payload, out)
         return pos
 
-    def _partial_text(self, buf: bytearray, start: int, stop: int, keylen: int) -> None:
+    def _partial_text(
+        self, buf: bytes | bytearray | memoryview, start: int, stop: int, keylen: int
+    ) -> None:
         """Validate the UTF-8 received so far of an unfinished text frame (fail fast).
 
         ``start`` is where the payload begins (the masking key, if any, is the
