@@ -60,3 +60,22 @@ def test_quick_floor_run_prints_a_numeric_table(tmp_path: Path) -> None:
     p50 = re.search(r"msg/s\s+([\d.,]+)\s+([\d.,]+)", rr)
     assert p50 is not None and float(p50.group(1).replace(",", "")) > 0, rr
     assert list(tmp_path.glob("run-*.json")), "raw results file missing"
+
+
+@pytest.mark.timeout(60)
+def test_client_benchmark_runs_and_reports_three_rates() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "client.py"), "-n", "2000", "--reps", "1"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rates = re.findall(r"^\s+(.+?)\s{2,}([\d,]+)$", proc.stdout, re.MULTILINE)
+    assert [name for name, _ in rates] == [
+        "async send+echo msg/s",
+        "send_sync sequential req/s",
+        "send_sync 200 in flight req/s",
+    ], proc.stdout
+    assert all(int(value.replace(",", "")) > 0 for _, value in rates)
