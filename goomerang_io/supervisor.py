@@ -148,6 +148,18 @@ def bind_reuseport(host: str | None, port: int, *, backlog: int = 1024) -> socke
     With several workers, ``port`` must not be 0 (each would get its own
     port): reserve one in the parent with ``reserve_port`` first.
     """
+    sock = _bound_reuseport(host, port)
+    try:
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bound_reuseport(host: str | None, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with SO_REUSEADDR and SO_REUSEPORT."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise OSError("SO_REUSEPORT is not available on this platform: use workers=1")
     infos = socket.getaddrinfo(
@@ -161,8 +173,6 @@ def bind_reuseport(host: str | None, port: int, *, backlog: int = 1024) -> socke
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(addr)
-        sock.listen(backlog)
-        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
@@ -179,19 +189,7 @@ def reserve_port(host: str | None = "127.0.0.1") -> socket.socket:
     sockets do). Keep it open as long as the workers run; the port is
     ``sock.getsockname()[1]``.
     """
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise OSError("SO_REUSEPORT is not available on this platform: use workers=1")
-    infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _type, proto, _name, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(addr)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return _bound_reuseport(host, 0)
 
 
 def pick_free_port(host: str | None = "127.0.0.1") -> int:
