@@ -51,9 +51,13 @@ inflight time, processing time, sent size and duration, client sync time)
 and the concurrent-workers gauge are not written to prometheus_client on
 every message: a recorder counts observations per bucket in plain lists and
 adds them to the prometheus_client children in one go, at the end of the
-event-loop iteration that recorded them (``loop.call_soon``), and whenever
-the registry is collected in this process (a scrape, ``get_sample_value``).
-With no running event loop every observation is written at once. A pipelined
+event-loop iteration that recorded them (``loop.call_soon``), whenever
+their registry is collected as a whole in this process (``generate_latest``,
+``get_sample_value``), and before ``metrics_http_response`` answers (which
+also covers the multiprocess merge). Filtered collections
+(``restricted_registry``) and other processes see them at the end of the
+loop iteration; ``flush_all()`` writes them at once. With no running event
+loop every observation is written at once. A pipelined
 read of many messages thus costs a few writes instead of several per message,
 which matters most in multiprocess mode, where each write goes to an mmap
 file. ``flush()`` writes what is buffered now. A recorder buffers for the
@@ -90,6 +94,7 @@ __all__ = [
     "DEFAULT_SIZE_BUCKETS",
     "ClientMetrics",
     "ServerMetrics",
+    "flush_all",
     "mark_worker_dead",
     "metrics_http_response",
     "multiprocess_enabled",
@@ -425,14 +430,10 @@ class _Recorder:
     def flush_from_any_thread(self, timeout: float = 1.0) -> None:
         """Flush before a collection; from another thread, ask the recorder's loop to do it."""
         loop = self._loop
-        if (
-            not self._pending
-            or loop is None
-            or self._loop_thread == threading.get_ident()
-            or loop.is_closed()
-        ):
-            if self._pending or loop is None or loop.is_closed():
-                self.flush()
+        if not self._pending:
+            return
+        if loop is None or self._loop_thread == threading.get_ident() or not loop.is_running():
+            self.flush()  # nothing records concurrently: no loop, our thread, or a stopped loop
             return
         done = threading.Event()
 
@@ -688,6 +689,17 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
+def flush_all() -> None:
+    """Write the buffered observations of every recorder in this process.
+
+    ``metrics_http_response`` calls it; a scrape that bypasses the registry's
+    own collection (a multiprocess merge, a ``restricted_registry`` filter)
+    should too.
+    """
+    for flusher in list(_FLUSHERS.values()):
+        flusher.collect()
+
+
 def metrics_http_response(
     registry: CollectorRegistry | None = None,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -698,6 +710,7 @@ def metrics_http_response(
     registry would count itself twice). Otherwise ``registry`` (default
     ``REGISTRY``) is exposed as is. Prometheus text format 0.0.4.
     """
+    flush_all()  # this process's buffered observations, whatever registry they go to
     path = os.environ.get(MULTIPROC_ENV)
     if path:
         scrape = CollectorRegistry()

@@ -158,8 +158,8 @@ def bind_reuseport(host: str | None, port: int, *, backlog: int = 1024) -> socke
     return sock
 
 
-def _bound_reuseport(host: str | None, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with SO_REUSEADDR and SO_REUSEPORT."""
+def _bound_reuseport(host: str | None, port: int, *, reuseaddr: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT (and SO_REUSEADDR)."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise OSError("SO_REUSEPORT is not available on this platform: use workers=1")
     infos = socket.getaddrinfo(
@@ -170,7 +170,8 @@ def _bound_reuseport(host: str | None, port: int) -> socket.socket:
     family, _type, proto, _name, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseaddr:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(addr)
     except BaseException:
@@ -182,14 +183,15 @@ def _bound_reuseport(host: str | None, port: int) -> socket.socket:
 def reserve_port(host: str | None = "127.0.0.1") -> socket.socket:
     """Hold a free TCP port on ``host`` for workers that bind it with SO_REUSEPORT.
 
-    The returned socket is bound (never listening) with SO_REUSEADDR and
-    SO_REUSEPORT, so other programs cannot take the port while it is open,
+    The returned socket is bound (never listening) with SO_REUSEPORT only,
+    so other programs cannot take the port while it is open (not even with
+    SO_REUSEADDR, which two non-listening sockets would grant each other),
     and workers of the same user can still bind and listen on it with
     :func:`bind_reuseport`. It receives no connections (only listening
     sockets do). Keep it open as long as the workers run; the port is
     ``sock.getsockname()[1]``.
     """
-    return _bound_reuseport(host, 0)
+    return _bound_reuseport(host, 0, reuseaddr=False)
 
 
 def pick_free_port(host: str | None = "127.0.0.1") -> int:

@@ -153,25 +153,41 @@ def masked_binary(payload: bytes, key: bytes) -> bytes:
     return head + key + value.to_bytes(q << 2, "little")[:length]
 
 
+# Bumped in a forked child: pools drawn before a fork are not used after it,
+# so parent and child never send the same keys.
+_fork_generation = [0]
+
+
+def _forked() -> None:
+    _fork_generation[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 class MaskKeys:
     """Masking keys for one client connection, drawn from ``os.urandom`` 1 KiB at a time.
 
     RFC 6455 asks for unpredictable keys from a strong entropy source; taking
     them from one urandom read of 256 keys costs one system call per 256
-    frames instead of one per frame. Not shared between threads.
+    frames instead of one per frame. A pool drawn before ``os.fork()`` is
+    dropped in the child. Not shared between threads.
     """
 
-    __slots__ = ("_pool", "_pos")
+    __slots__ = ("_generation", "_pool", "_pos")
 
     def __init__(self) -> None:
         self._pool = b""
         self._pos = 0
+        self._generation = _fork_generation[0]
 
     def next(self) -> bytes:
         """The next 4-byte key."""
         pos = self._pos
-        if pos >= len(self._pool):
+        if pos >= len(self._pool) or self._generation != _fork_generation[0]:
             self._pool = os.urandom(1024)
+            self._generation = _fork_generation[0]
             pos = 0
         self._pos = pos + 4
         return self._pool[pos : pos + 4]

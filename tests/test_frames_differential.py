@@ -27,6 +27,7 @@ frames written by wsproto parse in ours.
 from __future__ import annotations
 
 import itertools
+import os
 import struct
 from typing import Any
 
@@ -438,3 +439,23 @@ def test_mask_keys_come_from_urandom_in_fresh_batches(monkeypatch: pytest.Monkey
 
 def fake_urandom_bytes(call: int, n: int) -> bytes:
     return bytes((call + i) % 256 for i in range(n))
+
+
+def test_mask_keys_drawn_before_a_fork_are_not_reused_in_the_child() -> None:
+    keys = MaskKeys()
+    keys.next()  # the parent's pool of 256 keys is drawn
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next key and leave at once
+        try:
+            os.write(w, keys.next())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        child_key = os.read(r, 4)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    assert len(child_key) == 4
+    assert child_key != keys.next()  # without the fork hook both would take key 2

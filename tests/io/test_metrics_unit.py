@@ -798,3 +798,30 @@ def test_closed_endpoint_flushes_its_metrics() -> None:
         assert m.received_size.labels("k.K")._buckets[0].get() == 1
 
     asyncio.run(main())
+
+
+def test_http_response_flushes_what_this_iteration_buffered(tmp_path: Path) -> None:
+    """A scrape answered in the same loop iteration, multiprocess merge included, is exact."""
+    name = "goomerang_server_message_received_size_bytes_count"
+
+    async def main(registry: CollectorRegistry) -> str:
+        m = ServerMetrics(registry=registry)
+        m.message_received("k.Same", 5, None)
+        return metrics_http_response(registry)[2].decode()  # no loop turn in between
+
+    assert f'{name}{{kind="k.Same"}} 1.0' in asyncio.run(main(CollectorRegistry()))
+    code = textwrap.dedent(
+        """
+        import asyncio
+        from goomerang_io.metrics import ServerMetrics, metrics_http_response
+
+        async def main():
+            m = ServerMetrics()
+            m.message_received("k.Same", 5, None)
+            print(metrics_http_response()[2].decode())
+
+        asyncio.run(main())
+        """
+    )
+    text = _run(code, env={gm.MULTIPROC_ENV: str(tmp_path)})
+    assert f'{name}{{kind="k.Same"}} 1.0' in text

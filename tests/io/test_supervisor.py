@@ -426,10 +426,13 @@ def test_reserved_port_is_held_but_connections_go_to_the_listeners() -> None:
     port = reservation.getsockname()[1]
     listener: socket.socket | None = None
     try:
-        plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        with plain, pytest.raises(OSError) as taken:
-            plain.bind(("127.0.0.1", port))  # another program, no SO_REUSEPORT
-        assert taken.value.errno == errno.EADDRINUSE
+        for reuseaddr in (False, True):  # another program; asyncio servers set SO_REUSEADDR
+            other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuseaddr))
+            with other, pytest.raises(OSError) as taken:
+                other.bind(("127.0.0.1", port))
+                other.listen(8)
+            assert taken.value.errno == errno.EADDRINUSE
         listener = bind_reuseport("127.0.0.1", port)  # a worker
         listener.setblocking(True)
         listener.settimeout(WAIT)
