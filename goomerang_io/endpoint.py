@@ -52,6 +52,7 @@ class Endpoint:
             self.hooks.add(name, fn)
         self.router = Router()
         self._lifecycle = Lifecycle(side)
+        self._is_closed = False  # status is CLOSED, as a plain attribute for the hot path
         return options
 
     # ------------------------------------------------------------ registry
@@ -91,6 +92,7 @@ class Endpoint:
 
     def _move(self, status: Status) -> None:
         self._lifecycle.move(status)
+        self._is_closed = status is Status.CLOSED
         if self.metrics is not None:
             self.metrics.set_status(int(status))
             flush = getattr(self.metrics, "flush", None)

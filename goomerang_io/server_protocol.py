@@ -208,7 +208,7 @@ class ServerProtocol(asyncio.Protocol):
     # ------------------------------------------------------------- sending
     def send_message(self, message: Message[Any], uuid: str) -> Awaitable[int]:
         """Write ``message`` (a reply when ``uuid`` is set); used by Sender."""
-        if self.server.status is Status.CLOSED:
+        if self.server._is_closed:
             raise NotRunning("server is closed: handlers cannot send any more")
         engine = self.engine
         if engine.status is Status.CLOSING:

@@ -80,20 +80,24 @@ def encode_timestamp(creation_ns: int) -> bytes:
         return cached[2] + _CONT2[nanos & 0x3FFF] + cached[3]
     if not creation_ns:
         return b""
-    secs = b"\x08" + varint(seconds) if seconds else b""
+    if seconds == cached[0]:
+        secs = cached[4]
+    else:
+        secs = b"\x08" + varint(seconds) if seconds else b""
     if not high:
         body = secs + b"\x10" + _VARINT2[nanos] if nanos else secs
         return b"\x2a" + _VARINT1[len(body)] + body
-    tail = varint(high)
+    # nanos < 10**9, so high < 2**16: its varint is one table entry or two
+    tail = _VARINT2[high] if high < 16384 else _CONT2[high & 0x3FFF] + _VARINT1[high >> 14]
     head = b"\x2a" + _VARINT1[len(secs) + 3 + len(tail)] + secs + b"\x10"
-    _ts_cache[0] = (seconds, high, head, tail)
+    _ts_cache[0] = (seconds, high, head, tail, secs)
     return head + _CONT2[nanos & 0x3FFF] + tail
 
 
 # Of the last timestamp encoded with nanos >= 2**14: seconds, nanos >> 14,
-# the field's bytes before the nanos varint, and that varint after its
-# first two bytes.
-_ts_cache: list[tuple[int, int, bytes, bytes]] = [(-1, -1, b"", b"")]
+# the field's bytes before the nanos varint, that varint after its first two
+# bytes, and the seconds field.
+_ts_cache: list[tuple[int, int, bytes, bytes, bytes]] = [(-1, -1, b"", b"", b"")]
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:

@@ -868,3 +868,28 @@ def test_connect_again_after_a_refused_upgrade() -> None:
         assert statuses.items == [R, CG, CD]
 
     run(main())
+
+
+def test_a_sender_kept_past_shutdown_refuses_to_send() -> None:
+    """A handler's sender used after the server closed raises NotRunning."""
+
+    async def main() -> None:
+        kept: list[Any] = []
+        got = asyncio.Event()
+
+        def keep(sender: Any, _message: Any) -> None:
+            kept.append(sender)
+            got.set()
+
+        server = new_server()
+        server.handle(MessageV1, keep)
+        async with running(server):
+            client = new_client(server)
+            async with connected(client):
+                await client.send(msg("keep my sender"))
+                await asyncio.wait_for(got.wait(), WAIT)
+        assert server.status is Status.CLOSED
+        with pytest.raises(NotRunning, match="server is closed"):
+            kept[0].send(Message(ReplyV1(message="too late")))
+
+    run(main())
