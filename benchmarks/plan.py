@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs import Job
-from servers import ALL, FLOOR, FLOOR_BATCH, NAMES, ServerSpec, goomerang
+from servers import ALL, FLOOR, FLOOR_BATCH, GOOMERANG_METRICS, NAMES, ServerSpec, goomerang
 
 GROUPS = ("pipe", "rr", "conc", "bcast", "workers", "memory")
 
@@ -111,7 +111,8 @@ def build(
 
     t = sizes.timeout
     if "pipe" in groups or ("bcast" in groups and want_gmr):
-        for s in [*servers, FLOOR_BATCH] if "pipe" in groups else [FLOOR]:
+        extra = [FLOOR_BATCH, *([GOOMERANG_METRICS] if want_gmr else [])]
+        for s in [*servers, *extra] if "pipe" in groups else [FLOOR]:
             win = ("--window", "1000", "--refill", "250")
             add(Job("pipe", "1 conn w1000", s, srv, cli, "pipe", pipe_n(s), win, timeout=t))
     if "rr" in groups:

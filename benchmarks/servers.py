@@ -50,10 +50,14 @@ FLOOR = _peer("floor", "tcp_floor.py", ("--proto", "tcp"), "tcp")
 FLOOR_BATCH = ServerSpec(
     "floor-batch", (*FLOOR.argv, "--batch"), FLOOR.client_args, FLOOR.idle_proto, "/"
 )
+# Informative only (pipelined row): our server recording every Go metric per message.
+GOOMERANG_METRICS = ServerSpec(
+    "goomerang+metrics", (*goomerang().argv, "--metrics"), (), "ws", "/ws"
+)
 PEERS = (
     _peer("picows", "picows_echo.py", ("--raw",), "ws"),
     _peer("aiohttp", "aiohttp_echo.py", ("--raw",), "ws"),
     _peer("websockets", "websockets_echo.py", ("--raw",), "ws"),
 )
 ALL = (FLOOR, goomerang(), *PEERS)
-NAMES = (*(s.name for s in ALL), FLOOR_BATCH.name)
+NAMES = (*(s.name for s in ALL), FLOOR_BATCH.name, GOOMERANG_METRICS.name)
