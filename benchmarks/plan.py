@@ -111,7 +111,8 @@ def build(
 
     t = sizes.timeout
     if "pipe" in groups or ("bcast" in groups and want_gmr):
-        extra = [FLOOR_BATCH, *([GOOMERANG_METRICS] if want_gmr else [])]
+        with_metrics = want_gmr or GOOMERANG_METRICS.name in names
+        extra = [FLOOR_BATCH, *([GOOMERANG_METRICS] if with_metrics else [])]
         for s in [*servers, *extra] if "pipe" in groups else [FLOOR]:
             win = ("--window", "1000", "--refill", "250")
             add(Job("pipe", "1 conn w1000", s, srv, cli, "pipe", pipe_n(s), win, timeout=t))
