@@ -345,10 +345,10 @@ class _Recorder:
     def __init__(
         self,
         *,
-        registry: CollectorRegistry | None,
-        size_buckets: Sequence[float] | None,
-        duration_buckets: Sequence[float] | None,
-        namespace: str,
+        registry: CollectorRegistry | None = None,
+        size_buckets: Sequence[float] | None = None,
+        duration_buckets: Sequence[float] | None = None,
+        namespace: str = "goomerang",
     ) -> None:
         self.registry = registry if registry is not None else REGISTRY
         self.size_buckets = _buckets(size_buckets, DEFAULT_SIZE_BUCKETS)
@@ -399,6 +399,10 @@ class _Recorder:
         self._sent_size = self._children(self.sent_size)
         self._sent_duration = self._children(self.sent_duration)
         self._processing = self._children(self.processing)
+        self._side_families(self._f, self.prefix, namespace)
+
+    def _side_families(self, f: _Family, p: str, ns: str) -> None:
+        """The families only one side has (``p``: ``<namespace>_<side>``)."""
 
     def _children(self, h: Histogram) -> _BufferedChildren:
         return _BufferedChildren(h, self)
@@ -505,21 +509,7 @@ class ServerMetrics(_Recorder):
 
     side = "server"
 
-    def __init__(
-        self,
-        *,
-        registry: CollectorRegistry | None = None,
-        size_buckets: Sequence[float] | None = None,
-        duration_buckets: Sequence[float] | None = None,
-        namespace: str = "goomerang",
-    ) -> None:
-        super().__init__(
-            registry=registry,
-            size_buckets=size_buckets,
-            duration_buckets=duration_buckets,
-            namespace=namespace,
-        )
-        f, p, ns = self._f, self.prefix, namespace
+    def _side_families(self, f: _Family, p: str, ns: str) -> None:
         self.broadcast_duration = f.histogram(
             f"{p}_message_broadcast_sent_duration_seconds",
             "The time spent in a broadcast operation",
@@ -605,21 +595,7 @@ class ClientMetrics(_Recorder):
 
     side = "client"
 
-    def __init__(
-        self,
-        *,
-        registry: CollectorRegistry | None = None,
-        size_buckets: Sequence[float] | None = None,
-        duration_buckets: Sequence[float] | None = None,
-        namespace: str = "goomerang",
-    ) -> None:
-        super().__init__(
-            registry=registry,
-            size_buckets=size_buckets,
-            duration_buckets=duration_buckets,
-            namespace=namespace,
-        )
-        f, p, ns = self._f, self.prefix, namespace
+    def _side_families(self, f: _Family, p: str, ns: str) -> None:
         self.sync_duration = f.histogram(
             f"{p}_message_sent_sync_duration_seconds",
             "The time spent in a synchronous message sending operation",
