@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -144,6 +145,9 @@ class RedisBackplane(Backplane):
         self.sent = 0
         self.received = 0
         self.dropped = 0
+        self.health_pongs = 0  # health pings Redis answered (the connect ping not counted)
+        # Called after each answered health ping (observability, tests).
+        self.on_health_pong: Callable[[], None] | None = None
         self.last_error: str | None = None
 
     def topic_channel(self, topic: str) -> bytes:
@@ -260,6 +264,7 @@ class RedisBackplane(Backplane):
             "received": self.received,
             "dropped": self.dropped,
             "queued": len(self._outbox),
+            "health_pongs": self.health_pongs,
         }
 
     # internals -------------------------------------------------------------
@@ -402,6 +407,10 @@ class RedisBackplane(Backplane):
             elif mtype == "pong":
                 if session.pong is not None and not session.pong.done():
                     session.pong.set_result(None)
+                else:
+                    self.health_pongs += 1
+                    if self.on_health_pong is not None:
+                        self.on_health_pong()
 
     def _on_data(self, data: bytes) -> None:
         try:

@@ -2,8 +2,10 @@
 
 Run as a script: ``python serverproc.py '{"max_connections": 50}'`` prints its
 port on stdout, then answers ``stats`` lines on stdin with a JSON line
-(errors, connections) and shuts down when stdin closes. ``ServerProcess`` drives
-it from a test.
+(errors, connections), answers ``wait-connections N`` with the same line once
+N WebSocket connections are open (woken by the server's connect/disconnect
+hooks; ``"timeout": 1`` added after 10 s), and shuts down when stdin closes.
+``ServerProcess`` drives it from a test.
 """
 
 from __future__ import annotations
@@ -40,12 +42,33 @@ def _serve(options: dict[str, Any]) -> None:
         print(server.port, flush=True)
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
+        changed = asyncio.Event()
+        server.add_hook("on_connect", lambda _s: changed.set())
+        server.add_hook("on_disconnect", lambda _s: changed.set())
+
+        def stats() -> dict[str, int]:
+            return {"errors": len(errors), "connections": server.connections()}
+
+        async def wait_connections(n: int) -> None:
+            out = stats()
+            try:
+                async with asyncio.timeout(10.0):
+                    while server.connections() != n:
+                        changed.clear()
+                        await changed.wait()
+                out = stats()
+            except TimeoutError:
+                out = {**stats(), "timeout": 1}
+            print(json.dumps(out), flush=True)
 
         def stdin_reader() -> None:
             for line in sys.stdin:
-                if line.strip() == "stats":
-                    stats = {"errors": len(errors), "connections": server.connections()}
-                    loop.call_soon_threadsafe(lambda s=stats: print(json.dumps(s), flush=True))
+                words = line.split()
+                if words == ["stats"]:
+                    loop.call_soon_threadsafe(lambda: print(json.dumps(stats()), flush=True))
+                elif len(words) == 2 and words[0] == "wait-connections":
+                    n = int(words[1])
+                    loop.call_soon_threadsafe(lambda n=n: loop.create_task(wait_connections(n)))
             loop.call_soon_threadsafe(done.set)
 
         threading.Thread(target=stdin_reader, daemon=True).start()
@@ -84,6 +107,14 @@ class ServerProcess:
         """Errors reported and open connections, from the child."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        result: dict[str, int] = json.loads(self.proc.stdout.readline())
+        return result
+
+    def wait_connections(self, n: int) -> dict[str, int]:
+        """Block until the child has ``n`` open connections (10 s at most); its stats then."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"wait-connections {n}\n")
         self.proc.stdin.flush()
         result: dict[str, int] = json.loads(self.proc.stdout.readline())
         return result

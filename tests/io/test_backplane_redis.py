@@ -286,10 +286,12 @@ def test_a_hung_redis_is_detected_by_the_health_ping(server: RedisServer, loop_k
         a = Node(server.url, "a")
         a.bp.health_interval = 0.2
         a.bp.connect_timeout = 0.5
+        answered = asyncio.Event()
+        a.bp.on_health_pong = lambda: answered.set() if a.bp.health_pongs >= 2 else None
         await a.start()
-        # Deliberately idle (not a synchronisation): two health pings
-        # go out and are answered without disturbing the connection.
-        await asyncio.sleep(0.5)
+        # Idle: two health pings go out and are answered without disturbing the connection.
+        await asyncio.wait_for(answered.wait(), WAIT)
+        assert a.bp.status()["health_pongs"] >= 2
         assert a.bp.healthy() and a.errors == [] and a.bp.reconnects == 0
         assert server.proc is not None
         server.proc.send_signal(signal.SIGSTOP)
