@@ -18,7 +18,7 @@ from .codec import (
 )
 from .connection import DEFAULT_MAX_MESSAGE_SIZE, BaseConnection, Clock
 from .errors import HandshakeError
-from .events import Connected, ConnectionClosed, HandshakeRejected
+from .events import Connected, HandshakeRejected
 from .handshake import accept_token, decode_headers, header_tokens, header_value
 from .message import Message
 from .registry import Registry
@@ -53,8 +53,11 @@ class ClientConnection(BaseConnection):
         raw: bool = False,
         clock: Clock | None = None,
         key: str | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(registry=registry, max_message_size=max_message_size, raw=raw, clock=clock)
+        super().__init__(
+            registry=registry, max_message_size=max_message_size, raw=raw, clock=clock, **options
+        )
         self.host = host
         self.path = path
         self._key = key if key is not None else base64.b64encode(os.urandom(16)).decode("ascii")
@@ -69,9 +72,9 @@ class ClientConnection(BaseConnection):
             ("Sec-WebSocket-Version", "13"),
             *headers,
         ]
-        self._out.append(
-            self._h11.send(h11.Request(method="GET", target=path, headers=request_headers)) or b""
-        )
+        request = self._h11.send(h11.Request(method="GET", target=path, headers=request_headers))
+        self._out.append(request or b"")
+        self._out_size += len(request or b"")
         self._h11.send(h11.EndOfMessage())
 
     # ------------------------------------------------------------ handshake
@@ -91,6 +94,9 @@ class ClientConnection(BaseConnection):
             self._rejected()
             return
         self._fail_handshake(HandshakeError("connection closed before the upgrade response"))
+
+    def _handshake_timed_out(self) -> None:
+        self._h11 = None
 
     def _process_response(self) -> None:
         conn = self._h11
@@ -131,7 +137,7 @@ class ClientConnection(BaseConnection):
             return
         trailing, _closed = conn.trailing_data
         self._h11 = None
-        self.status = Status.RUNNING
+        self._running()
         self.request_headers = decode_headers(headers)
         self._events.append(Connected(self.path, self.request_headers))
         if trailing:
@@ -144,29 +150,21 @@ class ClientConnection(BaseConnection):
         reason = response.reason.decode("latin-1")
         body = b"".join(self._reject_body)
         self._h11 = None
-        self.status = Status.CLOSED
-        self.close_code = 1006
         self._close_transport = True
         self._events.append(
             HandshakeRejected(status, reason, decode_headers(list(response.headers)), body)
         )
-        self._events.append(
-            ConnectionClosed(
-                1006,
-                f"upgrade rejected with HTTP {status}",
-                by_peer=True,
-                error=HandshakeError(
-                    f"server rejected the upgrade: HTTP {status} {reason}", status
-                ),
-            )
+        self._closed(
+            1006,
+            f"upgrade rejected with HTTP {status}",
+            by_peer=True,
+            error=HandshakeError(f"server rejected the upgrade: HTTP {status} {reason}", status),
         )
 
     def _fail_handshake(self, error: HandshakeError) -> None:
         self._h11 = None
-        self.status = Status.CLOSED
-        self.close_code = 1006
         self._close_transport = True
-        self._events.append(ConnectionClosed(1006, str(error), by_peer=True, error=error))
+        self._closed(1006, str(error), by_peer=True, error=error)
 
     # ------------------------------------------------------------- commands
     def send_sync(self, message: Message[Any], uuid: str | None = None) -> str:

@@ -482,6 +482,7 @@ class Client(Endpoint):
     def _flush(self, link: _Link) -> None:
         """Write what the engine queued (e.g. pongs, the close answer)."""
         with self._lock:
+            link.engine.apply_pending()
             data = link.encode(link.engine.data_to_send())
             close = link.engine.should_close_transport()
             if data:
