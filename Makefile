@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types contracts unit proto fuzz bench clean
+.PHONY: demo test lint types contracts unit proto fuzz bench clean interop interop-py goref
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,22 @@ contracts: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Interoperability with the real Go goomerang v0.3.0 (built once into .goref/, ~1 min, root
+# or Debian's Go packages needed: scripts/goref.sh says what is missing). Suites of other
+# runtimes add their target (depending on goref) to INTEROP_EXTRA; each gets GOREF_DIR (the
+# folder of refserver and refclient) from the environment.
+GOREF_BUILD ?= $(CURDIR)/.goref
+export GOREF_DIR := $(GOREF_BUILD)/bin
+INTEROP_EXTRA :=
+
+interop: interop-py $(INTEROP_EXTRA)
+
+goref:
+	scripts/goref.sh $(GOREF_BUILD) >/dev/null
+
+interop-py: $(STAMP) goref
+	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=goomerang_proto/pb --pyi_out=goomerang_proto/pb proto/goomerang_frame.proto proto/goomerang_example.proto proto/goomerang_backplane.proto
