@@ -41,7 +41,7 @@ def on_message(_sender: Sender, message: Message[Any]) -> None:
             "event": "message",
             "message": message.payload.message,
             "headers": dict(message.headers),
-            "creation_ns": message.creation,
+            "creation_ns": message.creation_ns,
             "received_ns": time.time_ns(),
         }
     )

@@ -40,7 +40,15 @@ import {
   UnknownKind,
 } from "./errors.js";
 import type { Frame } from "./gen/goomerang_frame_pb.js";
-import { defaultFactory, isPingable, type SocketLike, type WebSocketFactory } from "./socket.js";
+import {
+  defaultFactory,
+  isPingable,
+  type SocketCloseEvent,
+  type SocketErrorEvent,
+  type SocketLike,
+  type SocketMessageEvent,
+  type WebSocketFactory,
+} from "./socket.js";
 import { Status } from "./status.js";
 import { uuidv4 } from "./uuid.js";
 
@@ -370,7 +378,7 @@ export class Client {
         abort(sock);
         reject(new HandshakeError(`could not connect to ${url} within ${timeoutMs} ms`));
       }, timeoutMs);
-      sock.onerror = (ev) => {
+      sock.onerror = (ev: SocketErrorEvent) => {
         errorText = errorMessage(ev);
       };
       sock.onopen = () => {
@@ -380,7 +388,7 @@ export class Client {
         this.#attach(sock);
         resolve();
       };
-      sock.onclose = (ev) => {
+      sock.onclose = (ev: SocketCloseEvent) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -395,13 +403,23 @@ export class Client {
     this.#socket = sock;
     this.#lostCode = undefined;
     this.closeCode = undefined;
-    sock.onmessage = (ev) => {
+    sock.onmessage = (ev: SocketMessageEvent) => {
       if (this.#socket === sock) this.#onData(sock, ev.data);
     };
-    sock.onerror = () => {
-      // Always followed by a close event, which carries what matters.
+    sock.onerror = (ev: SocketErrorEvent) => {
+      // Followed by a close event. Node's `ws` enforces maxPayload from the
+      // frame header, closes with 1009 and reports it here (the close event
+      // then says 1006): fail the pending calls now, with the real code.
+      const code = (ev.error as { code?: unknown } | undefined)?.code;
+      if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" && this.#socket === sock) {
+        this.#report(new MessageTooLarge(undefined, this.options.maxMessageSize));
+        this.#lostCode = 1009;
+        this.#failPending(
+          new ConnectionLost(`connection to ${this.url} dropped: message too big (code 1009)`, 1009),
+        );
+      }
     };
-    sock.onclose = (ev) => {
+    sock.onclose = (ev: SocketCloseEvent) => {
       this.#onSocketClosed(sock, ev.code);
     };
   }

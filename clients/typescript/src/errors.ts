@@ -62,11 +62,16 @@ export class UnknownKind extends GoomerangError {
 
 /** A message larger than `maxMessageSize` (bytes of the whole envelope). */
 export class MessageTooLarge extends GoomerangError {
-  readonly size: number;
+  /** Bytes of the message, when known (Node's `ws` stops reading at the frame header). */
+  readonly size: number | undefined;
   readonly limit: number;
 
-  constructor(size: number, limit: number) {
-    super(`message of ${size} bytes exceeds maxMessageSize=${limit}`);
+  constructor(size: number | undefined, limit: number) {
+    super(
+      size === undefined
+        ? `message exceeds maxMessageSize=${limit}`
+        : `message of ${size} bytes exceeds maxMessageSize=${limit}`,
+    );
     this.size = size;
     this.limit = limit;
   }

@@ -24,10 +24,16 @@ export interface SocketLike {
   binaryType: string;
   readonly readyState: number;
   readonly bufferedAmount: number;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: SocketMessageEvent) => void) | null;
-  onclose: ((ev: SocketCloseEvent) => void) | null;
-  onerror: ((ev: SocketErrorEvent) => void) | null;
+  // `any`: the platform's handlers take DOM events, ws's its own; the client
+  // reads only the fields of SocketMessageEvent, SocketCloseEvent and SocketErrorEvent.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onopen: ((ev: any) => void) | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onmessage: ((ev: any) => void) | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onclose: ((ev: any) => void) | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  onerror: ((ev: any) => void) | null;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
 }
