@@ -1,6 +1,7 @@
 """A Python goomerang client for the TypeScript client's tests (not a pytest module).
 
-``python tests/ts/peer.py HOST:PORT`` connects, prints ``{"event": "ready"}``, then
+``python tests/ts/peer.py HOST:PORT [TOKEN]`` connects (with cookie
+``goomerang_token=TOKEN`` when given), prints ``{"event": "ready"}``, then
 reads JSON commands from stdin, one per line, and answers each with one JSON line
 carrying its ``id``:
 
@@ -67,9 +68,12 @@ async def command(client: Client, cmd: dict[str, Any]) -> dict[str, Any]:
     return {"ok": False, "error": f"unknown op {op!r}"}
 
 
-async def main(addr: str) -> int:
+async def main(addr: str, token: str | None) -> int:
     loop = asyncio.get_running_loop()
-    client = Client(addr, on_error=[lambda exc: emit({"event": "error", "error": repr(exc)})])
+    headers = [("Cookie", f"goomerang_token={token}")] if token else []
+    client = Client(
+        addr, headers=headers, on_error=[lambda exc: emit({"event": "error", "error": repr(exc)})]
+    )
     client.handle(MessageV1, on_message)
     client.register_message(ReplyV1)
     await client.connect()
@@ -97,4 +101,4 @@ async def main(addr: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1])))
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)))

@@ -177,9 +177,9 @@ export async function startTestServer(args: string[] = []): Promise<ServerHandle
   return { name: "python test server", addr: m[1]!, url: `ws://${m[1]!}/ws`, proc };
 }
 
-/** tests/ts/peer.py: a Python client of `addr`, ready when this resolves. */
-export async function startPeer(addr: string): Promise<LineProcess> {
-  const peer = new LineProcess(PYTHON, ["tests/ts/peer.py", addr]);
+/** tests/ts/peer.py: a Python client of `addr` (with a token cookie), ready when this resolves. */
+export async function startPeer(addr: string, token?: string): Promise<LineProcess> {
+  const peer = new LineProcess(PYTHON, ["tests/ts/peer.py", addr, ...(token !== undefined ? [token] : [])]);
   await peer.waiter.until(
     () => peer.events.some((e) => e["event"] === "ready") || peer.exitCode !== undefined,
     15_000,

@@ -29,7 +29,7 @@ import {
 } from "../helpers.js";
 import { commonSuite, msg, Recorder } from "./suite.js";
 
-commonSuite("goomerang serve", () => startServe());
+commonSuite("goomerang serve", () => startServe(), { ordered: true });
 
 describe("goomerang serve: lifecycle, limits, reconnect", () => {
   let server: ServerHandle;

@@ -4,7 +4,7 @@
  * the same client is the browser client of Go goomerang users. Not size
  * limits or unknown kinds: Go has no limit, and no answer to an unknown kind.
  */
-import { commonSuite } from "./suite.js";
+import { commonSuite } from "../node/suite.js";
 import { startGoref } from "../helpers.js";
 
-commonSuite("Go goomerang refserver", () => startGoref());
+commonSuite("Go goomerang refserver", () => startGoref(), { ordered: false });
