@@ -552,8 +552,13 @@ export class Client {
     try {
       sock.close(code, reason);
     } catch {
-      // Browsers only let scripts send 1000 and 3000-4999: 4000 + code says the same.
-      sock.close(4000 + code, reason);
+      // Browsers only let scripts send 1000 and 3000-4999: 4009 says 1009 in the
+      // private-use range (RFC 6455 section 7.4.2).
+      try {
+        sock.close(4000 + (code % 1000), reason);
+      } catch {
+        abort(sock);
+      }
     }
   }
 
