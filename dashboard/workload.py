@@ -38,9 +38,8 @@ sys.path.insert(0, str(HERE))
 import render  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
 
-from goomerang_io.client import Client  # noqa: E402
+from goomerang_io import Client, Server  # noqa: E402
 from goomerang_io.metrics import ClientMetrics, ServerMetrics  # noqa: E402
-from goomerang_io.server import Server  # noqa: E402
 from goomerang_proto import Message  # noqa: E402
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1  # noqa: E402
 

@@ -2,11 +2,11 @@
 
 from goomerang_proto import Message
 
-from .client import Client
+from .asyncio.client import Client
+from .asyncio.server import BroadcastResult, Server
 from .http import AuthRejected, Rejection, Request, Response
 from .options import ClientOptions, ServerOptions
 from .sender import Sender
-from .server import BroadcastResult, Server
 
 __all__ = [
     "AuthRejected",

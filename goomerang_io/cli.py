@@ -10,8 +10,8 @@ from typing import Any
 from goomerang_proto import Message
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
+from .asyncio.server import Server
 from .sender import Sender
-from .server import Server
 
 
 def echo_handler(sender: Sender, message: Message[Any]) -> None:
@@ -55,10 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"goomerang: listening on {server.url}", flush=True)
 
     if server.workers > 1:
-        from .workers import run_workers
+        from .process.workers import run_workers
 
         return run_workers(server)
-    from .workers import run_single
+    from .process.workers import run_single
 
     return run_single(server, ready)
 

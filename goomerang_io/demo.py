@@ -22,10 +22,10 @@ from typing import Any
 from goomerang_proto import Message
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
-from .client import Client
+from .asyncio.client import Client
+from .asyncio.server import Server
 from .loop import run as run_loop
 from .sender import Sender
-from .server import Server
 
 
 # ----------------------------------------------------------------- server side

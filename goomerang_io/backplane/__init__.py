@@ -18,7 +18,8 @@ from .base import (
     BackplaneProtocolError,
     BackplaneUnavailable,
 )
-from .local import LocalBackplane, LocalHub
+from .hub import LocalHub
+from .local import LocalBackplane
 
 __all__ = [
     "Backplane",

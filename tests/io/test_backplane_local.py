@@ -31,7 +31,7 @@ from goomerang_io.backplane import (
     backplane_from_url,
 )
 from goomerang_io.backplane.base import decode_envelope, encode_envelope, next_backoff
-from goomerang_io.backplane.local import EnvelopeStream, frame_envelope
+from goomerang_io.backplane.stream import EnvelopeStream, frame_envelope
 from goomerang_proto.pb import goomerang_backplane_pb2 as pb
 
 WAIT = 5.0

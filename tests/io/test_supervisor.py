@@ -33,13 +33,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from goomerang_io.supervisor import (
+from goomerang_io.process.sockets import bind_reuseport, pick_free_port, reserve_port
+from goomerang_io.process.supervisor import (
     EXIT_BOOT_FAILURE,
     Supervisor,
     WorkerContext,
-    bind_reuseport,
-    pick_free_port,
-    reserve_port,
     restart_delay,
     watch_parent,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -26,10 +27,11 @@ from goomerang_proto import (
 from goomerang_proto.codec import pack
 from goomerang_proto.frames import OP_BINARY, build_frame
 
-from .endpoint import Endpoint
-from .hooks import SERVER_HOOKS
-from .http import Rejection, Request, RouteHandler
-from .options import ServerOptions
+from ..address import parse_listen
+from ..endpoint import Endpoint
+from ..hooks import SERVER_HOOKS
+from ..http import Rejection, Request, RouteHandler
+from ..options import ServerOptions
 from .server_protocol import ServerProtocol
 
 _RESERVED_PATHS = ("/ws", "/wss")
@@ -49,14 +51,6 @@ class BroadcastResult:
     duration: float
     conn_id: int
     ok: bool = True
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[::1]:8080`` for IPv6) into (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"listen address must be HOST:PORT, got {listen!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class Server(Endpoint):
@@ -127,6 +121,13 @@ class Server(Endpoint):
         """
         self.process_hooks["start"].append(fn)
 
+    def adopt_socket(self, sock: socket.socket) -> None:
+        """Serve on ``sock`` (an already bound socket, e.g. SO_REUSEPORT in a worker).
+
+        ``start()`` then listens on it instead of binding ``host:port``.
+        """
+        self._sock = sock
+
     def on_process_stop(self, fn: Callable[[int], Any]) -> None:
         """Run ``fn(worker_index)`` in each worker process after it stopped serving."""
         self.process_hooks["stop"].append(fn)
@@ -179,7 +180,7 @@ class Server(Endpoint):
         if status is Status.CLOSED:
             raise Closed("server is closed; create a new Server to serve again")
         if self.metrics is not None and not self.router.frozen:
-            from .middlewares import metrics_middleware
+            from ..middlewares import metrics_middleware
 
             self.router.prepend_middleware(metrics_middleware(self.metrics))
         self.router.freeze()
@@ -202,7 +203,7 @@ class Server(Endpoint):
         sockname = self._aserver.sockets[0].getsockname()
         self.port = int(sockname[1])
         if self.backplane is None and self.backplane_url is not None:
-            from .backplane import backplane_from_url
+            from ..backplane import backplane_from_url
 
             self.backplane = backplane_from_url(self.backplane_url, hub_path=None)
         if self.backplane is not None:
@@ -235,10 +236,10 @@ class Server(Endpoint):
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM (blocking). With workers > 1, runs the supervisor."""
         if self.workers > 1:
-            from .workers import run_workers
+            from ..process.workers import run_workers
 
             return int(run_workers(self))
-        from .workers import run_single
+        from ..process.workers import run_single
 
         return int(run_single(self))
 
@@ -467,4 +468,4 @@ class Server(Endpoint):
         self.flush_dirty()
 
 
-__all__ = ["BroadcastResult", "Server", "parse_listen", "prepare"]
+__all__ = ["BroadcastResult", "Server", "prepare"]

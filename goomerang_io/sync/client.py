@@ -47,12 +47,12 @@ from goomerang_proto import (
 )
 from goomerang_proto import events as ev
 
-from .awaitables import Ready
-from .endpoint import Endpoint
-from .hooks import CLIENT_HOOKS
-from .options import ClientOptions
-from .sender import Sender
-from .server import parse_listen
+from ..address import parse_listen
+from ..awaitables import Ready
+from ..endpoint import Endpoint
+from ..hooks import CLIENT_HOOKS
+from ..options import ClientOptions
+from ..sender import Sender
 
 T = TypeVar("T")
 

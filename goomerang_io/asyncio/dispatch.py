@@ -18,7 +18,7 @@ from typing import Any
 
 from goomerang_proto import HandlerError, Message
 
-from .awaitables import Ready
+from ..awaitables import Ready
 
 ErrorFn = Callable[[BaseException], None]
 

@@ -26,13 +26,13 @@ from goomerang_proto import (
 )
 from goomerang_proto import events as ev
 
-from .awaitables import AfterDrain, Ready
+from ..address import parse_listen
+from ..awaitables import AfterDrain, Ready
+from ..endpoint import Endpoint
+from ..hooks import CLIENT_HOOKS
+from ..options import ClientOptions
+from ..sender import Sender
 from .dispatch import HandlerRunner
-from .endpoint import Endpoint
-from .hooks import CLIENT_HOOKS
-from .options import ClientOptions
-from .sender import Sender
-from .server import parse_listen
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -143,7 +143,7 @@ class Client(Endpoint):
 
     async def _open(self) -> None:
         if self.metrics is not None and not self.router.frozen:
-            from .middlewares import metrics_middleware
+            from ..middlewares import metrics_middleware
 
             self.router.prepend_middleware(metrics_middleware(self.metrics))
         self.router.freeze()

@@ -17,10 +17,10 @@ from goomerang_proto import (
 )
 from goomerang_proto import events as ev
 
-from .awaitables import AfterDrain, Ready
+from ..awaitables import AfterDrain, Ready
+from ..http import AuthRejected, Rejection, Request, Response, to_response
+from ..sender import Sender
 from .dispatch import HandlerRunner
-from .http import AuthRejected, Rejection, Request, Response, to_response
-from .sender import Sender
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable

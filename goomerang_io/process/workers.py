@@ -1,7 +1,7 @@
 """Running a server until a signal: one process, or N workers under a supervisor.
 
 With ``workers > 1`` the parent resolves port 0 once, then a
-:class:`~goomerang_io.supervisor.Supervisor` forks the workers; each binds
+:class:`~goomerang_io.process.supervisor.Supervisor` forks the workers; each binds
 its own SO_REUSEPORT socket on that port, builds its own (uv)loop, joins the
 embedded backplane hub (or the Redis backplane the server was given) so that
 broadcasts and publishes reach the clients of every worker, and stops
@@ -12,15 +12,40 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .loop import run as run_loop
+from ..loop import run as run_loop
+from ..options import ServerOptions
 
 if TYPE_CHECKING:
-    from .server import Server
     from .supervisor import WorkerContext
+
+
+class Server(Protocol):
+    """What running a server in worker processes needs of it (``goomerang_io.Server``)."""
+
+    host: str
+    port: int
+    workers: int
+    worker_index: int
+    options: ServerOptions
+    metrics: Any
+    backplane: Any
+    backplane_url: str | None
+    supervisor: Any
+    process_hooks: dict[str, list[Callable[[int], Any]]]
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+    def adopt_socket(self, sock: socket.socket) -> None: ...
 
 
 async def serve_until_signal(
@@ -63,7 +88,8 @@ def run_single(server: Server, on_ready: Callable[[], None] | None = None) -> in
 
 def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> int:
     """Serve with ``server.workers`` processes under a supervisor; returns the exit code."""
-    from .supervisor import Supervisor, bind_reuseport, reserve_port
+    from .sockets import bind_reuseport, reserve_port
+    from .supervisor import Supervisor
 
     # Port 0: the parent holds a free port for the workers' whole life, so
     # nothing else can take it between two worker (re)starts.
@@ -73,12 +99,12 @@ def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> i
     use_hub = server.backplane is None and server.backplane_url is None
 
     def worker_main(ctx: WorkerContext) -> int:
-        from .backplane import backplane_from_url
+        from ..backplane import backplane_from_url
 
         server.worker_index = ctx.index
         if reservation is not None:
             reservation.close()  # the worker's inherited copy; the parent keeps its own
-        server._sock = bind_reuseport(server.host, server.port)
+        server.adopt_socket(bind_reuseport(server.host, server.port))
         if use_hub and ctx.backplane_path is not None:
             server.backplane = backplane_from_url(None, hub_path=ctx.backplane_path)
         for fn in server.process_hooks["start"]:
@@ -101,7 +127,7 @@ def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> i
 
     def worker_exit(pid: int, code: int) -> None:
         if server.metrics is not None:
-            from .metrics import mark_worker_dead
+            from ..metrics import mark_worker_dead
 
             mark_worker_dead(pid)
         if code != 0:

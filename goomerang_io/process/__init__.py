@@ -1,0 +1,1 @@
+"""Worker processes: the supervisor, the worker entry points and the SO_REUSEPORT socket helpers."""
