@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -55,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -107,16 +109,55 @@ URANDOM = _Urandom()
 
 def fix_environment() -> None:
     """Fix the clock and the randomness for this process (before any goomerang object exists)."""
-    time.time_ns = lambda: CREATION_NS
+    time.time_ns = itertools.repeat(CREATION_NS).__next__  # a C callable, like the real one
     os.urandom = URANDOM
+    global _Message
+    from goomerang_io import Message
+
+    _Message = Message
+
+
+_Message: Any = None  # goomerang_io.Message, imported by fix_environment
 
 
 MARKERS = [True]  # off during the warm-up
 
 
+class CallCounter:
+    """``--calls``: Python and C calls made between two markers, by function (sys.setprofile)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.runs: list[Counter[str]] = []
+
+    def toggle(self) -> None:
+        if self.on:
+            sys.setprofile(None)
+            self.on = False
+            return
+        counts: Counter[str] = Counter()
+        self.runs.append(counts)
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if event == "call":
+                code = frame.f_code
+                name = getattr(code, "co_qualname", code.co_name)
+                counts[f"{Path(code.co_filename).name}:{name}"] += 1
+            elif event == "c_call":
+                counts[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
+
+        self.on = True
+        sys.setprofile(profile)
+
+
+CALLS: CallCounter | None = None
+
+
 def marker() -> None:
     """Boundary of a measured run: callgrind dumps its counts before each getppid call."""
     if MARKERS[0]:
+        if CALLS is not None:
+            CALLS.toggle()
         os.getppid()
 
 
@@ -230,14 +271,12 @@ async def turn() -> None:
 # ------------------------------------------------------------ goomerang side
 def echo_handler(sender: Any, message: Any) -> None:
     """``goomerang serve``'s echo: a sync request's reply gets header ``echo: 1``."""
-    from goomerang_io import Message
-
     if message.is_sync:
         headers = dict(message.headers)
         headers["echo"] = "1"
-        sender.send(Message(message.payload, headers))
+        sender.send(_Message(message.payload, headers))
     else:
-        sender.send(Message(message.payload, message.headers))
+        sender.send(_Message(message.payload, message.headers))
 
 
 async def start_server() -> tuple[Any, Callable[[], asyncio.BaseProtocol]]:
@@ -539,15 +578,22 @@ async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
         if got != count:
             raise RuntimeError(f"{path}: {got} of {count} messages processed")
         done.append(got)
-    if server is not None:
+    if server is not None:  # drop the fake connections; the listening socket goes with the loop
         for proto in list(getattr(server, "_tcp", ())):
             if proto.transport is not None:
                 proto.transport.close()
         await turn()
-    return {"path": path, "n": n, "processed": done}
+    result: dict[str, Any] = {"path": path, "n": n, "processed": done}
+    if CALLS is not None:  # per message: the 2N run minus the N run, over N
+        one, two = CALLS.runs
+        diff = {k: (two[k] - one[k]) / n for k in two.keys() | one.keys()}
+        result["calls"] = {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v}
+    return result
 
 
-def child_main(path: str, n: int, warmup: int) -> int:
+def child_main(path: str, n: int, warmup: int, calls: bool) -> int:
+    global CALLS
+    CALLS = CallCounter() if calls else None
     fix_environment()
     loop = CaptureLoop()
     asyncio.set_event_loop(loop)
@@ -565,9 +611,9 @@ def python_binary() -> str:
     return os.path.realpath(sys.executable)
 
 
-def child_argv(path: str, n: int, warmup: int) -> list[str]:
+def child_argv(path: str, n: int, warmup: int, calls: bool = False) -> list[str]:
     return [python_binary(), str(Path(__file__).resolve()), "--child", path, "-n", str(n),
-            "--warmup", str(warmup)]  # fmt: skip
+            "--warmup", str(warmup), *(["--calls"] if calls else [])]  # fmt: skip
 
 
 def child_env() -> dict[str, str]:
@@ -605,11 +651,10 @@ def measure(path: str, n: int, warmup: int, valgrind: str) -> dict[str, Any]:
     return result
 
 
-def direct(path: str, n: int, warmup: int) -> dict[str, Any]:
-    """Run one path without valgrind (checks only)."""
-    proc = subprocess.run(
-        child_argv(path, n, warmup), capture_output=True, text=True, env=child_env(), timeout=300
-    )
+def direct(path: str, n: int, warmup: int, calls: bool) -> dict[str, Any]:
+    """Run one path without valgrind (checks, and the call counts with ``calls``)."""
+    argv = child_argv(path, n, warmup, calls)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"{path}: child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -624,6 +669,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-valgrind", action="store_true", help="run the paths, no counts")
+    parser.add_argument(
+        "--calls", action="store_true", help="count calls per message by function (no valgrind)"
+    )
+    parser.add_argument("--calls-top", type=int, default=40, help="functions listed with --calls")
     parser.add_argument("--jobs", type=int, default=2, help="paths measured at once")
     parser.add_argument("--warmup", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
@@ -631,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         n = args.n or DEFAULT_N[args.child]
         warmup = WARMUP[args.child] if args.warmup < 0 else args.warmup
-        return child_main(args.child, n, warmup)
+        return child_main(args.child, n, warmup, args.calls)
     paths = [p for p in args.paths.split(",") if p]
     unknown = sorted(set(paths) - set(PATHS))
     if unknown:
@@ -640,12 +689,12 @@ def main(argv: list[str] | None = None) -> int:
     def job(path: str) -> dict[str, Any]:
         n = args.n or DEFAULT_N[path]
         warmup = WARMUP[path] if args.warmup < 0 else args.warmup
-        if args.no_valgrind:
-            return direct(path, n, warmup)
+        if args.no_valgrind or args.calls:
+            return direct(path, n, warmup, args.calls)
         return measure(path, n, warmup, valgrind)
 
     valgrind = shutil.which("valgrind") or ""
-    if not args.no_valgrind and not valgrind:
+    if not (args.no_valgrind or args.calls) and not valgrind:
         print("valgrind not found: install it (Debian: apt-get install valgrind), "
               "or run with --no-valgrind to only check the paths", file=sys.stderr)  # fmt: skip
         return 2
@@ -653,6 +702,16 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(job, paths))
     elapsed = time.monotonic() - t0
+    if args.calls:
+        for r in results:
+            calls = r["calls"]
+            py = sum(v for k, v in calls.items() if not k.startswith("C:"))
+            c = sum(v for k, v in calls.items() if k.startswith("C:"))
+            what = f"{r['path']}: {TITLES[r['path']]}"
+            print(f"{what}: {py:.1f} Python calls, {c:.1f} C calls per message")
+            for name, v in list(calls.items())[: args.calls_top]:
+                print(f"  {v:8.2f}  {name}")
+        return 0
     if args.no_valgrind:
         for r in results:
             print(f"{r['path']:7} {TITLES[r['path']]:42} processed {r['processed']}")
