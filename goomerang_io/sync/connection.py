@@ -321,9 +321,13 @@ class Connection:
     # ---------------------------------------------------------- IO thread
     def _run(self) -> None:
         try:
-            self.on_events(self._early)
-            self._early = []
-            self._loop()
+            with self._lock:  # what the engine answered to frames that came with the 101
+                self._queue_engine_output()
+                done = self.engine.should_close_transport()
+            early, self._early = self._early, []
+            self.on_events(early)
+            if not done:
+                self._loop()
         finally:
             self._finish()
 

@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import Callable
 
-from goomerang_proto import ClientConnection, ConnectionLost, HandshakeError, Status
+from goomerang_proto import ClientConnection, ConnectionLost, HandshakeError
 from goomerang_proto import events as ev
 
 from .connection import READ_SIZE, TLSBridge
@@ -110,6 +110,7 @@ def _upgrade(
     request = engine.data_to_send()
     _send(sock, bridge.encode(request) if bridge else request, remaining)
     early: list[ev.Event] = []
+    connected = False
     while True:
         data = _recv(sock, remaining)
         if data:
@@ -117,14 +118,16 @@ def _upgrade(
         else:
             engine.receive_eof()
         for event in engine.events():
-            if isinstance(event, ev.ConnectionClosed):
+            if connected:
+                early.append(event)  # came with the 101 answer: the IO thread handles it
+            elif isinstance(event, ev.Connected):
+                connected = True
+            elif isinstance(event, ev.ConnectionClosed):
                 raise event.error or HandshakeError(
                     f"connection closed during the upgrade: {event.reason}"
                 )
-            if not isinstance(event, (ev.Connected, ev.HandshakeRejected)):
-                early.append(event)
-        if engine.status is Status.RUNNING:
-            return early  # frames that came with the 101 answer go to the IO thread
+        if connected:
+            return early
 
 
 __all__ = ["Opened", "open_connection"]
