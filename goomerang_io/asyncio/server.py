@@ -556,11 +556,11 @@ class Server(Endpoint):
     def _from_backplane(self, msg: Any) -> None:
         """Deliver a message that another worker or node fanned out."""
         frame = build_frame(OP_BINARY, msg.frame)
-        if getattr(msg, "groups_only", False):
+        if msg.groups_only:
             targets = []
         else:
             targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
-        for group in getattr(msg, "groups", ()):
+        for group in msg.groups:
             member = self._pick_member(msg.topic, group)
             if member is not None:
                 targets.append(member)
