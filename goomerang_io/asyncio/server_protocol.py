@@ -91,7 +91,6 @@ class ServerProtocol(Connection):
         )
         super().__init__(engine)
         self.engine: ServerConnection = engine
-        engine.on_message = self._on_message
         self._resolve = server.router.resolve
         self.identity: Any = None
         self.sender = Sender(self, "")
@@ -134,7 +133,7 @@ class ServerProtocol(Connection):
 
     # --------------------------------------------------------------- events
     def _on_message(self, message: Message[Any]) -> None:
-        """The engine's direct delivery of a message or sync request (the hot path)."""
+        """A message or sync request the engine decoded: run its handler chain."""
         chain = self._resolve(message.kind)
         if chain is None:
             what = "sync request kind" if message.is_sync else "kind"

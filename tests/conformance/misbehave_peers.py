@@ -285,7 +285,7 @@ class Healthy:
         await client.connect()
         self._ready.set()
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() or self.sent < 3:  # each request is awaited
                 text = f"healthy {self.sent}"
                 self.sent += 1
                 reply = await client.send_sync(Message(MessageV1(message=text)), timeout=5.0)

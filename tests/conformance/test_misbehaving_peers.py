@@ -61,8 +61,7 @@ def _check_growth(server: ChildServer, rss0: int, what: str) -> int:
 
 def _check_healthy(healthy: Healthy) -> None:
     assert healthy.errors == []
-    assert healthy.answered == healthy.sent - 1 or healthy.answered == healthy.sent
-    assert healthy.answered > 0
+    assert healthy.answered == healthy.sent >= 3
 
 
 FLOOD_OPTIONS = {"ping_interval": None, "write_limit": 65536}
@@ -87,7 +86,7 @@ def _flood(server: ChildServer, chunk: bytes, what: str, *, prelude: bytes = b""
             print(f"\n[{what}] pushed {result.sent / MIB:.1f} MiB, stalled={result.stalled}")
             assert result.sent >= PUSH or result.stalled or result.closed
             _check_growth(server, rss0, what)
-        _check_healthy(healthy)
+    _check_healthy(healthy)
     return result
 
 
