@@ -49,7 +49,8 @@ goref:
 	scripts/goref.sh $(GOREF_BUILD) >/dev/null
 
 interop-py: $(STAMP) goref
-	$(BIN)/python -m pytest -m goref tests tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m goref tests $(PYTEST_ARGS)
 
 proto: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=goomerang_proto/pb --pyi_out=goomerang_proto/pb proto/goomerang_frame.proto proto/goomerang_example.proto proto/goomerang_backplane.proto
