@@ -210,6 +210,7 @@ class Connection:
 
         Returns the output position (total bytes queued) after them.
         """
+        self.engine.apply_pending()  # a fault found after messages: its Close goes out now
         data = self.engine.data_to_send()
         if self.tls is not None:
             data = self.tls.encode(data)
