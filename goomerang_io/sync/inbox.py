@@ -26,7 +26,11 @@ ITEM_OVERHEAD = 64
 
 
 class Inbox:
-    """A FIFO of callables run by one daemon thread; ``pause``/``resume`` gate the reader."""
+    """A FIFO of callables run by one daemon thread; ``pause``/``resume`` gate the reader.
+
+    ``pause`` and ``resume`` are called with the inbox's lock held, so they
+    alternate strictly; they may take the connection's lock, never the reverse.
+    """
 
     def __init__(self, name: str, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         self._items: deque[tuple[Callable[[], None], int]] = deque()
@@ -46,11 +50,9 @@ class Inbox:
             self._items.append((fn, size))
             self._bytes += size
             self._cond.notify()
-            pause = not self._paused and (self._bytes > HIGH_BYTES or len(self._items) > HIGH_COUNT)
-            if pause:
+            if not self._paused and (self._bytes > HIGH_BYTES or len(self._items) > HIGH_COUNT):
                 self._paused = True
-        if pause:
-            self._pause()
+                self._pause()  # under the lock: a resume can never overtake it
 
     def close(self) -> None:
         """Run what is queued, then end the thread."""
@@ -78,15 +80,13 @@ class Inbox:
                 pass
             with self._cond:
                 self._bytes -= size
-                resume = (
+                if (
                     self._paused
                     and self._bytes <= HIGH_BYTES // 4
                     and len(self._items) <= HIGH_COUNT // 4
-                )
-                if resume:
+                ):
                     self._paused = False
-            if resume:
-                self._resume()
+                    self._resume()
 
 
 __all__ = ["HIGH_BYTES", "HIGH_COUNT", "Inbox"]
