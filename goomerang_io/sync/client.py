@@ -208,7 +208,9 @@ class Client(Endpoint):
                     err = GoomerangError(f"no handler for kind {message.kind!r}")
                     inbox.put(partial(self.report_error, err))
                 else:
-                    inbox.put(partial(self._run_handler, chain, message), message.payload_size)
+                    inbox.put(
+                        partial(self._run_handler, conn, chain, message), message.payload_size
+                    )
             elif isinstance(event, ev.ErrorOccurred):
                 inbox.put(partial(self.report_error, event.error))
             elif isinstance(event, ev.ConnectionClosed):
@@ -218,19 +220,35 @@ class Client(Endpoint):
                         if conn.failure is None:
                             conn.failure = event.error
 
-    def _run_handler(self, chain: Callable[..., Any], message: Message[Any]) -> None:
+    def _run_handler(
+        self, conn: Connection, chain: Callable[..., Any], message: Message[Any]
+    ) -> None:
+        """Run one handler; its exception goes to on_error as HandlerError.
+
+        Except a send that failed because the connection is ending
+        (ConnectionLost, NotRunning, Closing once ``conn`` is dead or the
+        client is no longer RUNNING): that end is reported once by the
+        connection (or is the user's close), not again by every handler still
+        queued behind it.
+        """
         self.hooks.run("on_worker_start")
         try:
             result = chain(self._sender, message)
             if inspect.iscoroutine(result):
                 result.close()
                 raise TypeError("async handlers need the asyncio Client; this one is blocking")
+        except (ConnectionLost, NotRunning, Closing) as exc:
+            if not conn.dead and self.status is Status.RUNNING:
+                self._handler_failed(message, exc)
         except Exception as exc:
-            err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
-            err.__cause__ = exc
-            self.report_error(err)
+            self._handler_failed(message, exc)
         finally:
             self.hooks.run("on_worker_end")
+
+    def _handler_failed(self, message: Message[Any], exc: Exception) -> None:
+        err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
+        err.__cause__ = exc
+        self.report_error(err)
 
     def _end(self, conn: Connection, inbox: Inbox) -> None:
         """The IO thread closed ``conn``'s socket: fail waiters, report, maybe reconnect.

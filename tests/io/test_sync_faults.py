@@ -402,3 +402,34 @@ def test_flood_to_slow_handlers_is_held_back_by_tcp_and_nothing_is_lost() -> Non
         resume.set()
         client.close()
         server.close()
+
+
+def test_replies_to_a_server_that_never_reads_are_bounded_then_dropped() -> None:
+    """Handler replies fill the output; the handler waits, reading pauses, the stall drops it."""
+    ping_timeout = 1.0
+    bound = 16 * MiB
+    frame = prepare(Message(MessageV1(message="q" * 1000)))
+    result: queue.Queue[tuple[int, float]] = queue.Queue()
+
+    def request_flood(server: RawServer, conn: socket.socket) -> None:
+        result.put(flood(server, conn, frame, 5 * bound))
+        server.stop.wait(WAIT)
+
+    server = RawServer(request_flood, sndbuf=64 * 1024)
+    watch = Watch()
+    client = Client(
+        server.addr, heartbeat_interval=None, ping_timeout=ping_timeout, **watch.hooks()
+    )
+    client.handle(MessageV1, lambda sender, message: sender.send(message))  # echo every request
+    client.connect()
+    try:
+        sent, last_send = result.get(timeout=WAIT * 2)
+        assert sent <= bound, sent
+        assert watch.closed.wait(WAIT)
+        assert watch.closed_at - last_send <= ping_timeout + SLACK
+        errors = watch.error_list()
+        # once: not again as a HandlerError from each reply that could not be sent
+        assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
+        assert "stopped reading" in str(errors[0])
+    finally:
+        server.close()
