@@ -139,6 +139,8 @@ class Connection:
         self.closed = threading.Event()
         """Set once the IO thread has closed the socket."""
         self.pongs = 0
+        self.peak_buffered = 0
+        """Most bytes ever queued and unsent at once (what a stalled server made us hold)."""
         # keep-alive and close deadlines (monotonic seconds): see _timer / _on_timer
         interval = options.heartbeat_interval
         self._next_ping: float | None = time.monotonic() + interval if interval else None
@@ -219,6 +221,7 @@ class Connection:
             self._out.append(data)
             self.buffered += len(data)
             self._queued_total += len(data)
+            self.peak_buffered = max(self.peak_buffered, self.buffered)
             self._write_some()
             if self.buffered:
                 self._wake()

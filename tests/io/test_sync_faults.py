@@ -318,29 +318,36 @@ def test_server_that_closes_but_keeps_tcp_open_is_dropped_after_close_timeout() 
 
 
 def test_ping_flood_from_a_server_that_never_reads_is_bounded_then_dropped() -> None:
-    """Pongs the client cannot write pause its reading; the write stall then drops the server."""
+    """Pongs the client cannot write stay bounded; the write stall then drops the server."""
     ping_timeout = 1.0
-    bound = 16 * MiB
-    offered = 5 * bound
+    write_limit = 256 * 1024
     result: queue.Queue[tuple[int, float]] = queue.Queue()
 
     def ping_flood(server: RawServer, conn: socket.socket) -> None:
-        result.put(flood(server, conn, build_frame(OP_PING, b"p" * 125), offered))
+        result.put(flood(server, conn, build_frame(OP_PING, b"p" * 125), 80 * MiB))
         server.stop.wait(WAIT)
 
     server = RawServer(ping_flood, sndbuf=64 * 1024)
     watch = Watch()
     client = Client(
-        server.addr, heartbeat_interval=None, ping_timeout=ping_timeout, **watch.hooks()
+        server.addr,
+        heartbeat_interval=None,
+        ping_timeout=ping_timeout,
+        write_limit=write_limit,
+        **watch.hooks(),
     )
     client.connect()
+    link = client._link
+    assert link is not None
     try:
-        sent, last_send = result.get(timeout=WAIT * 2)
-        # what the client read is at most its queued pongs (write_limit plus one read's worth)
-        # plus what the kernels buffer; far less than what the server offered
-        assert sent <= bound, sent
+        sent, _ = result.get(timeout=WAIT * 2)
         assert watch.closed.wait(WAIT)
-        assert watch.closed_at - last_send <= ping_timeout + SLACK
+        # the stall deadline counts from the last byte the socket took
+        assert watch.closed_at - link._progress <= ping_timeout + SLACK
+        # queued pongs: at most write_limit plus what one read of pings asks for
+        assert link.peak_buffered <= write_limit + 2 * READ_SIZE, link.peak_buffered
+        # the client held a fraction of what it was sent (the rest it answered or dropped)
+        assert sent >= 2 * link.peak_buffered, (sent, link.peak_buffered)
         errors = watch.error_list()
         assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
         assert "stopped reading" in str(errors[0])
