@@ -320,12 +320,18 @@ class Client(Endpoint):
             self._call(op, check=False)
 
     # ------------------------------------------------------------- output
-    def _call(self, op: Callable[[ClientConnection], T], check: bool = True) -> T:
+    def _call(
+        self,
+        op: Callable[[ClientConnection], T],
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> T:
         """Run ``op`` on the engine and queue its bytes (in engine order); wait for drain.
 
-        Raises Closing or NotRunning when the client cannot send, and
+        Raises Closing or NotRunning when the client cannot send,
         ConnectionLost when the connection ends before the bytes were written
-        (a server that stopped reading: within ``ping_timeout``).
+        (a server that stopped reading: within ``ping_timeout``), and
+        TimeoutError when ``timeout`` seconds pass while waiting for drain.
         """
         with self._lock:
             link = self._link
@@ -339,7 +345,7 @@ class Client(Endpoint):
                 raise NotRunning("client is not connected")
             if link.dead or link.engine.status is not Status.RUNNING:
                 raise NotRunning(f"connection to {self.server} is {link.engine.status.name}")
-            return link.submit(op)  # its wait for drain releases the lock
+            return link.submit(op, timeout=timeout)  # its wait for drain releases the lock
 
     def send_message(self, message: Message[Any], uuid: str) -> Ready[int]:
         """Used by the Sender given to handlers."""
@@ -352,8 +358,9 @@ class Client(Endpoint):
     def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
         """Send ``message`` as a request and block until the reply (SyncTimeout after timeout).
 
-        Raises ConnectionLost when the connection drops while waiting, and
-        TooManyPending past ``max_pending_sync`` waiting requests.
+        ``timeout`` (seconds, None: no limit) bounds the whole call, writing
+        included. Raises ConnectionLost when the connection drops while
+        waiting, and TooManyPending past ``max_pending_sync`` waiting requests.
         """
         inbox = self._inbox
         if inbox is not None and threading.current_thread() is inbox.thread:
@@ -375,9 +382,17 @@ class Client(Endpoint):
             self._pending[uid] = waiter
             return size
 
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._call(op)
-            if not waiter.done.wait(timeout):
+            try:
+                self._call(op, timeout=timeout)
+            except TimeoutError:
+                raise SyncTimeout(
+                    f"sync request {uid} ({message.kind}) still waits to be written after "
+                    f"{timeout} s (the server reads slowly or not at all)"
+                ) from None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not waiter.done.wait(left):
                 raise SyncTimeout(
                     f"no reply to sync request {uid} ({message.kind}) within {timeout} s"
                 )

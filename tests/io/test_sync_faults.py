@@ -21,7 +21,7 @@ import pytest
 from goomerang_io.sync import Client
 from goomerang_io.sync.connection import READ_SIZE
 from goomerang_io.sync.inbox import HIGH_BYTES
-from goomerang_proto import ConnectionLost, Message, Status
+from goomerang_proto import ConnectionLost, Message, Status, SyncTimeout
 from goomerang_proto.frames import OP_CLOSE, OP_PING, build_frame, close_payload
 from goomerang_proto.handshake import accept_token
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -438,5 +438,23 @@ def test_replies_to_a_server_that_never_reads_are_bounded_then_dropped() -> None
         # once: not again as a HandlerError from each reply that could not be sent
         assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
         assert "stopped reading" in str(errors[0])
+    finally:
+        server.close()
+
+
+def test_send_sync_timeout_bounds_the_write_to_a_server_that_stopped_reading() -> None:
+    server = RawServer(stall)
+    watch = Watch()
+    client = Client(server.addr, heartbeat_interval=None, ping_timeout=30, **watch.hooks())
+    client.connect()
+    try:
+        started = time.monotonic()
+        with pytest.raises(SyncTimeout, match="still waits to be written"):
+            client.send_sync(Message(MessageV1(message="x" * 8_000_000)), timeout=0.5)
+        took = time.monotonic() - started
+        assert took <= 0.5 + SLACK, f"send_sync raised after {took:.2f} s"
+        assert client._pending == {}
+        assert client.status is Status.RUNNING  # only the caller gave up; ping_timeout decides
+        assert watch.error_list() == []
     finally:
         server.close()
