@@ -106,6 +106,7 @@ class Client(Endpoint):
         self._pending: dict[str, _Pending] = {}
         self._sender = Sender(self, "")
         self._topics: set[str] = set()
+        self._groups: set[tuple[str, str]] = set()
         self._closed_by_user = False
         self._stop = threading.Event()
         self._reconnector: threading.Thread | None = None
@@ -312,11 +313,18 @@ class Client(Endpoint):
             return
 
     def _resubscribe(self, topics: list[str]) -> None:
+        groups = sorted(self._groups)
+
         def op(engine: ClientConnection) -> None:
             for topic in topics:
                 engine.subscribe(topic)
+            for topic, group in groups:
+                try:
+                    engine.subscribe(topic, group)
+                except GoomerangError as exc:  # the new server lacks queue groups
+                    self.report_error(exc)
 
-        if topics:
+        if topics or groups:
             self._call(op, check=False)
 
     # ------------------------------------------------------------- output
@@ -412,15 +420,28 @@ class Client(Endpoint):
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
         return self._call(lambda e: e.publish(topic, message))
 
-    def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
-        self._call(lambda e: e.subscribe(topic))
-        self._topics.add(topic)
+    def subscribe(self, topic: str, group: str | None = None) -> None:
+        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect).
 
-    def unsubscribe(self, topic: str) -> None:
-        """Unsubscribe from ``topic``."""
-        self._call(lambda e: e.unsubscribe(topic))
-        self._topics.discard(topic)
+        With ``group``, join that queue group of ``topic``: each publish goes
+        to one member of the group (see the asyncio ``Client.subscribe``).
+        Raises ``ValueError`` for an empty topic or group and
+        ``ExtensionNotNegotiated`` for a group on a server that did not accept
+        the ``queue-groups`` extension (the Go goomerang).
+        """
+        self._call(lambda e: e.subscribe(topic, group))
+        if group is None:
+            self._topics.add(topic)
+        else:
+            self._groups.add((topic, group))
+
+    def unsubscribe(self, topic: str, group: str | None = None) -> None:
+        """Unsubscribe from ``topic`` (or leave its queue ``group``)."""
+        self._call(lambda e: e.unsubscribe(topic, group))
+        if group is None:
+            self._topics.discard(topic)
+        else:
+            self._groups.discard((topic, group))
 
     # -------------------------------------------------------------- close
     def close(self, code: int = 1000) -> None:
