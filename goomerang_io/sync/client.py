@@ -332,14 +332,15 @@ class Client(Endpoint):
         self,
         op: Callable[[ClientConnection], T],
         check: bool = True,
-        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> T:
         """Run ``op`` on the engine and queue its bytes (in engine order); wait for drain.
 
         Raises Closing or NotRunning when the client cannot send,
         ConnectionLost when the connection ends before the bytes were written
         (a server that stopped reading: within ``ping_timeout``), and
-        TimeoutError when ``timeout`` seconds pass while waiting for drain.
+        TimeoutError when the ``deadline`` (``time.monotonic()``) passes while
+        waiting for drain.
         """
         with self._lock:
             link = self._link
@@ -353,7 +354,7 @@ class Client(Endpoint):
                 raise NotRunning("client is not connected")
             if link.dead or link.engine.status is not Status.RUNNING:
                 raise NotRunning(f"connection to {self.server} is {link.engine.status.name}")
-            return link.submit(op, timeout=timeout)  # its wait for drain releases the lock
+            return link.submit(op, deadline=deadline)  # its wait for drain releases the lock
 
     def send_message(self, message: Message[Any], uuid: str) -> Ready[int]:
         """Used by the Sender given to handlers."""
@@ -393,7 +394,7 @@ class Client(Endpoint):
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             try:
-                self._call(op, timeout=timeout)
+                self._call(op, deadline=deadline)
             except TimeoutError:
                 raise SyncTimeout(
                     f"sync request {uid} ({message.kind}) still waits to be written after "

@@ -157,20 +157,21 @@ class Connection:
         self.thread.start()
 
     # ------------------------------------------------------------- output
-    def submit(self, op: Callable[[ClientConnection], T], *, timeout: float | None = None) -> T:
+    def submit(self, op: Callable[[ClientConnection], T], *, deadline: float | None = None) -> T:
         """Run ``op`` on the engine and queue its bytes; wait for drain above write_limit.
 
         Raises NotRunning when the connection is no longer RUNNING (before
         ``op`` runs), ConnectionLost when it ends before this call's bytes
-        were written while waiting, and TimeoutError when ``timeout`` seconds
-        pass first (the bytes stay queued and go out if the server reads again).
+        were written while waiting, and TimeoutError when the ``deadline``
+        (``time.monotonic()`` seconds) passes first (the bytes stay queued and
+        go out if the server reads again).
         """
         with self._lock:
             if self.dead or self.engine.status is not Status.RUNNING:
                 raise NotRunning(f"connection is {self.engine.status.name}")
             result = op(self.engine)
             end = self._queue_engine_output()
-            self._wait_written(end, None if timeout is None else time.monotonic() + timeout)
+            self._wait_written(end, deadline)
         return result
 
     def close(self, code: int) -> None:

@@ -447,10 +447,27 @@ def test_send_sync_timeout_bounds_the_write_to_a_server_that_stopped_reading() -
     watch = Watch()
     client = Client(server.addr, heartbeat_interval=None, ping_timeout=30, **watch.hooks())
     client.connect()
+    link = client._link
+    assert link is not None
+    outcome: queue.Queue[BaseException | None] = queue.Queue()
+
+    def fill() -> None:
+        try:
+            client.send(Message(MessageV1(message="x" * 8_000_000)))
+            outcome.put(None)
+        except BaseException as exc:
+            outcome.put(exc)
+
+    filler = threading.Thread(target=fill, daemon=True)
+    filler.start()
     try:
+        deadline = time.monotonic() + WAIT
+        while link.buffered < 1_000_000 and time.monotonic() < deadline:
+            filler.join(0.01)
+        assert link.buffered >= 1_000_000  # the socket is full: what follows waits
         started = time.monotonic()
         with pytest.raises(SyncTimeout, match="still waits to be written"):
-            client.send_sync(Message(MessageV1(message="x" * 8_000_000)), timeout=0.5)
+            client.send_sync(Message(MessageV1(message="small")), timeout=0.5)
         took = time.monotonic() - started
         assert took <= 0.5 + SLACK, f"send_sync raised after {took:.2f} s"
         assert client._pending == {}
@@ -458,3 +475,5 @@ def test_send_sync_timeout_bounds_the_write_to_a_server_that_stopped_reading() -
         assert watch.error_list() == []
     finally:
         server.close()
+        filler.join(WAIT)
+    assert isinstance(outcome.get(timeout=WAIT), ConnectionLost)  # the server went away
