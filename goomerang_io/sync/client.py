@@ -184,42 +184,40 @@ class Client(Endpoint):
     # ---------------------------------------------------- IO thread events
     def _on_events(self, conn: Connection, inbox: Inbox, events: list[ev.Event]) -> None:
         """Called on the IO thread: replies resolve here, user code goes to the handler thread."""
+        batch: list[tuple[Callable[[], None], int]] = []
         for event in events:
-            if isinstance(event, ev.SyncReplyReceived):
-                message = event.message
-                with self._lock:
-                    pending = self._pending.pop(message.uuid, None)
-                if pending is None:
-                    inbox.put(
-                        partial(
-                            self.report_error,
-                            UnexpectedReply(
-                                f"sync reply {message.uuid} ({message.kind}) arrived after its "
-                                "caller gave up, or was never asked for; dropped"
-                            ),
-                        )
-                    )
-                else:
-                    pending.reply = message
-                    pending.done.set()
-            elif isinstance(event, ev.MessageReceived):
+            if isinstance(event, ev.MessageReceived):
                 message = event.message
                 chain = self.router.resolve(message.kind)
                 if chain is None:
                     err = GoomerangError(f"no handler for kind {message.kind!r}")
-                    inbox.put(partial(self.report_error, err))
+                    batch.append((partial(self.report_error, err), 0))
                 else:
-                    inbox.put(
-                        partial(self._run_handler, conn, chain, message), message.payload_size
+                    handler = partial(self._run_handler, conn, chain, message)
+                    batch.append((handler, message.payload_size))
+            elif isinstance(event, ev.SyncReplyReceived):
+                message = event.message
+                with self._lock:
+                    pending = self._pending.pop(message.uuid, None)
+                if pending is None:
+                    late = UnexpectedReply(
+                        f"sync reply {message.uuid} ({message.kind}) arrived after its "
+                        "caller gave up, or was never asked for; dropped"
                     )
+                    batch.append((partial(self.report_error, late), 0))
+                else:
+                    pending.reply = message
+                    pending.done.set()
             elif isinstance(event, ev.ErrorOccurred):
-                inbox.put(partial(self.report_error, event.error))
+                batch.append((partial(self.report_error, event.error), 0))
             elif isinstance(event, ev.ConnectionClosed):
                 self.close_code = event.code
                 if event.error is not None:
                     with self._lock:
                         if conn.failure is None:
                             conn.failure = event.error
+        if batch:
+            inbox.put_many(batch)
 
     def _run_handler(
         self, conn: Connection, chain: Callable[..., Any], message: Message[Any]

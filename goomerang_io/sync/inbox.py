@@ -23,6 +23,8 @@ HIGH_COUNT = 1024
 """Queued items above which reading pauses."""
 ITEM_OVERHEAD = 64
 """Bytes counted per item on top of its payload (so tiny messages count too)."""
+BATCH = 32
+"""Items the handler thread takes per lock acquisition (their bytes count until all ran)."""
 
 
 class Inbox:
@@ -45,12 +47,20 @@ class Inbox:
 
     def put(self, fn: Callable[[], None], size: int = 0) -> None:
         """Queue ``fn`` (``size``: its payload bytes); pauses reading above the high-water mark."""
-        size += ITEM_OVERHEAD
+        self.put_many([(fn, size)])
+
+    def put_many(self, items: list[tuple[Callable[[], None], int]]) -> None:
+        """Queue ``(fn, size)`` pairs in order, under one lock (what one read produced)."""
         with self._cond:
-            self._items.append((fn, size))
-            self._bytes += size
+            queue = self._items
+            total = self._bytes
+            for fn, size in items:
+                size += ITEM_OVERHEAD
+                queue.append((fn, size))
+                total += size
+            self._bytes = total
             self._cond.notify()
-            if not self._paused and (self._bytes > HIGH_BYTES or len(self._items) > HIGH_COUNT):
+            if not self._paused and (total > HIGH_BYTES or len(queue) > HIGH_COUNT):
                 self._paused = True
                 self._pause()  # under the lock: a resume can never overtake it
 
@@ -67,23 +77,27 @@ class Inbox:
             return len(self._items), self._bytes
 
     def _run(self) -> None:
+        items = self._items
         while True:
             with self._cond:
-                while not self._items and not self._closed:
+                while not items and not self._closed:
                     self._cond.wait()
-                if not self._items:
+                if not items:
                     return
-                fn, size = self._items.popleft()
-            try:
-                fn()
-            except Exception:  # pragma: no cover - the client's items report their own errors
-                pass
+                batch = [items.popleft() for _ in range(min(len(items), BATCH))]
+            done = 0
+            for fn, size in batch:
+                try:
+                    fn()
+                except Exception:  # pragma: no cover - the client's items report their own errors
+                    pass
+                done += size
             with self._cond:
-                self._bytes -= size
+                self._bytes -= done
                 if (
                     self._paused
                     and self._bytes <= HIGH_BYTES // 4
-                    and len(self._items) <= HIGH_COUNT // 4
+                    and len(items) <= HIGH_COUNT // 4
                 ):
                     self._paused = False
                     self._resume()
