@@ -130,3 +130,4 @@ def test_server_shutdown(kind: str, opened: Callable[..., Peer]) -> None:
         srv.kill()
     assert peer.closed.wait(10.0), peer.statuses
     assert peer.status is Status.CLOSED and peer.close_code == 1000
+    assert peer.errors == [], peer.errors  # a graceful close by the server is no error
