@@ -224,16 +224,20 @@ class NurseryContext:
         self._nursery = nursery = await self._nursery_cm.__aenter__()
         try:
             await self._enter(nursery)
-        except BaseException as exc:
-            nursery.cancel_scope.cancel()
-            await self._nursery_cm.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+        except BaseException:
+            await self._stop_nursery()
+            raise  # the caller's error as it is, not wrapped in an exception group
         return self
 
     async def __aexit__(self, *exc: Any) -> bool | None:
-        await self._leave()
+        try:
+            await self._leave()
+        finally:
+            await self._stop_nursery()
+        return None
+
+    async def _stop_nursery(self) -> None:
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()  # anything still running past the close
         self._nursery = None
-        result: bool | None = await self._nursery_cm.__aexit__(*exc)
-        return result
+        await self._nursery_cm.__aexit__(None, None, None)
