@@ -33,7 +33,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not goref' $(PYTEST_ARGS)
 
 # Interoperability with the real Go goomerang v0.3.0 (built once into .goref/, ~1 min, root
 # or Debian's Go packages needed: scripts/goref.sh says what is missing). Suites of other
@@ -50,6 +50,7 @@ goref:
 
 interop-py: $(STAMP) goref
 	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m goref tests $(PYTEST_ARGS)
 
 proto: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=goomerang_proto/pb --pyi_out=goomerang_proto/pb proto/goomerang_frame.proto proto/goomerang_example.proto proto/goomerang_backplane.proto
