@@ -63,7 +63,7 @@ class Connection:
         try:
             host, port = stream.socket.getpeername()[:2]
             self.peer: tuple[str, int] | None = (host, port)
-        except OSError:
+        except (OSError, ValueError):  # gone already, or not an IP socket
             self.peer = None
         self.closed, self.below_limit, self._wake = trio.Event(), trio.Event(), trio.Event()
         self.below_limit.set()
@@ -83,7 +83,10 @@ class Connection:
                 async with trio.open_nursery() as io:
                     io.start_soon(self._writer)
                     self.flush()  # a client's upgrade request
-                    await self._reader()
+                    try:
+                        await self._reader()
+                    except Exception as exc:  # a fault here ends this connection only
+                        self.owner.report_error(exc)
                     self._done = True  # the writer flushes what is left, within close_timeout
                     self._wake.set()
                     io.cancel_scope.deadline = trio.current_time() + self.options.close_timeout

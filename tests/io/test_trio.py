@@ -16,13 +16,16 @@ import pytest
 import trio
 
 from goomerang_io.cli import echo_handler
+from goomerang_io.options import ServerOptions
 from goomerang_io.trio import Client, Server
+from goomerang_io.trio.connection import Connection
 from goomerang_proto import (
     ConnectionLost,
     HandlerError,
     HandshakeError,
     Message,
     NotRunning,
+    ServerConnection,
     Status,
     SyncTimeout,
 )
@@ -259,5 +262,34 @@ def test_a_fan_out_target_that_does_not_read_is_closed_once_past_the_limit() -> 
             else:
                 raise AssertionError("the slow client was never dropped")
             assert await slow.close_code() == 1008
+
+    run(case)
+
+
+def test_a_fault_in_the_owner_ends_that_connection_only_and_is_reported() -> None:
+    class Faulty:
+        options = ServerOptions()
+        errors: list[BaseException] = []
+
+        async def on_event(self, conn: Connection, event: Any) -> None:
+            raise RuntimeError("owner bug")
+
+        def report_error(self, exc: BaseException) -> None:
+            self.errors.append(exc)
+
+    async def case() -> None:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            peer_stream = await trio.open_tcp_stream("127.0.0.1", port)
+            server_stream = await listener.accept()
+            owner = Faulty()
+            conn = Connection(server_stream, ServerConnection(), owner, 1)
+            nursery.start_soon(conn.run)
+            await peer_stream.send_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+            await conn.closed.wait()  # run() ended: the stream is closed
+            assert [str(e) for e in owner.errors] == ["owner bug"]
+            assert await peer_stream.receive_some(100) == b""  # EOF
+        await listener.aclose()
 
     run(case)
