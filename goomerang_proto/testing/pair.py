@@ -71,21 +71,23 @@ def drive(awaitable: Awaitable[T]) -> T:
     ``asyncio.sleep(0)``-style bare yields. RuntimeError when it waits on a
     future (real IO, timers): give the Pair a real ``runner`` for those.
     """
+    hint = "build the Pair with runner=asyncio.run (or another runner)"
     it = awaitable.__await__()
-    value: Any = None
     while True:
         try:
-            yielded = it.send(value)
+            yielded = it.send(None)
         except StopIteration as stop:
             result: T = stop.value
             return result
+        except RuntimeError as exc:
+            if "event loop" in str(exc):  # e.g. asyncio.sleep(t > 0) outside a loop
+                raise RuntimeError(f"the handler needs an event loop ({exc}): {hint}") from exc
+            raise
         if yielded is not None:
             it.close()
             raise RuntimeError(
-                f"handler awaited {yielded!r}, which needs an event loop: "
-                "build the Pair with runner=asyncio.run (or another runner)"
+                f"the handler awaited {yielded!r}, which needs an event loop: {hint}"
             )
-        value = None
 
 
 class PairSender:
@@ -115,8 +117,13 @@ class PairSender:
 
     def send(self, message: Message[Any]) -> Done[int]:
         """Queue ``message`` (the reply to a sync request when ``uuid`` is set)."""
-        size = self._conn.send(message, uuid=self.uuid, is_sync=bool(self.uuid))
-        self._log.append(message)
+        uuid = self.uuid
+        size = self._conn.send(message, uuid=uuid, is_sync=bool(uuid))
+        # what went on the wire: the handler's message plus the reply's uuid and flag
+        sent = Message(message.payload, message.headers, kind=message.kind, uuid=uuid)
+        sent.is_sync = bool(uuid)
+        sent.payload_size = size
+        self._log.append(sent)
         return Done(size)
 
     def close(self, code: int = 1000) -> Done[None]:
@@ -273,7 +280,8 @@ class Pair:
     """A goomerang server and its clients, connected in memory.
 
     ``Pair(registry=None, *, clock=None, runner=None, raise_errors=True,
-    chunk=None, client_options=None, server_options=None, connect=True)``:
+    chunk=None, client_options=None, server_options=None, connect=True,
+    max_rounds=100_000)``:
 
     * ``registry``: message types known to both sides (handlers add theirs);
     * ``runner``: callable that runs a handler's awaitable (default: :func:`drive`);
@@ -285,7 +293,9 @@ class Pair:
       engine connections (``max_message_size``, and the deadline options
       ``ping_interval`` / ``ping_timeout`` / ``handshake_timeout`` /
       ``close_timeout`` in seconds where the engine has them);
-    * ``connect``: create ``pair.client`` and complete its upgrade now.
+    * ``connect``: create ``pair.client`` and complete its upgrade now;
+    * ``max_rounds``: bound on delivery rounds in ``run()`` and deadlines in
+      ``advance()`` (default 100,000); past it, RuntimeError.
     """
 
     def __init__(
@@ -299,7 +309,9 @@ class Pair:
         client_options: dict[str, Any] | None = None,
         server_options: dict[str, Any] | None = None,
         connect: bool = True,
+        max_rounds: int = MAX_ROUNDS,
     ) -> None:
+        self.max_rounds = max_rounds
         self.clock = clock if clock is not None else VirtualClock()
         self.server = PairServer(registry)
         self.runner: Runner = runner if runner is not None else drive
@@ -347,14 +359,17 @@ class Pair:
     def run(self) -> int:
         """Deliver every byte both ways and run handlers until quiet; return the rounds used.
 
-        RuntimeError when it does not settle within 100,000 rounds (handlers
-        that answer each other forever).
+        RuntimeError when it does not settle within ``max_rounds`` rounds
+        (handlers that answer each other forever).
         """
         rounds = 0
         while self._round():
             rounds += 1
-            if rounds >= MAX_ROUNDS:
-                raise RuntimeError("the pair did not settle: handlers keep sending to each other")
+            if rounds >= self.max_rounds:
+                raise RuntimeError(
+                    f"the pair did not settle in {self.max_rounds} rounds: "
+                    "handlers keep sending to each other"
+                )
         return rounds
 
     def advance(self, seconds: float) -> None:
@@ -368,7 +383,7 @@ class Pair:
             raise ValueError(f"a clock does not go back: advance({seconds})")
         target = self.clock.now + seconds
         self.run()
-        for _ in range(MAX_ROUNDS):
+        for _ in range(self.max_rounds):
             due = [
                 when
                 for conn in self._engines()
