@@ -1,16 +1,36 @@
-"""The kit against the Go goomerang v0.3.0 reference peer (runs when GOREF_DIR is set).
+"""The kit against the Go goomerang v0.3.0 reference peer: `make kit-interop`.
 
-`make kit-interop GOREF_DIR=DIR` (DIR from ../shared/tools/goref/build.sh DIR).
+The folder of ``refserver`` and ``refclient`` comes from ``GOREF_DIR`` (the Makefile
+builds it with scripts/goref.sh); unset or broken, these tests fail, they never skip.
+Like tests/interop, this folder is left out of `make test` (norecursedirs: interop).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
-from conftest import goref_bin, statuses
 
 from goomerang_io.conformance.client_mode import run_client_suite
-from goomerang_io.conformance.runner import run_server_suite
+from goomerang_io.conformance.runner import Report, run_server_suite
 from goomerang_io.conformance.target import Target
+
+
+def goref_bin(name: str) -> Path:
+    """``$GOREF_DIR/NAME`` (or ``$GOREF_DIR/bin/NAME``); fails the test when missing."""
+    root = os.environ.get("GOREF_DIR")
+    if not root:
+        pytest.fail("GOREF_DIR is not set: run `make kit-interop` (it builds the Go peer)")
+    for path in (Path(root) / name, Path(root) / "bin" / name):
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    pytest.fail(f"GOREF_DIR={root}: no executable {name} there (run scripts/goref.sh)")
+
+
+def statuses(report: Report) -> dict[str, str]:
+    """Case id -> verdict."""
+    return {r.id: r.status for r in report.results}
 
 # The Go server's verdicts that are not OK; docs/conformance/go-v0.3.0-notes.json explains each.
 GO_SERVER_NOT_OK = {
