@@ -32,6 +32,7 @@ def statuses(report: Report) -> dict[str, str]:
     """Case id -> verdict."""
     return {r.id: r.status for r in report.results}
 
+
 # The Go server's verdicts that are not OK; docs/conformance/go-v0.3.0-notes.json explains each.
 GO_SERVER_NOT_OK = {
     "1.5": "INFORMATIONAL",  # 400 instead of 426 for an unsupported version
