@@ -20,6 +20,7 @@ that await real IO or ``asyncio.sleep``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar
 
@@ -90,6 +91,18 @@ def drive(awaitable: Awaitable[T]) -> T:
             )
 
 
+_TAKES: dict[tuple[Any, str], bool] = {}
+
+
+def _takes(fn: Any, name: str) -> bool:
+    """Whether engine method ``fn`` has parameter ``name`` (the engine API grows; cached)."""
+    key = (fn, name)
+    known = _TAKES.get(key)
+    if known is None:
+        known = _TAKES[key] = name in inspect.signature(fn).parameters
+    return known
+
+
 class PairSender:
     """The ``sender`` a handler gets: replies on the connection the message came from.
 
@@ -118,7 +131,10 @@ class PairSender:
     def send(self, message: Message[Any]) -> Done[int]:
         """Queue ``message`` (the reply to a sync request when ``uuid`` is set)."""
         uuid = self.uuid
-        size = self._conn.send(message, uuid=uuid, is_sync=bool(uuid))
+        conn: Any = self._conn
+        # a reply counts as output the peer caused (flow control), where the engine has that
+        extra = {"in_response": True} if _takes(type(conn).send, "in_response") else {}
+        size: int = conn.send(message, uuid=uuid, is_sync=bool(uuid), **extra)
         # what went on the wire: the handler's message plus the reply's uuid and flag
         sent = Message(message.payload, message.headers, kind=message.kind, uuid=uuid)
         sent.is_sync = bool(uuid)
@@ -245,15 +261,28 @@ class PairClient(_Endpoint):
 
 
 class _Wire:
-    """The two byte streams of one connection and whether each writer ended it."""
+    """The two byte streams of one connection, whether each writer ended it, and holds."""
 
-    __slots__ = ("c2s", "client_fin", "s2c", "server_fin")
+    __slots__ = (
+        "c2s",
+        "client_fin",
+        "eof_to_client",
+        "eof_to_server",
+        "hold_c2s",
+        "hold_s2c",
+        "s2c",
+        "server_fin",
+    )
 
     def __init__(self) -> None:
         self.c2s = bytearray()
         self.s2c = bytearray()
         self.client_fin = False
         self.server_fin = False
+        self.eof_to_client = False
+        self.eof_to_server = False
+        self.hold_c2s = False
+        self.hold_s2c = False
 
 
 def next_deadline(conn: BaseConnection) -> float | None:
@@ -336,16 +365,18 @@ class Pair:
         """Open one more client connection, complete its upgrade, return it."""
         conn_id = len(self.clients) + 1
         registry = self.server.router.registry
+        # engines that own deadlines start them at ``now``: the virtual one
+        now = {"now": self.clock.now} if hasattr(ClientConnection, "get_timer") else {}
         engine = ClientConnection(
             DEFAULT_HOST,
             headers=headers,
             registry=registry,
             clock=self.clock.wall_ns,
-            **self.client_options,
+            **{**now, **self.client_options},
         )
         client = PairClient(self, conn_id, engine)
         client.server_conn = ServerConnection(
-            registry=registry, clock=self.clock.wall_ns, **self.server_options
+            registry=registry, clock=self.clock.wall_ns, **{**now, **self.server_options}
         )
         self.clients.append(client)
         self._wires[client] = _Wire()
@@ -400,6 +431,19 @@ class Pair:
         self.clock.now = target
         self.run()
 
+    def stall(self, client: PairClient, *, to_client: bool = True, to_server: bool = True) -> None:
+        """Stop delivering bytes (and the FIN) on ``client``'s connection in the given
+        directions: a peer that stopped reading, or a network that went quiet. Bytes stay
+        queued until :meth:`unstall`."""
+        wire = self._wires[client]
+        wire.hold_s2c = wire.hold_s2c or to_client
+        wire.hold_c2s = wire.hold_c2s or to_server
+
+    def unstall(self, client: PairClient) -> None:
+        """Deliver again in both directions (what was held goes at the next ``run()``)."""
+        wire = self._wires[client]
+        wire.hold_s2c = wire.hold_c2s = False
+
     def close_all(self) -> None:
         """Close every running client (code 1000) and run until every connection ended."""
         for client in self.clients:
@@ -422,27 +466,31 @@ class Pair:
             wire = self._wires[client]
             server_conn = client.server_conn
             assert server_conn is not None
-            progressed = self._drain(client.conn, wire.c2s, wire, is_client=True) or progressed
-            progressed = self._drain(server_conn, wire.s2c, wire, is_client=False) or progressed
+            progressed = self._drain(client, is_client=True) or progressed
+            progressed = self._drain(client, is_client=False) or progressed
             if wire.c2s and not wire.server_fin:
-                server_conn.receive_data(self._take(wire.c2s))
-                self._server_events(client)
-                progressed = True
+                if not wire.hold_c2s:
+                    self._feed(server_conn, self._take(wire.c2s))
+                    self._handle(client, is_client=False)
+                    progressed = True
             elif wire.c2s:
-                wire.c2s.clear()
-            elif wire.client_fin and server_conn.status is not Status.CLOSED:
-                server_conn.receive_eof()
-                self._server_events(client)
+                wire.c2s.clear()  # the server's socket is gone: unread bytes die with it
+            elif wire.client_fin and not wire.hold_c2s and not wire.eof_to_server:
+                wire.eof_to_server = True
+                self._feed(server_conn, None)
+                self._handle(client, is_client=False)
                 progressed = True
             if wire.s2c and not wire.client_fin:
-                client.conn.receive_data(self._take(wire.s2c))
-                self._client_events(client)
-                progressed = True
+                if not wire.hold_s2c:
+                    self._feed(client.conn, self._take(wire.s2c))
+                    self._handle(client, is_client=True)
+                    progressed = True
             elif wire.s2c:
                 wire.s2c.clear()
-            elif wire.server_fin and not client.conn.should_close_transport():
-                client.conn.receive_eof()
-                self._client_events(client)
+            elif wire.server_fin and not wire.hold_s2c and not wire.eof_to_client:
+                wire.eof_to_client = True
+                self._feed(client.conn, None)
+                self._handle(client, is_client=True)
                 progressed = True
         return progressed
 
@@ -452,16 +500,45 @@ class Pair:
         del buf[:n]
         return data
 
-    def _drain(self, conn: BaseConnection, buf: bytearray, wire: _Wire, *, is_client: bool) -> bool:
-        """Move ``conn``'s output onto the wire; end its transport when the engine says so."""
+    def _feed(self, conn: BaseConnection, data: bytes | None) -> None:
+        """``receive_data`` (or ``receive_eof`` for None), at the virtual ``now`` when the
+        engine takes time as an argument."""
+        timed = _takes(type(conn).receive_data, "now")
+        kwargs = {"now": self.clock.now} if timed else {}
+        engine: Any = conn  # the keyword exists only on engines that own deadlines
+        if data is None:
+            engine.receive_eof(**kwargs)
+        else:
+            engine.receive_data(data, **kwargs)
+
+    def _handle(self, client: PairClient, *, is_client: bool) -> None:
+        """Handle the events, let the engine apply a deferred fault, handle what that added."""
+        conn = client.conn if is_client else client.server_conn
+        assert conn is not None
+        handle = self._client_events if is_client else self._server_events
+        handle(client)
+        apply_pending: Callable[[], None] | None = getattr(conn, "apply_pending", None)
+        if apply_pending is not None:
+            apply_pending()
+        if conn.has_events():
+            handle(client)
+
+    def _drain(self, client: PairClient, *, is_client: bool) -> bool:
+        """Move an engine's output onto the wire; end its transport when the engine says so."""
+        wire = self._wires[client]
+        conn = client.conn if is_client else client.server_conn
+        assert conn is not None
+        buf = wire.c2s if is_client else wire.s2c
         fin = wire.client_fin if is_client else wire.server_fin
-        if fin:
-            conn.data_to_send()  # nothing may be written after the transport closed
-            return False
         out = conn.data_to_send()
+        if conn.has_events():  # an engine may finish a deferred fault while writing
+            self._handle(client, is_client=is_client)
+        if fin:
+            return False  # nothing may be written after the transport closed
         if out:
             buf += out
-        if conn.should_close_transport():
+        abort: Callable[[], bool] | None = getattr(conn, "should_abort_transport", None)
+        if conn.should_close_transport() or (abort is not None and abort()):
             if is_client:
                 wire.client_fin = True
             else:
