@@ -52,9 +52,10 @@ goref:
 interop-py: $(STAMP) goref
 	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
 
-# The conformance kit judges the Go peer: refserver through every server case, refclient
-# through the client profile (tests/kit/interop, out of `make test` like tests/interop).
-kit-interop: $(STAMP) goref
+# The conformance kit judges the Go peer (refserver through every server case, refclient
+# through the client profile) and the TypeScript client (tests/kit/interop, out of `make test`
+# like tests/interop).
+kit-interop: $(STAMP) goref ts-build
 	$(BIN)/python -m pytest tests/kit/interop $(PYTEST_ARGS)
 
 # Retake the committed conformance reports (docs/conformance/): goomerang serve and the Go
@@ -63,7 +64,7 @@ CONF := $(BIN)/goomerang conformance
 GOREF_REL = $(patsubst $(CURDIR)/%,%,$(GOREF_DIR))
 SHOT := --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
   --disable-component-update --hide-scrollbars --window-size=1100,800
-conformance-reports: $(STAMP) goref
+conformance-reports: $(STAMP) goref ts-build
 	-$(CONF) server -q --notes docs/conformance/goomerang-serve-notes.json --title "goomerang serve" \
 	  --json docs/conformance/goomerang-serve.json --html docs/conformance/goomerang-serve.html \
 	  -- $(BIN)/goomerang serve --listen {addr}
@@ -76,6 +77,8 @@ conformance-reports: $(STAMP) goref
 	  -- $(BIN)/python -m goomerang_io.conformance.profiles.sync_client
 	$(CONF) client -q --title "Go goomerang v0.3.0 refclient" --json docs/conformance/client-go.json \
 	  -- $(GOREF_REL)/refclient {task} -addr {addr} -n {n} -topic {topic} -clients {clients} -size {size}
+	$(CONF) client -q --title "TypeScript Client (Node)" --json docs/conformance/client-typescript.json \
+	  -- node $(TS)/scripts/conformance-profile.mjs
 	scripts/ensure-chromium.sh
 	$${CHROMIUM:-/usr/bin/chromium} $(SHOT) --screenshot=docs/conformance/go-v0.3.0.png \
 	  file://$(CURDIR)/docs/conformance/go-v0.3.0.html 2>/dev/null
