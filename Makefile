@@ -34,7 +34,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not goref' $(PYTEST_ARGS)
 
 # Interoperability with the real Go goomerang v0.3.0 (built once into .goref/, ~1 min, root
 # or Debian's Go packages needed: scripts/goref.sh says what is missing). Suites of other
@@ -51,6 +51,7 @@ goref:
 
 interop-py: $(STAMP) goref
 	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m goref tests $(PYTEST_ARGS)
 
 # The conformance kit judges the Go peer (refserver through every server case, refclient
 # through the client profile) and the TypeScript client (tests/kit/interop, out of `make test`

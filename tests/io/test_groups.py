@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -302,19 +301,9 @@ def test_blocking_client_groups_and_refusal() -> None:
 # ---------------------------------------------------------------- the Go peer
 
 
-def _goref_server() -> str:
-    base = os.environ.get("GOREF_DIR")
-    if not base:
-        pytest.skip("GOREF_DIR is not set: build the Go peer with shared/tools/goref/build.sh")
-    exe = os.path.join(base, "bin", "refserver")
-    if not os.path.exists(exe):
-        exe = os.path.join(base, "refserver")
-    assert shutil.which(exe), f"GOREF_DIR={base} holds no refserver"
-    return exe
-
-
-def test_a_group_subscribe_is_refused_against_the_go_server() -> None:
-    exe = _goref_server()
+@pytest.mark.goref
+def test_a_group_subscribe_is_refused_against_the_go_server(goref_dir: Path) -> None:
+    exe = str(goref_dir / "refserver")
     proc = subprocess.Popen(
         [exe, "-addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
