@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,11 @@ class _Proto(asyncio.Protocol):
 
     def _after(self) -> None:
         self._events()
+        # engines that defer a framing fault found after complete messages apply it here
+        apply_pending: Callable[[], None] | None = getattr(self.engine, "apply_pending", None)
+        if apply_pending is not None:
+            apply_pending()
+            self._events()
         self.flush()
 
     def flush(self) -> None:
@@ -86,7 +92,10 @@ class _Proto(asyncio.Protocol):
             return
         if out:
             transport.write(out)
-        if self.engine.should_close_transport():
+        abort: Callable[[], bool] | None = getattr(self.engine, "should_abort_transport", None)
+        if abort is not None and abort():
+            transport.abort()
+        elif self.engine.should_close_transport():
             transport.close()
 
     def _events(self) -> None:

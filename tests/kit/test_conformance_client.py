@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import PROFILES, statuses
+from kit_helpers import PROFILES, statuses
 
 from goomerang_io.conformance.client_mode import run_client_suite
 

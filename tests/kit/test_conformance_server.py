@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SERVE, statuses
+from kit_helpers import SERVE, statuses
 
 from goomerang_io import Message
 from goomerang_io.cli import echo_handler, main

@@ -1,37 +1,21 @@
-"""The kit against the Go goomerang v0.3.0 reference peer: `make kit-interop`.
+"""The kit against the Go goomerang v0.3.0 reference peer (``goref`` tests).
 
-The folder of ``refserver`` and ``refclient`` comes from ``GOREF_DIR`` (the Makefile
-builds it with scripts/goref.sh); unset or broken, these tests fail, they never skip.
-Like tests/interop, this folder is left out of `make test` (norecursedirs: interop).
+``make test`` deselects them; ``make interop`` (and ``make kit-interop``) runs them with
+``GOREF_DIR`` set; the ``goref_dir`` fixture fails, never skips, when it is missing.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from kit_helpers import statuses
 
 from goomerang_io.conformance.client_mode import run_client_suite
-from goomerang_io.conformance.runner import Report, run_server_suite
+from goomerang_io.conformance.runner import run_server_suite
 from goomerang_io.conformance.target import Target
 
-
-def goref_bin(name: str) -> Path:
-    """``$GOREF_DIR/NAME`` (or ``$GOREF_DIR/bin/NAME``); fails the test when missing."""
-    root = os.environ.get("GOREF_DIR")
-    if not root:
-        pytest.fail("GOREF_DIR is not set: run `make kit-interop` (it builds the Go peer)")
-    for path in (Path(root) / name, Path(root) / "bin" / name):
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    pytest.fail(f"GOREF_DIR={root}: no executable {name} there (run scripts/goref.sh)")
-
-
-def statuses(report: Report) -> dict[str, str]:
-    """Case id -> verdict."""
-    return {r.id: r.status for r in report.results}
-
+pytestmark = pytest.mark.goref
 
 # The Go server's verdicts that are not OK; docs/conformance/go-v0.3.0-notes.json explains each.
 GO_SERVER_NOT_OK = {
@@ -47,8 +31,8 @@ GO_SERVER_NOT_OK = {
 
 
 @pytest.mark.timeout(120)
-def test_go_reference_server() -> None:
-    target = Target(command=[str(goref_bin("refserver")), "-addr", "{addr}"])
+def test_go_reference_server(goref_dir: Path) -> None:
+    target = Target(command=[str(goref_dir / "refserver"), "-addr", "{addr}"])
     try:
         report = run_server_suite(target)
     finally:
@@ -63,8 +47,8 @@ def test_go_reference_server() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_go_reference_client_follows_the_client_profile() -> None:
-    refclient = str(goref_bin("refclient"))
+def test_go_reference_client_follows_the_client_profile(goref_dir: Path) -> None:
+    refclient = str(goref_dir / "refclient")
     command = [refclient, "{task}", "-addr", "{addr}", "-n", "{n}", "-topic", "{topic}"]
     command += ["-clients", "{clients}", "-size", "{size}"]
     report = run_client_suite(command)
