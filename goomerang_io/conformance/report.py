@@ -109,5 +109,8 @@ def write_html(report: Report, path: Path, title: str | None = None) -> None:
 
 
 def line(r: CaseResult) -> str:
-    """One terminal line for a case."""
-    return f"{r.id:>6}  {r.status:<15} {r.title}: {r.summary}"
+    """A case for the terminal: one line, plus what differs when it FAILED."""
+    out = f"{r.id:>6}  {r.status:<15} {r.title}: {r.summary}"
+    if r.status == "FAILED" and (r.expected or r.got):
+        out += f"\n{'':8}expected: {r.expected[:300]}\n{'':8}got:      {r.got[:300]}"
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from kit_helpers import PROFILES, statuses
@@ -31,3 +32,11 @@ def test_a_program_that_sends_too_little_fails_with_the_count() -> None:
     result = report.results[1]
     assert (result.id, result.status) == ("2.1", "FAILED")
     assert result.summary == "9 async MessageV1 received, expected 10"
+
+
+def test_replies_out_of_order_catch_a_client_that_ignores_the_uuid() -> None:
+    program = Path(__file__).with_name("order_bound_client.py")
+    report = run_client_suite([sys.executable, str(program)], only=["sync"])
+    result = report.results[1]
+    assert (result.id, result.status) == ("2.2", "FAILED"), result
+    assert result.summary in ("exit status 1", "the program reported complete: false")
