@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import cases_frames, cases_handshake, cases_lifecycle, cases_messages  # noqa: F401
+from . import (  # noqa: F401
+    cases_frames,
+    cases_golden,
+    cases_handshake,
+    cases_lifecycle,
+    cases_messages,
+)
 from .peer import PeerClosed, PeerTimeout
 from .suite import CASES, GROUPS, Case, Context, Outcome, Status, Verdict
 from .target import Target
