@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,13 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["conformance", "server"]) == 2
     assert main(["conformance", "client"]) == 2
     assert "give" in capsys.readouterr().err
+    assert main(["conformance", "server", "http://127.0.0.1:1/ws"]) == 2
+    assert "expected ws://" in capsys.readouterr().err
+    assert main(["conformance", "server", "--", "/nonexistent/server", "{addr}"]) == 2
+    assert "did not start" in capsys.readouterr().err
+    exits_at_once = ["conformance", "server", "--", sys.executable, "-c", "raise SystemExit(7)"]
+    assert main(exits_at_once) == 2
+    assert "exited with 7" in capsys.readouterr().err
 
 
 def test_cli_writes_reports_and_exits_1_on_a_failed_case(tmp_path: Path) -> None:
