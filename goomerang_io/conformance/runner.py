@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import (  # noqa: F401
+    cases_fanout,
     cases_frames,
     cases_golden,
     cases_handshake,
