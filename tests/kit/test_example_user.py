@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 from goomerang_io import Message
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -53,6 +53,7 @@ def test_shout_replies_in_memory() -> None:
 
 
 # --- 2. a property test with the strategies --------------------------------------------
+@settings(deadline=None)
 @given(gs.messages(MessageV1, header_maps=gs.headers()))
 def test_every_message_gets_exactly_one_answer(message: Message[Any]) -> None:
     pair = Pair(connect=False)
@@ -76,6 +77,7 @@ class ShoutMachine(HandlerMachine):
 
 
 TestShoutMachine = ShoutMachine.TestCase
+TestShoutMachine.settings = settings(deadline=None)
 
 
 # --- 4. the pytest plugin's fixtures ------------------------------------------------------

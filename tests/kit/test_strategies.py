@@ -24,17 +24,20 @@ from goomerang_proto.testing.wire import (
 REGISTRY = Registry(ex.MessageV1)
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(gs.protobuf_messages(pb.Frame))
 def test_protobuf_messages_cover_maps_messages_and_scalars_and_round_trip(msg: pb.Frame) -> None:
     assert pb.Frame.FromString(msg.SerializeToString()) == msg
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(gs.protobuf_messages(bp.Envelope))
 def test_protobuf_messages_draw_enum_values(msg: bp.Envelope) -> None:
     assert msg.op in bp.Envelope.Op.values()
     assert bp.Envelope.FromString(msg.SerializeToString()) == msg
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(gs.messages(ex.MessageV1, ex.ReplyV1))
 def test_messages_pack_and_unpack(message: Message[Any]) -> None:
     registry = Registry(ex.MessageV1, ex.ReplyV1)
@@ -42,6 +45,7 @@ def test_messages_pack_and_unpack(message: Message[Any]) -> None:
     assert back.payload == message.payload and back.headers == message.headers
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(gs.envelopes(client_to_server=True))
 def test_envelopes_decode_or_fail_with_a_goomerang_error(data: bytes) -> None:
     try:
@@ -50,13 +54,14 @@ def test_envelopes_decode_or_fail_with_a_goomerang_error(data: bytes) -> None:
         pass
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(st.binary(max_size=200), st.data())
 def test_splits_rejoin_into_the_stream(data: bytes, draw: st.DataObject) -> None:
     parts = draw.draw(gs.splits(data))
     assert b"".join(parts) == data and all(parts)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(gs.ws_frames(client_to_server=True), max_size=5))
 def test_ws_frames_are_well_formed_for_the_engine_reader(items: list[bytes]) -> None:
     reader = fr.FrameReader(expect_masked=True, max_message_size=1 << 20)
@@ -65,6 +70,7 @@ def test_ws_frames_are_well_formed_for_the_engine_reader(items: list[bytes]) -> 
     assert reader.buffered == 0
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(gs.protocol_violations(client_to_server=True))
 def test_protocol_violations_are_refused_by_the_engine_reader(data: bytes) -> None:
     reader = fr.FrameReader(expect_masked=True, max_message_size=1 << 20)
@@ -72,6 +78,7 @@ def test_protocol_violations_are_refused_by_the_engine_reader(data: bytes) -> No
         reader.feed(data, [])
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(
     st.sampled_from([fr.OP_BINARY, fr.OP_TEXT, fr.OP_PING, fr.OP_CONTINUATION, 0x3, 0xB]),
     st.binary(max_size=70000),
@@ -101,6 +108,7 @@ def test_parse_frame_reads_back_what_build_frame_wrote(
     )
 
 
+@settings(deadline=None)  # loaded CI machines: no per-example deadline
 @given(st.binary(max_size=64))
 def test_parse_frame_never_fails_on_garbage_below_its_limit(data: bytes) -> None:
     try:
