@@ -40,6 +40,7 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/instructions.py $(INSTR_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
