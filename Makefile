@@ -96,6 +96,7 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/instructions.py $(INSTR_ARGS)
 
 # The TypeScript client (clients/typescript): npm ci when node_modules is missing or stale,
 # then its unit, Node integration and headless-Chromium tests (Debian's chromium).
