@@ -182,6 +182,11 @@ describe("goomerang demo --web", () => {
         seen,
         { timeout: 10_000 },
       );
+      // The picture while a second burst flows, so that the live counter shows it.
+      await alice.click("#burst");
+      await alice.waitForFunction(() => document.getElementById("rate")!.textContent !== "0", undefined, {
+        timeout: 10_000,
+      });
       const shot = join(PKG, "build/typescript-web-demo.png");
       mkdirSync(join(PKG, "build"), { recursive: true });
       await alice.screenshot({ path: shot });
