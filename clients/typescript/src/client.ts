@@ -233,7 +233,6 @@ export class Client {
   #closedByUser = false;
   #connecting = false;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #reconnecting = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #pongDeadline: ReturnType<typeof setTimeout> | undefined;
   #closeWaiter: (() => void) | undefined;
@@ -735,7 +734,7 @@ export class Client {
    */
   async close(code = 1000): Promise<void> {
     if (this.#status !== Status.RUNNING) {
-      if (this.#status === Status.CLOSED && (this.#reconnectTimer !== undefined || this.#reconnecting)) {
+      if (this.#status === Status.CLOSED && (this.#reconnectTimer !== undefined || this.#connecting)) {
         this.#closedByUser = true;
         this.#cancelReconnect();
         return;
@@ -799,18 +798,18 @@ export class Client {
   async #reconnect(attempt: number, delayMs: number, waited: number): Promise<void> {
     if (this.#closedByUser || this.#status !== Status.CLOSED || this.#connecting) return;
     this.#run("onReconnectAttempt", attempt, waited);
-    this.#reconnecting = true;
+    this.#connecting = true; // connect() meanwhile: AlreadyRunning, never a second socket
     try {
       await this.#open();
     } catch (err) {
-      this.#reconnecting = false;
+      this.#connecting = false;
       this.#report(new ConnectionLost(`reconnect attempt ${attempt} failed: ${errorText(err)}`));
       if (!this.#closedByUser && this.#status === Status.CLOSED) {
         this.#scheduleReconnect(attempt + 1, Math.min(delayMs * 2, this.options.reconnectMaxMs));
       }
       return;
     }
-    this.#reconnecting = false;
+    this.#connecting = false;
     const sock = this.#socket;
     if (sock === null) return; // lost again before we got here; its close handler decided
     if (this.#closedByUser) {

@@ -34,6 +34,7 @@ import {
   MessageV1Schema,
   ReplyV1Schema,
 } from "../../src/gen/goomerang_example_pb.js";
+import { Waiter } from "../helpers.js";
 
 /** A WebSocket whose peer is the test. */
 class FakeSocket implements SocketLike {
@@ -95,25 +96,36 @@ interface Rig {
   errors: GoomerangError[];
   statuses: Status[];
   sock(): FakeSocket;
+  /** What the next socket does: opens, is refused, or waits for the test. */
+  server: "open" | "refuse" | "manual";
 }
 
 function rig(options: ClientOptions = {}, autoOpen = true): Rig {
   const sockets: FakeSocket[] = [];
   const errors: GoomerangError[] = [];
   const statuses: Status[] = [];
-  const client = new Client("ws://test/ws", {
+  const r: Rig = {
+    client: undefined as unknown as Client,
+    sockets,
+    errors,
+    statuses,
+    sock: () => sockets[sockets.length - 1]!,
+    server: autoOpen ? "open" : "manual",
+  };
+  r.client = new Client("ws://test/ws", {
     ...options,
     onError: (e) => errors.push(e),
     onStatusChange: (s) => statuses.push(s),
     webSocket: () => {
       const s = new FakeSocket();
       sockets.push(s);
-      if (autoOpen) queueMicrotask(() => s.open());
+      if (r.server === "open") queueMicrotask(() => s.open());
+      if (r.server === "refuse") queueMicrotask(() => s.peerClose(1006));
       return s;
     },
   });
-  client.registerMessage(MessageV1Schema, ReplyV1Schema);
-  return { client, sockets, errors, statuses, sock: () => sockets[sockets.length - 1]! };
+  r.client.registerMessage(MessageV1Schema, ReplyV1Schema);
+  return r;
 }
 
 const msg = (text: string) => create(MessageV1Schema, { message: text });
@@ -241,6 +253,49 @@ describe("client over a scripted socket", () => {
     await closing;
     await assert.rejects(pending, ConnectionLost);
     assert.deepEqual(r.statuses, [Status.RUNNING, Status.CLOSING, Status.CLOSED]);
+  });
+
+  it("reconnect: backoff while refused, connect() meanwhile refused, topics re-subscribed; close() stops it", async () => {
+    const r = rig({ reconnect: true, reconnectInitialMs: 5, reconnectMaxMs: 20 });
+    const attempts: number[] = [];
+    const waiter = new Waiter();
+    r.client.addHook("onReconnectAttempt", (n, delay) => {
+      assert.ok(delay > 0 && delay <= 20);
+      attempts.push(n);
+      if (n === 3) r.server = "manual";
+      waiter.poke();
+    });
+    await r.client.connect();
+    await r.client.subscribe("a");
+    await r.client.subscribe("b");
+    const pending = r.client.sendSync(msg("p"), { timeoutMs: 60_000 });
+    r.server = "refuse";
+    r.sock().peerClose(1006);
+    await assert.rejects(pending, ConnectionLost);
+    assert.equal(r.client.status, Status.CLOSED);
+    await waiter.until(() => attempts.length >= 3, 5_000, "three reconnect attempts");
+    await new Promise((resolve) => setImmediate(resolve));
+    // Attempt 3 is waiting for its socket to open: connect() must not open a second one.
+    const count = r.sockets.length;
+    await assert.rejects(r.client.connect(), /under way/);
+    assert.equal(r.sockets.length, count);
+    r.sock().open();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(r.client.status, Status.RUNNING);
+    const resent = r.sock().sent.map((b) => unpackFrame(b).kind);
+    assert.deepEqual(resent, ["goomerang.protocol.SubscribeCmd", "goomerang.protocol.SubscribeCmd"]);
+    assert.deepEqual(attempts, [1, 2, 3]);
+    assert.ok(r.errors.some((e) => e instanceof ConnectionLost && /code 1006/.test(e.message)));
+    assert.ok(r.errors.some((e) => /reconnect attempt 2 failed/.test(e.message)));
+    // Lost again, then closed by the user during the backoff: no attempt in the
+    // next 60 ms, where an unstopped backoff (at most 20 ms) would make several.
+    r.server = "refuse";
+    r.sock().peerClose(1006);
+    await r.client.close();
+    const before = r.sockets.length;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(r.sockets.length, before);
+    assert.equal(r.client.status, Status.CLOSED);
   });
 
   it("sends carry kind, headers and payload; unregistered types throw UnknownKind", async () => {
