@@ -34,7 +34,7 @@ import {
   MessageV1Schema,
   ReplyV1Schema,
 } from "../../src/gen/goomerang_example_pb.js";
-import { Waiter } from "../helpers.js";
+import { Waiter, within } from "../helpers.js";
 
 /** A WebSocket whose peer is the test. */
 class FakeSocket implements SocketLike {
@@ -296,6 +296,66 @@ describe("client over a scripted socket", () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     assert.equal(r.sockets.length, before);
     assert.equal(r.client.status, Status.CLOSED);
+  });
+
+  it("Node heartbeat: pings, and a server that stops answering is dropped", async () => {
+    const errors: GoomerangError[] = [];
+    const waiter = new Waiter();
+    class PingSocket extends FakeSocket {
+      pings = 0;
+      answer = true;
+      terminated = false;
+      #pong: (() => void) | undefined;
+      ping(): void {
+        this.pings++;
+        waiter.poke();
+        if (this.answer) queueMicrotask(() => this.#pong?.());
+      }
+      terminate(): void {
+        this.terminated = true;
+        this.peerClose(1006);
+      }
+      on(_event: "pong", listener: () => void): this {
+        this.#pong = listener;
+        return this;
+      }
+    }
+    let sock: PingSocket | undefined;
+    const c = new Client("ws://test/ws", {
+      heartbeatIntervalMs: 5,
+      pingTimeoutMs: 15,
+      onError: (e) => {
+        errors.push(e);
+        waiter.poke();
+      },
+      onClose: () => waiter.poke(),
+      webSocket: () => {
+        sock = new PingSocket();
+        const s = sock;
+        queueMicrotask(() => s.open());
+        return s;
+      },
+    });
+    await c.connect();
+    await waiter.until(() => sock!.pings >= 10, 5_000, "ten answered pings (50 ms > the 15 ms deadline)");
+    assert.equal(c.status, Status.RUNNING); // answered pings keep it up
+    sock!.answer = false;
+    await waiter.until(() => c.status === Status.CLOSED, 5_000, "the dead server dropped");
+    assert.ok(sock!.terminated);
+    assert.ok(errors.some((e) => e instanceof ConnectionLost && /did not answer pings/.test(e.message)));
+  });
+
+  it("send waits while the socket buffers more than writeLimit", async () => {
+    const r = rig({ writeLimit: 100 });
+    await r.client.connect();
+    r.sock().bufferedAmount = 1000;
+    let done = false;
+    const sending = r.client.send(msg("x")).then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(done, false); // still above the limit
+    r.sock().bufferedAmount = 0;
+    await within(sending, 2_000, "send after the drain");
+    assert.equal(r.sock().sent.length, 1);
   });
 
   it("sends carry kind, headers and payload; unregistered types throw UnknownKind", async () => {
