@@ -1,9 +1,10 @@
 """The Python asyncio client on the same measurements as the TypeScript bench (a peer row).
 
 ``python tests/ts/bench_python_client.py HOST:PORT N WINDOW`` prints one JSON line:
-sequential sendSync round trips/s, the same with WINDOW in flight, and pub/sub
-latency (this client publishes to a topic it subscribed to; p50/p99 in ms over
-min(N, 1000) samples). Bounded in count; run by clients/typescript/test/bench/bench.ts.
+sequential sendSync round trips/s (and their median in ms), the same with WINDOW
+in flight, and pub/sub latency (this client publishes to a topic it subscribed to;
+p50/p99 in ms over min(N, 1000) samples). Bounded in count; run by
+clients/typescript/test/bench/bench.ts.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ async def main(addr: str, n: int, window: int) -> None:
     m = Message(MessageV1(message="bench"))
     for _ in range(200):
         await client.send_sync(m, timeout=10)
+    rtts = []
     t0 = time.perf_counter()
     for _ in range(n):
+        t = time.perf_counter()
         await client.send_sync(m, timeout=10)
+        rtts.append((time.perf_counter() - t) * 1000)
     sequential = n / (time.perf_counter() - t0)
+    rtts.sort()
     sent = 0
 
     async def worker() -> None:
@@ -58,6 +63,7 @@ async def main(addr: str, n: int, window: int) -> None:
         json.dumps(
             {
                 "syncSequentialPerS": sequential,
+                "syncP50Ms": rtts[len(rtts) // 2],
                 "syncWindowedPerS": windowed,
                 "pubsubP50Ms": lat[len(lat) // 2],
                 "pubsubP99Ms": lat[int(len(lat) * 0.99)],

@@ -89,9 +89,15 @@ async function bench(n: number, window: number): Promise<Record<string, number>>
   await c.connect();
   const m = msg("bench");
   for (let i = 0; i < 200; i++) await c.sendSync(m); // warm-up
+  const rtts: number[] = [];
   let t0 = performance.now();
-  for (let i = 0; i < n; i++) await c.sendSync(m);
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await c.sendSync(m);
+    rtts.push(performance.now() - t);
+  }
   const sequential = n / ((performance.now() - t0) / 1000);
+  rtts.sort((a, b) => a - b);
   t0 = performance.now();
   let sent = 0;
   const worker = async (): Promise<void> => {
@@ -122,6 +128,7 @@ async function bench(n: number, window: number): Promise<Record<string, number>>
   lat.sort((a, b) => a - b);
   return {
     syncSequentialPerS: sequential,
+    syncP50Ms: rtts[Math.floor(rtts.length / 2)]!,
     syncWindowedPerS: windowed,
     pubsubP50Ms: lat[Math.floor(lat.length * 0.5)]!,
     pubsubP99Ms: lat[Math.floor(lat.length * 0.99)]!,

@@ -17,7 +17,11 @@ import { LineProcess, PKG, PYTHON, startServe, startTestServer } from "../helper
 
 const N = Number(process.env["BENCH_N"] ?? 5000);
 const WINDOW = 100;
-type Figures = Record<"syncSequentialPerS" | "syncWindowedPerS" | "pubsubP50Ms" | "pubsubP99Ms", number>;
+type Figures = Record<
+  "syncSequentialPerS" | "syncP50Ms" | "syncWindowedPerS" | "pubsubP50Ms" | "pubsubP99Ms",
+  number
+>;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function node(url: string): Promise<Figures> {
   const c = new Client(url);
@@ -30,8 +34,13 @@ async function node(url: string): Promise<Figures> {
   await c.connect();
   const m = create(MessageV1Schema, { message: "bench" });
   for (let i = 0; i < 200; i++) await c.sendSync(m);
+  const rtts: number[] = [];
   let t0 = performance.now();
-  for (let i = 0; i < N; i++) await c.sendSync(m);
+  for (let i = 0; i < N; i++) {
+    const t = performance.now();
+    await c.sendSync(m);
+    rtts.push(performance.now() - t);
+  }
   const sequential = N / ((performance.now() - t0) / 1000);
   let sent = 0;
   t0 = performance.now();
@@ -61,6 +70,7 @@ async function node(url: string): Promise<Figures> {
   lat.sort((a, b) => a - b);
   return {
     syncSequentialPerS: sequential,
+    syncP50Ms: median(rtts),
     syncWindowedPerS: windowed,
     pubsubP50Ms: lat[Math.floor(lat.length / 2)]!,
     pubsubP99Ms: lat[Math.floor(lat.length * 0.99)]!,
@@ -105,13 +115,15 @@ try {
   rows.push(["Python asyncio client (peer)", await python(serve.addr)]);
   const base = rows[2]![1];
   console.log(`goomerang serve (1 worker), ${N} requests per figure, window ${WINDOW}`);
-  console.log("| client | sendSync rt/s, 1 in flight | sendSync rt/s, 100 in flight | pub/sub latency p50 / p99 (ms) |");
+  console.log(
+    "| client | sendSync rt/s, 1 in flight (p50 ms) | sendSync rt/s, 100 in flight | pub/sub latency p50 / p99 (ms) |",
+  );
   console.log("|---|---|---|---|");
   for (const [name, f] of rows) {
     const r1 = (f.syncSequentialPerS / base.syncSequentialPerS).toFixed(2);
     const r2 = (f.syncWindowedPerS / base.syncWindowedPerS).toFixed(2);
     console.log(
-      `| ${name} | ${Math.round(f.syncSequentialPerS).toLocaleString("en-US")} (${r1}x) | ` +
+      `| ${name} | ${Math.round(f.syncSequentialPerS).toLocaleString("en-US")} (${r1}x; ${f.syncP50Ms.toFixed(3)}) | ` +
         `${Math.round(f.syncWindowedPerS).toLocaleString("en-US")} (${r2}x) | ` +
         `${f.pubsubP50Ms.toFixed(3)} / ${f.pubsubP99Ms.toFixed(3)} |`,
     );
