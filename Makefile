@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 TS := clients/typescript
 TS_STAMP := $(TS)/node_modules/.installed
 
-.PHONY: demo test lint types contracts unit proto fuzz bench clean ts ts-build ts-interop ts-bench ts-screenshot
+.PHONY: demo test lint types contracts unit proto fuzz bench clean interop interop-py goref
+.PHONY: ts ts-build ts-interop ts-bench ts-screenshot
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,7 +33,24 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not goref' $(PYTEST_ARGS)
+
+# Interoperability with the real Go goomerang v0.3.0 (built once into .goref/, ~1 min, root
+# or Debian's Go packages needed: scripts/goref.sh says what is missing). Suites of other
+# runtimes add their target (depending on goref) to INTEROP_EXTRA; each gets GOREF_DIR (the
+# folder of refserver and refclient) from the environment.
+GOREF_BUILD ?= $(CURDIR)/.goref
+export GOREF_DIR := $(GOREF_BUILD)/bin
+INTEROP_EXTRA := ts-interop
+
+interop: interop-py $(INTEROP_EXTRA)
+
+goref:
+	scripts/goref.sh $(GOREF_BUILD) >/dev/null
+
+interop-py: $(STAMP) goref
+	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m goref tests $(PYTEST_ARGS)
 
 proto: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=goomerang_proto/pb --pyi_out=goomerang_proto/pb proto/goomerang_frame.proto proto/goomerang_example.proto proto/goomerang_backplane.proto
@@ -58,10 +76,8 @@ ts: $(STAMP) ts-build
 	scripts/ensure-chromium.sh
 	cd $(TS) && PYTHON=$(abspath $(BIN)/python) npm test --silent
 
-# The Node tests that Go's behaviour allows, against Go goomerang's refserver:
-# make ts-interop GOREF_DIR=/tmp/goref (built by ../shared/tools/goref/build.sh /tmp/goref).
-ts-interop: $(STAMP) ts-build
-	@test -x "$(GOREF_DIR)/bin/refserver" || { echo "make ts-interop: set GOREF_DIR to a dir built by ../shared/tools/goref/build.sh DIR"; exit 1; }
+# The Node tests that Go's behaviour allows, against Go goomerang's refserver (make goref).
+ts-interop: $(STAMP) ts-build goref
 	cd $(TS) && PYTHON=$(abspath $(BIN)/python) GOREF_DIR=$(abspath $(GOREF_DIR)) npm run --silent test:interop
 
 # sendSync round trips/s and pub/sub latency, from Node and from Chromium, against goomerang serve.

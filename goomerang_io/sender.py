@@ -51,6 +51,11 @@ class Sender:
         return self._conn.peer
 
     @property
+    def connection(self) -> Any:
+        """The connection object this sender writes to (for ``Server.subscribe``)."""
+        return self._conn
+
+    @property
     def conn_id(self) -> int:
         """A number identifying the connection within this process."""
         return self._conn.conn_id

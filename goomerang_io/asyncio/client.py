@@ -116,6 +116,7 @@ class Client(Endpoint):
         self._connected: asyncio.Future[None] | None = None
         self._closed_by_user = False
         self._topics: set[str] = set()
+        self._groups: set[tuple[str, str]] = set()
         self._reconnect_task: asyncio.Task[None] | None = None
         self.identity: Any = None
         self.peer: tuple[str, int] | None = None
@@ -388,20 +389,34 @@ class Client(Endpoint):
             self.metrics.publish_cmd_sent(topic, message.kind)
         return size
 
-    async def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
+    async def subscribe(self, topic: str, group: str | None = None) -> None:
+        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect).
+
+        With ``group``, join that queue group of ``topic`` instead: each
+        publish to ``topic`` goes to every plain subscriber and to exactly one
+        member of each group (a protocol extension, negotiated on connect).
+        Raises ``ValueError`` for an empty topic or group (nothing is sent) and
+        ``ExtensionNotNegotiated`` for a group when the server did not accept
+        ``queue-groups`` (the Go goomerang would treat it as a plain subscribe).
+        """
         engine = self._check_running()
-        engine.subscribe(topic)
-        self._topics.add(topic)
+        engine.subscribe(topic, group)
+        if group is None:
+            self._topics.add(topic)
+        else:
+            self._groups.add((topic, group))
         self._schedule_flush()
         if self.metrics is not None:
             self.metrics.subscribe_cmd_sent(topic)
 
-    async def unsubscribe(self, topic: str) -> None:
-        """Unsubscribe from ``topic``."""
+    async def unsubscribe(self, topic: str, group: str | None = None) -> None:
+        """Unsubscribe from ``topic`` (or leave its queue ``group``); raises as subscribe."""
         engine = self._check_running()
-        engine.unsubscribe(topic)
-        self._topics.discard(topic)
+        engine.unsubscribe(topic, group)
+        if group is None:
+            self._topics.discard(topic)
+        else:
+            self._groups.discard((topic, group))
         self._schedule_flush()
         if self.metrics is not None:
             self.metrics.unsubscribe_cmd_sent(topic)
@@ -489,6 +504,11 @@ class Client(Endpoint):
             if engine is not None:
                 for topic in sorted(self._topics):
                     engine.subscribe(topic)
+                for topic, group in sorted(self._groups):
+                    try:
+                        engine.subscribe(topic, group)
+                    except GoomerangError as exc:  # the new server lacks queue groups
+                        self.report_error(exc)
                 self._flush()
             return
 

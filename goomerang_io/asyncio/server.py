@@ -17,6 +17,7 @@ from goomerang_proto import (
     Closed,
     Closing,
     GoomerangError,
+    Groups,
     Message,
     NotRunning,
     Side,
@@ -32,6 +33,7 @@ from ..endpoint import Endpoint
 from ..hooks import SERVER_HOOKS
 from ..http import Rejection, Request, RouteHandler
 from ..options import ServerOptions
+from ..sender import Sender
 from .server_protocol import ServerProtocol
 
 _RESERVED_PATHS = ("/ws", "/wss")
@@ -91,6 +93,7 @@ class Server(Endpoint):
         self._conns: dict[ServerProtocol, None] = {}
         self._tcp: dict[ServerProtocol, None] = {}
         self.topics: Topics[ServerProtocol] = Topics()
+        self.groups: Groups[ServerProtocol] = Groups()
         self._ids = itertools.count(1)
         self._ws_path = "/wss" if tls is not None else "/ws"
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -330,6 +333,8 @@ class Server(Endpoint):
         if self._conns.pop(proto, 0) is None:
             for topic in self.topics.unsubscribe_all(proto):
                 self._backplane_call("unsubscribe", topic)
+            for topic, group in self.groups.leave_all(proto):
+                self._group_left(topic, group)
             if self.metrics is not None:
                 self.metrics.connection_closed()
             self.hooks.run("on_disconnect", proto.sender)
@@ -385,14 +390,27 @@ class Server(Endpoint):
         return results
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
-        """Send ``message`` to the subscribers of ``topic`` (on every worker/node)."""
+        """Send ``message`` to the subscribers of ``topic`` (on every worker/node).
+
+        Every plain subscriber gets it, and one member of each queue group of
+        ``topic`` (see :meth:`subscribe`). Raises ``ValueError`` for an empty
+        topic (reserved: the backplanes use it for broadcast).
+        """
+        if not topic:
+            raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
         self._check_running()
         return self._publish(topic, message)
 
     def _publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         envelope = pack(message, creation_ns=time.time_ns())
         frame = build_frame(OP_BINARY, envelope)
-        results = self._fanout(frame, self.topics.subscribers(topic), message.payload.ByteSize())
+        size = message.payload.ByteSize()
+        results = self._fanout(frame, self.topics.subscribers(topic), size)
+        if topic in self.groups and not self._backplane_routes_groups():
+            for group in self.groups.groups(topic):
+                proto = self._pick_member(topic, group)
+                if proto is not None:
+                    results.extend(self._fanout(frame, (proto,), size))
         self._backplane_call("publish", topic, message.kind, envelope)
         if self.metrics is not None:
             self.metrics.published(topic, message.kind)
@@ -409,26 +427,110 @@ class Server(Endpoint):
         self._broadcast(message)
 
     def client_publish(self, topic: str, message: Message[Any]) -> None:
-        """A client asked to publish (PublishCmd)."""
-        if self.status is not Status.RUNNING:
+        """A client asked to publish (PublishCmd); an empty topic is reported and ignored."""
+        if self.status is not Status.RUNNING or not self._command_topic_ok("publish", topic):
             return
         self._publish(topic, message)
 
-    def subscribe(self, topic: str, proto: ServerProtocol) -> None:
-        """Add a connection to ``topic``."""
-        if self.topics.subscribe(topic, proto):
+    def client_subscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
+        """A client's SubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
+        if self._command_topic_ok("subscribe", topic):
+            self._subscribe(topic, proto, group or None)
+
+    def client_unsubscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
+        """A client's UnsubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
+        if self._command_topic_ok("unsubscribe", topic):
+            self._unsubscribe(topic, proto, group or None)
+
+    def _command_topic_ok(self, what: str, topic: str) -> bool:
+        if topic:
+            return True
+        # The empty topic is reserved (the backplanes use it for broadcast), so
+        # it is refused the same way in one process, N workers and N nodes.
+        self.report_error(
+            GoomerangError(f"{what} with an empty topic from a client: ignored (topic is reserved)")
+        )
+        return False
+
+    def subscribe(
+        self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
+    ) -> None:
+        """Subscribe the connection ``conn`` (a handler's sender) to ``topic``.
+
+        With ``group``, the connection joins that queue group of ``topic``
+        instead: each publish to ``topic`` reaches every plain subscriber and
+        exactly one member of each group (round robin over the members that
+        are open and under ``write_limit``; across workers and nodes too).
+        Raises ``ValueError`` for an empty topic or group.
+        """
+        _check_topic(topic, group)
+        self._subscribe(topic, _protocol_of(conn), group)
+
+    def unsubscribe(
+        self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
+    ) -> None:
+        """Remove ``conn`` from ``topic`` (or from its queue ``group``); see :meth:`subscribe`."""
+        _check_topic(topic, group)
+        self._unsubscribe(topic, _protocol_of(conn), group)
+
+    def _subscribe(self, topic: str, proto: ServerProtocol, group: str | None) -> None:
+        if group is not None:
+            if self.groups.join(topic, group, proto):
+                self._backplane_call("join", topic, group)
+                self.hooks.run("on_group_join", topic, group)
+        elif self.topics.subscribe(topic, proto):
             self._backplane_call("subscribe", topic)
         if self.metrics is not None:
             self.metrics.subscribed(topic)
-        self.hooks.run("on_subscribe", topic)
+        if group is None:
+            self.hooks.run("on_subscribe", topic)
 
-    def unsubscribe(self, topic: str, proto: ServerProtocol) -> None:
-        """Remove a connection from ``topic``."""
-        if self.topics.unsubscribe(topic, proto):
+    def _unsubscribe(self, topic: str, proto: ServerProtocol, group: str | None) -> None:
+        if group is not None:
+            if self.groups.leave(topic, group, proto):
+                self._group_left(topic, group)
+        elif self.topics.unsubscribe(topic, proto):
             self._backplane_call("unsubscribe", topic)
         if self.metrics is not None:
             self.metrics.unsubscribed(topic)
-        self.hooks.run("on_unsubscribe", topic)
+        if group is None:
+            self.hooks.run("on_unsubscribe", topic)
+
+    def _group_left(self, topic: str, group: str) -> None:
+        self._backplane_call("leave", topic, group)
+        self.hooks.run("on_group_leave", topic, group)
+
+    # ------------------------------------------------------- queue groups
+    def _backplane_routes_groups(self) -> bool:
+        """Whether the backplane chooses the group member over every node (when connected)."""
+        backplane = self.backplane
+        return (
+            backplane is not None
+            and getattr(backplane, "routes_groups", False)
+            and bool(backplane.healthy())
+        )
+
+    def _pick_member(self, topic: str, group: str) -> ServerProtocol | None:
+        """The next member of ``group`` to get a message (round robin), or None (counted).
+
+        Members that are closing or over ``write_limit`` are skipped; when all
+        open members are over it, the least loaded one gets it (the slow
+        client limit still applies to it); with no open member it is dropped.
+        """
+        proto = self.groups.pick(topic, group, self._member_ready)
+        if proto is None:
+            members = [p for p in self.groups.members(topic, group) if _is_open(p)]
+            if members:
+                proto = min(members, key=_buffered)
+        if self.metrics is not None:
+            if proto is None:
+                self.metrics.group_dropped(group)
+            else:
+                self.metrics.group_delivered(group)
+        return proto
+
+    def _member_ready(self, proto: ServerProtocol) -> bool:
+        return _is_open(proto) and _buffered(proto) <= self.options.write_limit
 
     # -------------------------------------------------------- backplane
     def _backplane_call(self, method: str, *args: Any) -> None:
@@ -454,7 +556,14 @@ class Server(Endpoint):
     def _from_backplane(self, msg: Any) -> None:
         """Deliver a message that another worker or node fanned out."""
         frame = build_frame(OP_BINARY, msg.frame)
-        targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
+        if msg.groups_only:
+            targets = []
+        else:
+            targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
+        for group in msg.groups:
+            member = self._pick_member(msg.topic, group)
+            if member is not None:
+                targets.append(member)
         for proto in targets:
             proto.write_prepared(frame, True)
         # The backplane delivers every message of one read before the loop
@@ -466,6 +575,34 @@ class Server(Endpoint):
     def _flush_later(self) -> None:
         self._flush_soon = False
         self.flush_dirty()
+
+
+def _check_topic(topic: str, group: str | None) -> None:
+    if not topic:
+        raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
+    if group is not None and not group:
+        raise ValueError("group must be a non-empty string (or None for a plain subscription)")
+
+
+def _protocol_of(conn: ServerProtocol | Sender) -> ServerProtocol:
+    proto = conn.connection if isinstance(conn, Sender) else conn
+    if not isinstance(proto, ServerProtocol):
+        raise TypeError(f"not a server-side connection: {conn!r}")
+    return proto
+
+
+def _is_open(proto: ServerProtocol) -> bool:
+    transport = proto.transport
+    return (
+        proto.engine.status is Status.RUNNING
+        and transport is not None
+        and not transport.is_closing()
+    )
+
+
+def _buffered(proto: ServerProtocol) -> int:
+    transport = proto.transport
+    return transport.get_write_buffer_size() if transport is not None else 0
 
 
 __all__ = ["BroadcastResult", "Server", "prepare"]

@@ -174,9 +174,9 @@ class ServerProtocol(asyncio.Protocol):
         elif isinstance(event, ev.PublishRequested):
             server.client_publish(event.topic, event.message)
         elif isinstance(event, ev.SubscribeRequested):
-            server.subscribe(event.topic, self)
+            server.client_subscribe(event.topic, event.group, self)
         elif isinstance(event, ev.UnsubscribeRequested):
-            server.unsubscribe(event.topic, self)
+            server.client_unsubscribe(event.topic, event.group, self)
         elif isinstance(event, ev.PongReceived):
             self._awaiting_pong = False
             self._cancel("ping_timeout")

@@ -189,17 +189,17 @@ export async function startPeer(addr: string, token?: string): Promise<LineProce
   return peer;
 }
 
-/** Go goomerang v0.3.0's refserver from $GOREF_DIR/bin (built by ../shared/tools/goref/build.sh). */
+/** Go goomerang v0.3.0's refserver from $GOREF_DIR (the bin folder that scripts/goref.sh builds). */
 export async function startGoref(): Promise<ServerHandle> {
   const dir = process.env["GOREF_DIR"];
   if (dir === undefined || dir === "") {
     throw new Error(
       "GOREF_DIR is not set: build the Go reference server with " +
-        "`../shared/tools/goref/build.sh DIR` (as root) and run with GOREF_DIR=DIR",
+        "`scripts/goref.sh DIR` (as root; `make interop` does it) and run with GOREF_DIR=DIR/bin",
     );
   }
-  const bin = `${dir}/bin/refserver`;
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run ../shared/tools/goref/build.sh ${dir}`);
+  const bin = `${dir}/refserver`;
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`make goref\``);
   const proc = new LineProcess(bin, ["-addr", "127.0.0.1:0"]);
   const m = await proc.line(/READY (\S+)/);
   return { name: "Go refserver", addr: m[1]!, url: `ws://${m[1]!}/ws`, proc };

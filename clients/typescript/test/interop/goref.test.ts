@@ -1,6 +1,6 @@
 /**
  * The integration tests that Go goomerang v0.3.0's behaviour allows, against
- * its refserver (GOREF_DIR=DIR, built by ../shared/tools/goref/build.sh DIR):
+ * its refserver (GOREF_DIR: the bin folder `make goref` builds):
  * the same client is the browser client of Go goomerang users. Not size
  * limits or unknown kinds: Go has no limit, and no answer to an unknown kind.
  */
