@@ -89,11 +89,16 @@ export interface SendOptions {
 }
 
 /** Options of `sendSync`. */
-export interface SendSyncOptions extends SendOptions {
+export interface SendSyncOptions<R extends DescMessage = DescMessage> extends SendOptions {
   /** Milliseconds to wait for the reply (default: the client's `syncTimeoutMs`); `Infinity`: no limit. */
   timeoutMs?: number;
   /** Aborting it rejects the call with {@link Aborted}; a late reply is then dropped. */
   signal?: AbortSignal;
+  /**
+   * The reply's type: the result is typed by it, it need not be registered,
+   * and a reply of another kind rejects the call with {@link UnexpectedReply}.
+   */
+  replyType?: R;
 }
 
 /** Hooks: each option takes a function or a list of functions; `addHook` adds more later. */
@@ -175,6 +180,7 @@ interface Pending {
   resolve: (reply: Received) => void;
   reject: (error: GoomerangError) => void;
   kind: string;
+  replyType: DescMessage | undefined;
 }
 
 interface Route {
@@ -498,13 +504,22 @@ export class Client {
       return;
     }
     this.#pending.delete(frame.uuid);
-    const route = this.#routes.get(frame.kind);
-    if (route === undefined) {
+    let schema = call.replyType;
+    if (schema !== undefined && schema.typeName !== frame.kind) {
+      call.reject(
+        new UnexpectedReply(
+          `sync reply ${frame.uuid} is a ${frame.kind}, not the ${schema.typeName} asked for`,
+        ),
+      );
+      return;
+    }
+    schema ??= this.#routes.get(frame.kind)?.schema;
+    if (schema === undefined) {
       call.reject(new UnknownKind(frame.kind));
       return;
     }
     try {
-      call.resolve(received_(frame, route.schema));
+      call.resolve(received_(frame, schema));
     } catch (err) {
       call.reject(
         new MalformedFrame(`reply payload of kind '${frame.kind}' does not decode: ${String(err)}`),
@@ -622,8 +637,12 @@ export class Client {
    * @throws Aborted when `signal` aborts.
    * @throws ConnectionLost when the connection goes away first (at once, never left hanging).
    * @throws UnknownKind / MalformedFrame when the reply cannot be decoded.
+   * @throws UnexpectedReply when `replyType` is given and the reply is of another kind.
    */
-  sendSync(message: Message, options: SendSyncOptions = {}): Promise<Received> {
+  sendSync<R extends DescMessage = DescMessage>(
+    message: Message,
+    options: SendSyncOptions<R> = {},
+  ): Promise<Received<MessageShape<R>>> {
     let sock: SocketLike;
     let frame: Uint8Array;
     const uuid = uuidv4();
@@ -649,7 +668,7 @@ export class Client {
     }
     const timeoutMs = options.timeoutMs ?? this.options.syncTimeoutMs;
     const signal = options.signal;
-    return new Promise<Received>((resolve, reject) => {
+    return new Promise<Received<MessageShape<R>>>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const onAbort = (): void => {
         if (this.#pending.get(uuid) !== call) return;
@@ -663,9 +682,10 @@ export class Client {
       };
       const call: Pending = {
         kind,
+        replyType: options.replyType,
         resolve: (reply) => {
           done();
-          resolve(reply);
+          resolve(reply as Received<MessageShape<R>>);
         },
         reject: (error) => {
           done();

@@ -193,6 +193,19 @@ describe("client over a scripted socket", () => {
     assert.equal(r.client.pendingCount, 0);
   });
 
+  it("sendSync with replyType: a typed reply, unregistered is fine, another kind rejects", async () => {
+    const r = rig();
+    await r.client.connect();
+    const typed = r.client.sendSync(msg("t"), { replyType: BadReplyV1Schema });
+    const wrong = r.client.sendSync(msg("w"), { replyType: BadReplyV1Schema });
+    r.sock().reply(0, "goomerang.example.BadReplyV1", "typed");
+    r.sock().reply(1, "goomerang.example.ReplyV1", "wrong");
+    const reply = await typed;
+    assert.equal(reply.payload.message, "typed"); // typed as BadReplyV1: no cast
+    assert.equal(reply.payload.$typeName, "goomerang.example.BadReplyV1");
+    await assert.rejects(wrong, (e: unknown) => e instanceof UnexpectedReply && /not the goomerang.example.BadReplyV1/.test(e.message));
+  });
+
   it("handler errors, sync and async, and hook errors go to onError", async () => {
     const r = rig();
     const boom = new Error("boom");
