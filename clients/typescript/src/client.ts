@@ -717,8 +717,13 @@ export class Client {
     return payload.byteLength;
   }
 
-  /** Ask the server to send `message` to the subscribers of `topic`. Resolves with the payload size. */
+  /**
+   * Ask the server to send `message` to the subscribers of `topic`. Resolves with the payload size.
+   *
+   * @throws RangeError for the empty topic, which is reserved (docs/PROTOCOL-extensions.md).
+   */
   async publish(topic: string, message: Message, options: SendOptions = {}): Promise<number> {
+    checkTopic(topic);
     const sock = this.#checkRunning();
     const payload = toBinary(this.#schemaOf(message), message);
     this.#write(sock, packPublish(topic, message.$typeName, payload, options.headers));
@@ -731,6 +736,7 @@ export class Client {
    * the server has processed it.
    */
   async subscribe(topic: string): Promise<void> {
+    checkTopic(topic);
     const sock = this.#checkRunning();
     this.#write(sock, packSubscribe(topic));
     this.#topics.add(topic);
@@ -738,6 +744,7 @@ export class Client {
 
   /** Unsubscribe from `topic`. */
   async unsubscribe(topic: string): Promise<void> {
+    checkTopic(topic);
     const sock = this.#checkRunning();
     this.#write(sock, packUnsubscribe(topic));
     this.#topics.delete(topic);
@@ -910,6 +917,11 @@ export class Client {
       }
     }
   }
+}
+
+/** The empty topic is reserved (the servers' backplanes use it for broadcast). */
+function checkTopic(topic: string): void {
+  if (topic === "") throw new RangeError("the empty topic is reserved: name a topic");
 }
 
 function received_(frame: Frame, schema: DescMessage): Received {

@@ -378,6 +378,9 @@ describe("client over a scripted socket", () => {
     const f = unpackFrame(r.sock().sent[0]!);
     assert.deepEqual([f.kind, f.isSync, f.uuid, { ...f.headers }], ["goomerang.example.MessageV1", false, "", { k: "v" }]);
     await assert.rejects(r.client.send(create(BadReplyV1Schema, { message: "x" })), UnknownKind);
+    for (const call of [r.client.publish("", msg("x")), r.client.subscribe(""), r.client.unsubscribe("")]) {
+      await assert.rejects(call, RangeError); // the empty topic is reserved
+    }
     assert.equal(r.sock().sent.length, 1);
   });
 });
