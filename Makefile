@@ -114,6 +114,7 @@ ts: $(STAMP) ts-build
 
 # The Node tests that Go's behaviour allows, against Go goomerang's refserver (make goref).
 ts-interop: $(STAMP) ts-build goref
+	scripts/ensure-chromium.sh
 	cd $(TS) && PYTHON=$(abspath $(BIN)/python) GOREF_DIR=$(abspath $(GOREF_DIR)) npm run --silent test:interop
 
 # sendSync round trips/s and pub/sub latency, from Node and from Chromium, against goomerang serve.
