@@ -14,7 +14,25 @@ other node delivers each message exactly once while the connection holds.
 
 Sending never waits on Redis: ``broadcast``/``publish`` append to an
 outbox that a sender task flushes (one PUBLISH, or a non-transactional
-pipeline for a batch), preserving order.
+pipeline for a batch), preserving order, one batch in flight at a time.
+
+Bounds. The outbox holds at most ``max_outbox_bytes`` (default 4 MiB) and
+``max_outbox`` messages; past either, new messages are dropped for the other
+nodes (local delivery goes on), counted (``status()["dropped"]``,
+``["dropped_bytes"]``, ``on_drop``: the server's metric
+``goomerang_server_backplane_dropped_total``) and reported once per episode.
+A batch carries at most ``max_batch_bytes`` (default 1 MiB). So a backlog
+flushed after a stall puts at most 4 MiB at once into each receiving node's
+Redis output buffer: half of Redis's default ``client-output-buffer-limit
+pubsub 32mb 8mb 60`` soft limit and an eighth of its hard limit, so Redis does
+not disconnect the receivers' subscriptions because of our backlog.
+
+Stalls. A pub/sub connection silent for ``health_interval`` (default 1 s)
+gets a PING; no answer within another ``health_interval`` means Redis hangs
+(``CLIENT PAUSE``, a stopped process, a dead network path without a reset):
+the session is torn down and reconnected, so a stall is noticed within
+about two intervals (2 s by default). Commands time out after
+``connect_timeout`` (default 2 s).
 
 Faults. When Redis goes away: the error hook gets one report per outage
 (plus one per failed reconnect attempt), ``healthy()`` turns False,
@@ -116,8 +134,10 @@ class RedisBackplane(Backplane):
         channel_prefix: str = "goomerang",
         reconnect_backoff: tuple[float, float] = (0.1, 5.0),
         connect_timeout: float = 2.0,
-        health_interval: float = 10.0,
+        health_interval: float = 1.0,
         max_outbox: int = 100_000,
+        max_outbox_bytes: int = 4 * 1024 * 1024,
+        max_batch_bytes: int = 1024 * 1024,
     ) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"not a Redis URL: {redact_url(url)!r} (want redis://host:port/db)")
@@ -129,6 +149,10 @@ class RedisBackplane(Backplane):
         self.connect_timeout = connect_timeout
         self.health_interval = health_interval
         self.max_outbox = max_outbox
+        self.max_outbox_bytes = max_outbox_bytes
+        self.max_batch_bytes = max_batch_bytes
+        self._outbox_bytes = 0
+        self._overload_reported = False
         self._deliver: DeliverCallback | None = None
         self._on_error: ErrorCallback | None = None
         self._topics: set[str] = set()
@@ -144,7 +168,6 @@ class RedisBackplane(Backplane):
         self.reconnects = 0
         self.sent = 0
         self.received = 0
-        self.dropped = 0
         self.health_pongs = 0  # health pings Redis answered (the connect ping not counted)
         # Called after each answered health ping (observability, tests).
         self.on_health_pong: Callable[[], None] | None = None
@@ -175,13 +198,21 @@ class RedisBackplane(Backplane):
         await self._first_attempt.wait()
 
     async def broadcast(self, kind: str, frame: bytes) -> None:
-        """Queue a broadcast for every other node."""
+        """Queue a broadcast for every other node (never waits)."""
+        self.broadcast_nowait(kind, frame)
+
+    async def publish(self, topic: str, kind: str, frame: bytes) -> None:
+        """Queue a publish for the nodes holding ``topic`` (never waits)."""
+        self.publish_nowait(topic, kind, frame)
+
+    def broadcast_nowait(self, kind: str, frame: bytes) -> None:
+        """Queue a broadcast for every other node; dropped past the outbox bounds."""
         self._enqueue(
             self.broadcast_channel, encode_envelope(_DELIVER, self.node_id, "", kind, frame)
         )
 
-    async def publish(self, topic: str, kind: str, frame: bytes) -> None:
-        """Queue a publish for the nodes holding ``topic``."""
+    def publish_nowait(self, topic: str, kind: str, frame: bytes) -> None:
+        """Queue a publish for the nodes holding ``topic``; raises ValueError for ``""``."""
         if not topic:
             raise ValueError("publish needs a non-empty topic (an empty topic means broadcast)")
         self._enqueue(
@@ -245,6 +276,7 @@ class RedisBackplane(Backplane):
         if session is not None:
             await session.close()
         self._outbox.clear()
+        self._outbox_bytes = 0
 
     def healthy(self) -> bool:
         """True while subscribed on a live Redis connection."""
@@ -263,7 +295,9 @@ class RedisBackplane(Backplane):
             "sent": self.sent,
             "received": self.received,
             "dropped": self.dropped,
+            "dropped_bytes": self.dropped_bytes,
             "queued": len(self._outbox),
+            "queued_bytes": self._outbox_bytes,
             "health_pongs": self.health_pongs,
         }
 
@@ -279,7 +313,7 @@ class RedisBackplane(Backplane):
 
     def _enqueue(self, channel: bytes, data: bytes) -> None:
         if not self.healthy():
-            self.dropped += 1
+            self._count_drop(1, len(data))
             if not self._outage_reported:
                 self._outage_reported = True
                 self._report(
@@ -289,10 +323,27 @@ class RedisBackplane(Backplane):
                     )
                 )
             return
-        if len(self._outbox) >= self.max_outbox:
-            self.dropped += 1
+        size = len(data)
+        if (
+            len(self._outbox) >= self.max_outbox
+            or self._outbox_bytes + size > self.max_outbox_bytes
+        ):
+            self._count_drop(1, size)
+            if not self._overload_reported:
+                self._overload_reported = True
+                self._report(
+                    BackplaneUnavailable(
+                        f"Redis backplane {redact_url(self.url)} is not keeping up: "
+                        f"{self._outbox_bytes} bytes queued (max_outbox_bytes="
+                        f"{self.max_outbox_bytes}); message not sent to other nodes "
+                        "(further drops are counted)"
+                    )
+                )
             return
+        if self._overload_reported and self._outbox_bytes < self.max_outbox_bytes // 2:
+            self._overload_reported = False
         self._outbox.append((channel, data))
+        self._outbox_bytes += size
         self._idle.clear()
         assert self._outbox_ready is not None
         self._outbox_ready.set()
@@ -345,9 +396,9 @@ class RedisBackplane(Backplane):
                     self._health_changed(False)
                 if self._session is session:
                     self._session = None
-                dropped = len(self._outbox)
+                self._count_drop(len(self._outbox), self._outbox_bytes)
                 self._outbox.clear()
-                self.dropped += dropped
+                self._outbox_bytes = 0
                 await session.close()
             first = False
             assert self._first_attempt is not None
@@ -437,7 +488,13 @@ class RedisBackplane(Backplane):
                 ready.clear()
                 await ready.wait()
                 continue
-            batch = [outbox.popleft() for _ in range(min(len(outbox), 512))]
+            batch: list[tuple[bytes, bytes]] = []
+            batch_bytes = 0
+            while outbox and len(batch) < 512 and batch_bytes < self.max_batch_bytes:
+                item = outbox.popleft()
+                batch.append(item)
+                batch_bytes += len(item[1])
+            self._outbox_bytes -= batch_bytes
             try:
                 if len(batch) == 1:
                     await session.client.publish(*batch[0])
@@ -447,7 +504,7 @@ class RedisBackplane(Backplane):
                         pipe.publish(channel, data)
                     await pipe.execute()
             except _FAULTS as exc:
-                self.dropped += len(batch)
+                self._count_drop(len(batch), batch_bytes)
                 self._report(
                     BackplaneUnavailable(
                         f"Redis publish failed on {redact_url(self.url)}: {describe(exc)} "
