@@ -150,6 +150,8 @@ class RedisBackplane(Backplane):
 
     backend = "redis"
     routes_groups = True
+    #: The publish command (``SPUBLISH`` on Redis Cluster's sharded pub/sub).
+    publish_command = "publish"
 
     def __init__(
         self,
@@ -501,19 +503,9 @@ class RedisBackplane(Backplane):
 
     async def _open(self, session: _Session) -> None:
         """Ping, subscribe to every channel, wait until Redis confirmed them all."""
-        await session.client.ping()
         held = set(self._topics)
         channels = [self.broadcast_channel, *(self.topic_channel(t) for t in sorted(held))]
-        loop = asyncio.get_running_loop()
-        session.pong = loop.create_future()
-        await session.pubsub.subscribe(*channels)
-        await session.pubsub.ping()
-        session.listener = asyncio.ensure_future(self._listen(session))
-        # every SUBSCRIBE confirmation precedes the PONG; the listener fails if Redis does
-        await asyncio.wait((session.pong, session.listener), return_when=asyncio.FIRST_COMPLETED)
-        if session.listener.done():
-            session.listener.result()  # raises the fault
-            raise BackplaneUnavailable("Redis pub/sub listener ended during connect")
+        await self._subscribe_all(session, channels)
         # queue groups: learn the grouped topics, consume the groups held here
         grouped = await session.client.smembers(self.grouped_key)
         for raw in sorted(grouped)[: self.max_group_topics]:
@@ -531,6 +523,20 @@ class RedisBackplane(Backplane):
         if gone:
             await session.pubsub.unsubscribe(*(self.topic_channel(t) for t in sorted(gone)))
         session.sender = asyncio.ensure_future(self._send_loop(session))
+
+    async def _subscribe_all(self, session: _Session, channels: list[bytes]) -> None:
+        """Subscribe ``channels`` and start the listener; return once Redis confirmed them."""
+        await session.client.ping()
+        loop = asyncio.get_running_loop()
+        session.pong = loop.create_future()
+        await session.pubsub.subscribe(*channels)
+        await session.pubsub.ping()
+        session.listener = asyncio.ensure_future(self._listen(session))
+        # every SUBSCRIBE confirmation precedes the PONG; the listener fails if Redis does
+        await asyncio.wait((session.pong, session.listener), return_when=asyncio.FIRST_COMPLETED)
+        if session.listener.done():
+            session.listener.result()  # raises the fault
+            raise BackplaneUnavailable("Redis pub/sub listener ended during connect")
 
     # queue groups over Redis Streams ------------------------------------------
 
@@ -551,7 +557,8 @@ class RedisBackplane(Backplane):
         await client.xgroup_createconsumer(stream, group, self.node_id)
         await client.sadd(self.grouped_key, topic)
         announce = pb.Envelope(op=_JOIN, origin=self.node_id, topic=topic, group=group)
-        await client.publish(self.broadcast_channel, announce.SerializeToString())
+        publish = getattr(client, self.publish_command)
+        await publish(self.broadcast_channel, announce.SerializeToString())
         session.consumers[key] = asyncio.ensure_future(self._consume(session, topic, group))
 
     async def _skip_orphaned_backlog(self, session: _Session, stream: bytes, group: str) -> None:
@@ -721,7 +728,7 @@ class RedisBackplane(Backplane):
             self._outbox_bytes -= batch_bytes
             try:
                 if len(batch) == 1 and batch[0][2] == _PUBLISH:
-                    await session.client.publish(batch[0][0], batch[0][1])
+                    await getattr(session.client, self.publish_command)(batch[0][0], batch[0][1])
                 else:
                     pipe = session.client.pipeline(transaction=False)
                     for target, data, op in batch:
@@ -733,7 +740,7 @@ class RedisBackplane(Backplane):
                                 approximate=True,
                             )
                         else:
-                            pipe.publish(target, data)
+                            getattr(pipe, self.publish_command)(target, data)
                     await pipe.execute()
             except _FAULTS as exc:
                 self._count_drop(len(batch), batch_bytes)
