@@ -33,7 +33,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP) redis7
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not goref' $(PYTEST_ARGS)
 
 # The Redis Cluster (sharded pub/sub) tests need Redis >= 7: installed with apt-get
 # when missing and running as root (CI); otherwise the script says what is missing.
@@ -55,6 +55,7 @@ goref:
 
 interop-py: $(STAMP) goref
 	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m goref tests $(PYTEST_ARGS)
 
 proto: $(STAMP) $(TS_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=goomerang_proto/pb --pyi_out=goomerang_proto/pb proto/goomerang_frame.proto proto/goomerang_example.proto proto/goomerang_backplane.proto
