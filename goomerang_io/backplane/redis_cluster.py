@@ -42,22 +42,18 @@ from .redis import _FAULTS, RedisBackplane, _Session, redact_url
 
 __all__ = ["RedisClusterBackplane", "startup_nodes"]
 
-# get_sharded_message polls the shard connections one after the other: a short
-# timeout keeps the latency of each shard low (the health PING is separate).
-_POLL = 0.02
-
 
 class _ClusterSession(_Session):
-    """A session whose sharded pub/sub calls are serialised.
+    """A session with one reader task per shard connection.
 
-    ``ClusterPubSub`` opens a connection per shard on SSUBSCRIBE; reading
-    while a shard's connection is being set up fails, so reads and
-    (un)subscribes take turns (a read holds the lock at most ``_POLL``).
+    ``ClusterPubSub`` opens a connection per shard on SSUBSCRIBE; a shard's
+    reader starts once that call returned (reading a shard connection that is
+    still being set up fails), woken by ``shards_changed``.
     """
 
     def __init__(self, client: Any, pubsub: Any) -> None:
         super().__init__(client, pubsub)
-        self.lock = asyncio.Lock()
+        self.shards_changed = asyncio.Event()
 
 
 def startup_nodes(url: str) -> list[tuple[str, int]]:
@@ -112,8 +108,7 @@ class RedisClusterBackplane(RedisBackplane):
             session.acks.setdefault(("ssubscribe", channel), deque()).append(fut)
             waits.append(fut)
         assert isinstance(session, _ClusterSession)
-        async with session.lock:
-            await session.pubsub.ssubscribe(*channels)
+        await session.pubsub.ssubscribe(*channels)
         session.listener = asyncio.ensure_future(self._listen(session))
         confirmed = asyncio.gather(*waits)
         await asyncio.wait((confirmed, session.listener), return_when=asyncio.FIRST_COMPLETED)
@@ -130,11 +125,11 @@ class RedisClusterBackplane(RedisBackplane):
         session.acks.setdefault((kind, channel), deque()).append(fut)
         assert isinstance(session, _ClusterSession)
         try:
-            async with session.lock:
-                if what == "subscribe":
-                    await session.pubsub.ssubscribe(channel)
-                else:
-                    await session.pubsub.sunsubscribe(channel)
+            if what == "subscribe":
+                await session.pubsub.ssubscribe(channel)
+            else:
+                await session.pubsub.sunsubscribe(channel)
+            session.shards_changed.set()
             await asyncio.wait_for(asyncio.shield(fut), self.connect_timeout)
         except asyncio.CancelledError:
             if not fut.cancelled():
@@ -151,25 +146,52 @@ class RedisClusterBackplane(RedisBackplane):
         )
 
     async def _listen(self, session: _Session) -> None:
+        """Health PINGs, and one reader per shard connection (started as shards appear)."""
         assert isinstance(session, _ClusterSession)
         pubsub = session.pubsub
         loop = asyncio.get_running_loop()
+        readers: dict[str, asyncio.Task[None]] = {}
         next_health = loop.time() + self.health_interval
-        while True:
-            if loop.time() >= next_health:
-                # a dead or hung master: the ping fails or times out, the session ends
-                await self._ping_masters(session)
-                next_health = loop.time() + self.health_interval
-                self.health_pongs += 1
-                if self.on_health_pong is not None:
-                    self.on_health_pong()
-            if not pubsub.node_pubsub_mapping:
-                await asyncio.sleep(_POLL)
-                continue
-            async with session.lock:
-                msg = await pubsub.get_sharded_message(
-                    ignore_subscribe_messages=False, timeout=_POLL
+        try:
+            while True:
+                for name, shard in list(pubsub.node_pubsub_mapping.items()):
+                    # a shard's connection is set once its SSUBSCRIBE went out
+                    if name not in readers and shard.connection is not None:
+                        readers[name] = asyncio.ensure_future(self._read_shard(session, name))
+                for name, task in list(readers.items()):
+                    if task.done():
+                        task.result()  # a fault ends the session
+                        del readers[name]  # the shard holds no channel of ours any more
+                if loop.time() >= next_health:
+                    # a dead or hung master: the ping fails or times out, the session ends
+                    await self._ping_masters(session)
+                    next_health = loop.time() + self.health_interval
+                    self.health_pongs += 1
+                    if self.on_health_pong is not None:
+                        self.on_health_pong()
+                session.shards_changed.clear()
+                waits: list[asyncio.Future[Any]] = [
+                    asyncio.ensure_future(session.shards_changed.wait()),
+                    *readers.values(),
+                ]
+                await asyncio.wait(
+                    waits,
+                    timeout=max(0.0, next_health - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+                waits[0].cancel()
+        finally:
+            for task in readers.values():
+                task.cancel()
+
+    async def _read_shard(self, session: _Session, name: str) -> None:
+        pubsub = session.pubsub
+        client: Any = session.client
+        node = client.get_node(node_name=name)
+        while name in pubsub.node_pubsub_mapping:
+            msg = await pubsub.get_sharded_message(
+                ignore_subscribe_messages=False, timeout=self.health_interval, target_node=node
+            )
             if msg is None:
                 continue
             mtype = msg["type"]
