@@ -221,6 +221,7 @@ class Server(Endpoint):
         if self.backplane is not None:
             if self.metrics is not None:
                 self.backplane.on_health_change = self.metrics.set_backplane_up
+                self.backplane.on_drop = self.metrics.backplane_dropped
             await self.backplane.start(self._from_backplane, self.report_error)
         if self.metrics is not None:
             self.metrics.set_max_concurrency(self.options.max_concurrency)
@@ -407,7 +408,7 @@ class Server(Endpoint):
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
         results = self._fanout(frame, self._conns, size)
-        self._backplane_call("broadcast", message.kind, envelope)
+        self._backplane_send("broadcast_nowait", message.kind, envelope)
         duration = time.perf_counter() - t0
         if self.metrics is not None:
             self.metrics.broadcast_sent(message.kind, duration)
@@ -436,7 +437,7 @@ class Server(Endpoint):
                 proto = self._pick_member(topic, group)
                 if proto is not None:
                     results.extend(self._fanout(frame, (proto,), size))
-        self._backplane_call("publish", topic, message.kind, envelope)
+        self._backplane_send("publish_nowait", topic, message.kind, envelope)
         if self.metrics is not None:
             self.metrics.published(topic, message.kind)
         self.hooks.run("on_publish", topic, message.kind)
@@ -570,6 +571,16 @@ class Server(Endpoint):
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._backplane_done)
+
+    def _backplane_send(self, method: str, *args: Any) -> None:
+        """Hand a fan-out to the backplane: queued at once (bounded in bytes), no task."""
+        backplane = self.backplane
+        if backplane is None or self.status is Status.CLOSED:
+            return
+        try:
+            getattr(backplane, method)(*args)
+        except Exception as exc:
+            self.report_error(exc)
 
     def _backplane_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
