@@ -356,6 +356,24 @@ def stall(sock: socket.socket, done: threading.Event) -> None:
     done.wait(10.0)
 
 
+def server_ping_flood(
+    total: int, sent: list[int]
+) -> Callable[[socket.socket, threading.Event], None]:
+    """Push ``total`` bytes of server Pings (125-byte payloads), never read, then end TCP."""
+    one = build_frame(OP_PING, b"p" * 125)
+    chunk = one * (64 * 1024 // len(one))
+
+    def behave(sock: socket.socket, done: threading.Event) -> None:
+        sock.settimeout(5.0)
+        try:
+            while sent[0] < total and not done.is_set():
+                sent[0] += sock.send(chunk)
+        except OSError:
+            pass
+
+    return behave
+
+
 def empty_close_then_wait(sock: socket.socket, done: threading.Event) -> None:
     """Send a Close frame with no status (the client sees 1005), read its answer, end TCP."""
     sock.sendall(build_frame(OP_CLOSE, b""))
@@ -390,4 +408,11 @@ class ClientDriver(Protocol):
 
     def clean_close_from_server(self, addr: str) -> dict[str, Any]:
         """Connect and wait until the server closed; returns ``errors`` and ``statuses``."""
+        ...
+
+    def until_closed(self, addr: str) -> dict[str, Any]:
+        """Connect (no heartbeat) and stay until the server ends the connection.
+
+        Returns ``rss_growth_kb`` (peak RSS of this process during it) and ``status``.
+        """
         ...

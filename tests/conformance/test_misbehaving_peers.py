@@ -34,6 +34,7 @@ from misbehave_peers import (
     read_head,
     request_chunk,
     self_signed_cert,
+    server_ping_flood,
     stall,
     tls_client_hello_half,
     upgrade_request,
@@ -296,6 +297,22 @@ def test_client_close_returns_within_close_timeout(driver: str) -> None:
     finally:
         server.close()
     assert out["seconds"] < 1.0 + SLACK, out
+    assert out["status"] == "CLOSED"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("driver", sorted(CLIENT_DRIVERS))
+def test_ping_flood_from_a_server_that_never_reads(driver: str) -> None:
+    """Input 1's client mirror: the client keeps reading, Pongs coalesce, memory stays flat."""
+    sent = [0]
+    server = RawServer(server_ping_flood(PUSH, sent))
+    try:
+        out = CLIENT_DRIVERS[driver].until_closed(server.addr)
+    finally:
+        server.close()
+    print(f"\n[client {driver} ping flood] pushed {sent[0] / MIB:.1f} MiB, {out}")
+    assert sent[0] >= PUSH
+    assert out["rss_growth_kb"] < RSS_BOUND_KB
     assert out["status"] == "CLOSED"
 
 
