@@ -151,6 +151,11 @@ class Client(Endpoint):
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
+            ping_interval=self.options.heartbeat_interval,
+            ping_timeout=self.options.ping_timeout,
+            close_timeout=self.options.close_timeout,
+            high_water=self.options.write_limit,
+            now=time.monotonic(),
         )
         opened = open_connection(
             engine,
