@@ -11,16 +11,16 @@ Output. Any thread queues bytes with :meth:`Connection.submit` (the engine's
 bytes, in engine order, under the one lock that guards the engine); the
 caller writes what the socket takes at once (a non-blocking ``send``), the IO
 thread writes the rest when the socket becomes writable. ``submit`` then
-waits while more than ``write_limit`` bytes are queued ahead of the end of
-its own bytes (``ClientOptions.write_limit``: "send waits for drain above
-it"). Only the IO thread closes the socket.
+waits while the engine says the connection is not writable (more than
+``write_limit`` bytes unsent, until a quarter is left) and, when a deadline
+ends the connection first, raises ConnectionLost if its own bytes did not all
+go out. Only the IO thread closes the socket.
 
 Deadlines and flow control are the engine's (``get_timer``/``handle_timer``,
 ``set_transport_buffer_size``, ``is_writable``, ``should_read``): keep-alive
 (``heartbeat_interval``/``ping_timeout``), the close timeout (from the moment
 the close starts until the socket is gone, whatever the server does) and the
-high/low water marks (``write_limit`` and a quarter of it). Senders wait while
-the engine says the connection is not writable. One deadline is the
+high/low water marks (``write_limit`` and a quarter of it). One deadline is the
 driver's, because only it sees the socket: the write stall, bytes queued that
 the socket took none of for ``ping_timeout`` seconds (the server stopped
 reading), which matters most when no heartbeat runs. Each deadline ends the
