@@ -138,7 +138,6 @@ class Client(Endpoint):
             high_water=opts.write_limit,
             now=loop.time(),
         )
-        engine.on_message = self._on_message
         self._engine = engine
         self._runner = HandlerRunner(
             self.options.max_concurrency,

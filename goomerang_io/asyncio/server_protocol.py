@@ -91,7 +91,6 @@ class ServerProtocol(Connection):
         )
         super().__init__(engine)
         self.engine: ServerConnection = engine
-        engine.on_message = self._on_message
         self._resolve = server.router.resolve
         self.identity: Any = None
         self.sender = Sender(self, "")
@@ -105,6 +104,7 @@ class ServerProtocol(Connection):
         self.websocket = False
         self._fanout_pending = False
         self._side_tasks: set[asyncio.Future[None]] = set()
+        self._subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
         self._max_queue = opts.max_queue
 
     # ------------------------------------------------------------ transport
@@ -134,7 +134,7 @@ class ServerProtocol(Connection):
 
     # --------------------------------------------------------------- events
     def _on_message(self, message: Message[Any]) -> None:
-        """The engine's direct delivery of a message or sync request (the hot path)."""
+        """A message or sync request the engine decoded: run its handler chain."""
         chain = self._resolve(message.kind)
         if chain is None:
             what = "sync request kind" if message.is_sync else "kind"
@@ -166,8 +166,21 @@ class ServerProtocol(Connection):
         elif isinstance(event, ev.PublishRequested):
             server.client_publish(event.topic, event.message)
         elif isinstance(event, ev.SubscribeRequested):
+            key = (event.topic, event.group)
+            subs = self._subscriptions
+            if key not in subs and len(subs) >= server.options.max_subscriptions:
+                server.report_error(
+                    GoomerangError(
+                        f"connection {self.conn_id} ({self.peer}) asked for more than "
+                        f"max_subscriptions={server.options.max_subscriptions} subscriptions; "
+                        f"subscribe to {event.topic!r} ignored"
+                    )
+                )
+                return
+            subs.add(key)
             server.client_subscribe(event.topic, event.group, self)
         elif isinstance(event, ev.UnsubscribeRequested):
+            self._subscriptions.discard((event.topic, event.group))
             server.client_unsubscribe(event.topic, event.group, self)
         elif isinstance(event, ev.PingReceived | ev.PongReceived):
             pass
