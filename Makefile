@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TS := clients/typescript
 TS_STAMP := $(TS)/node_modules/.installed
 
-.PHONY: demo test lint types contracts unit proto fuzz bench clean interop interop-py goref
+.PHONY: demo test lint types contracts unit proto fuzz bench clean interop interop-py goref redis7
 .PHONY: kit-interop kit-ts conformance-reports
 .PHONY: ts ts-build ts-interop ts-bench ts-screenshot
 
@@ -33,8 +33,13 @@ types: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: $(STAMP) redis7
 	$(BIN)/python -m pytest -m 'not goref' $(PYTEST_ARGS)
+
+# The Redis Cluster (sharded pub/sub) tests need Redis >= 7: installed with apt-get
+# when missing and running as root (CI); otherwise the script says what is missing.
+redis7:
+	scripts/ensure-redis7.sh
 
 # Interoperability with the real Go goomerang v0.3.0 (built once into .goref/, ~1 min, root
 # or Debian's Go packages needed: scripts/goref.sh says what is missing). Suites of other
@@ -96,6 +101,7 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/instructions.py $(INSTR_ARGS)
 
 # The TypeScript client (clients/typescript): npm ci when node_modules is missing or stale,
 # then its unit, Node integration and headless-Chromium tests (Debian's chromium).
@@ -113,6 +119,7 @@ ts: $(STAMP) ts-build
 
 # The Node tests that Go's behaviour allows, against Go goomerang's refserver (make goref).
 ts-interop: $(STAMP) ts-build goref
+	scripts/ensure-chromium.sh
 	cd $(TS) && PYTHON=$(abspath $(BIN)/python) GOREF_DIR=$(abspath $(GOREF_DIR)) npm run --silent test:interop
 
 # sendSync round trips/s and pub/sub latency, from Node and from Chromium, against goomerang serve.

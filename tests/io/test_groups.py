@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -298,44 +296,7 @@ def test_blocking_client_groups_and_refusal() -> None:
     run(main())
 
 
-# ---------------------------------------------------------------- the Go peer
-
-
-@pytest.mark.goref
-def test_a_group_subscribe_is_refused_against_the_go_server(goref_dir: Path) -> None:
-    exe = str(goref_dir / "refserver")
-    proc = subprocess.Popen(
-        [exe, "-addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode().split()
-        assert line[:1] == ["READY"], line
-        addr = line[1]
-
-        async def main() -> None:
-            client = Client(addr, heartbeat_interval=None)
-            client.register_message(MessageV1)
-            async with connected(client):
-                assert "queue-groups" not in client_extensions(client)
-                with pytest.raises(ExtensionNotNegotiated):
-                    await client.subscribe("t", group="g")
-                await client.subscribe("t")  # a plain subscribe is still sent
-                reply = await client.send_sync(msg("still connected"), timeout=WAIT)
-                assert reply.payload.message == "still connected"
-
-        run(main())
-        with SyncClient(addr, heartbeat_interval=None) as c, pytest.raises(ExtensionNotNegotiated):
-            c.subscribe("t", group="g")
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def client_extensions(client: Client) -> frozenset[str]:
-    engine = client._engine
-    assert engine is not None
-    return engine.extensions
+# ---------------------------------------------------------------- engine
 
 
 def test_engine_negotiation_without_sockets() -> None:
