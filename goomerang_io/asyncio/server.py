@@ -149,8 +149,12 @@ class Server(Endpoint):
         return f"{scheme}://{self.addr}{self._ws_path}"
 
     def connections(self) -> int:
-        """Open WebSocket connections in this process."""
+        """WebSocket connections in this process, counted until their transport is closed."""
         return len(self._conns)
+
+    def is_closed(self) -> bool:
+        """True once the server is CLOSED."""
+        return self._is_closed
 
     def counts_workers(self) -> bool:
         """Whether handler start/end must be tracked (metrics or worker hooks)."""
@@ -191,7 +195,11 @@ class Server(Endpoint):
         if self._sock is not None:
             sock = self._sock
             self._aserver = await loop.create_server(
-                self._factory, sock=sock, ssl=self.tls, start_serving=False
+                self._factory,
+                sock=sock,
+                ssl=self.tls,
+                ssl_handshake_timeout=self._tls_timeout(),
+                start_serving=False,
             )
         else:
             self._aserver = await loop.create_server(
@@ -199,6 +207,7 @@ class Server(Endpoint):
                 self.host,
                 self.port,
                 ssl=self.tls,
+                ssl_handshake_timeout=self._tls_timeout(),
                 reuse_port=self.reuse_port or None,
                 backlog=2048,
                 start_serving=False,
@@ -221,7 +230,15 @@ class Server(Endpoint):
         await self._aserver.start_serving()
 
     def _factory(self) -> ServerProtocol:
+        # Called at accept, before any TLS handshake: the engine's handshake
+        # deadline (the whole upgrade) starts here.
         return ServerProtocol(self, next(self._ids))
+
+    def _tls_timeout(self) -> float | None:
+        """The TLS part of the upgrade is bounded by handshake_timeout too (not asyncio's 60 s)."""
+        if self.tls is None:
+            return None
+        return self.options.handshake_timeout or None
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -317,7 +334,7 @@ class Server(Endpoint):
         self._tcp[proto] = None
 
     def tcp_closed(self, proto: ServerProtocol) -> None:
-        """A TCP connection ended."""
+        """A TCP connection ended: it stops counting (connections(), the metric) now."""
         self._tcp.pop(proto, None)
         if proto in self._conns:
             self.ws_closed(proto)
@@ -329,13 +346,17 @@ class Server(Endpoint):
             self.metrics.connection_opened()
         self.hooks.run("on_connect", proto.sender)
 
+    def ws_ended(self, proto: ServerProtocol) -> None:
+        """A WebSocket connection is CLOSED: it leaves every topic and group (still counted)."""
+        for topic in self.topics.unsubscribe_all(proto):
+            self._backplane_call("unsubscribe", topic)
+        for topic, group in self.groups.leave_all(proto):
+            self._group_left(topic, group)
+
     def ws_closed(self, proto: ServerProtocol) -> None:
-        """A WebSocket connection ended: drop it from the table and every topic."""
+        """A WebSocket connection's transport is gone: drop it from the table."""
         if self._conns.pop(proto, 0) is None:
-            for topic in self.topics.unsubscribe_all(proto):
-                self._backplane_call("unsubscribe", topic)
-            for topic, group in self.groups.leave_all(proto):
-                self._group_left(topic, group)
+            self.ws_ended(proto)
             if self.metrics is not None:
                 self.metrics.connection_closed()
             self.hooks.run("on_disconnect", proto.sender)
@@ -360,6 +381,10 @@ class Server(Endpoint):
             ok = proto.write_prepared(frame, defer)
             results.append(BroadcastResult(size, perf() - t0, proto.conn_id, ok))
         return results
+
+    def has_dirty(self) -> bool:
+        """Whether fan-out frames wait to be written (see flush_dirty)."""
+        return bool(self._dirty)
 
     def mark_dirty(self, proto: ServerProtocol) -> None:
         """``proto`` has queued fan-out frames to write when the current read is handled."""

@@ -184,54 +184,70 @@ class Client(Endpoint):
     # ---------------------------------------------------- IO thread events
     def _on_events(self, conn: Connection, inbox: Inbox, events: list[ev.Event]) -> None:
         """Called on the IO thread: replies resolve here, user code goes to the handler thread."""
+        batch: list[tuple[Callable[[], None], int]] = []
         for event in events:
-            if isinstance(event, ev.SyncReplyReceived):
-                message = event.message
-                with self._lock:
-                    pending = self._pending.pop(message.uuid, None)
-                if pending is None:
-                    inbox.put(
-                        partial(
-                            self.report_error,
-                            UnexpectedReply(
-                                f"sync reply {message.uuid} ({message.kind}) arrived after its "
-                                "caller gave up, or was never asked for; dropped"
-                            ),
-                        )
-                    )
-                else:
-                    pending.reply = message
-                    pending.done.set()
-            elif isinstance(event, ev.MessageReceived):
+            if isinstance(event, ev.MessageReceived):
                 message = event.message
                 chain = self.router.resolve(message.kind)
                 if chain is None:
                     err = GoomerangError(f"no handler for kind {message.kind!r}")
-                    inbox.put(partial(self.report_error, err))
+                    batch.append((partial(self.report_error, err), 0))
                 else:
-                    inbox.put(partial(self._run_handler, chain, message), message.payload_size)
+                    handler = partial(self._run_handler, conn, chain, message)
+                    batch.append((handler, message.payload_size))
+            elif isinstance(event, ev.SyncReplyReceived):
+                message = event.message
+                with self._lock:
+                    pending = self._pending.pop(message.uuid, None)
+                if pending is None:
+                    late = UnexpectedReply(
+                        f"sync reply {message.uuid} ({message.kind}) arrived after its "
+                        "caller gave up, or was never asked for; dropped"
+                    )
+                    batch.append((partial(self.report_error, late), 0))
+                else:
+                    pending.reply = message
+                    pending.done.set()
             elif isinstance(event, ev.ErrorOccurred):
-                inbox.put(partial(self.report_error, event.error))
+                batch.append((partial(self.report_error, event.error), 0))
             elif isinstance(event, ev.ConnectionClosed):
                 self.close_code = event.code
                 if event.error is not None:
                     with self._lock:
                         if conn.failure is None:
                             conn.failure = event.error
+        if batch:
+            inbox.put_many(batch)
 
-    def _run_handler(self, chain: Callable[..., Any], message: Message[Any]) -> None:
+    def _run_handler(
+        self, conn: Connection, chain: Callable[..., Any], message: Message[Any]
+    ) -> None:
+        """Run one handler; its exception goes to on_error as HandlerError.
+
+        Except a send that failed because the connection is ending
+        (ConnectionLost, NotRunning, Closing once ``conn`` is dead or the
+        client is no longer RUNNING): that end is reported once by the
+        connection (or is the user's close), not again by every handler still
+        queued behind it.
+        """
         self.hooks.run("on_worker_start")
         try:
             result = chain(self._sender, message)
             if inspect.iscoroutine(result):
                 result.close()
                 raise TypeError("async handlers need the asyncio Client; this one is blocking")
+        except (ConnectionLost, NotRunning, Closing) as exc:
+            if not conn.dead and self.status is Status.RUNNING:
+                self._handler_failed(message, exc)
         except Exception as exc:
-            err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
-            err.__cause__ = exc
-            self.report_error(err)
+            self._handler_failed(message, exc)
         finally:
             self.hooks.run("on_worker_end")
+
+    def _handler_failed(self, message: Message[Any], exc: Exception) -> None:
+        err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
+        err.__cause__ = exc
+        self.report_error(err)
 
     def _end(self, conn: Connection, inbox: Inbox) -> None:
         """The IO thread closed ``conn``'s socket: fail waiters, report, maybe reconnect.
@@ -310,12 +326,19 @@ class Client(Endpoint):
             self._call(op, check=False)
 
     # ------------------------------------------------------------- output
-    def _call(self, op: Callable[[ClientConnection], T], check: bool = True) -> T:
+    def _call(
+        self,
+        op: Callable[[ClientConnection], T],
+        check: bool = True,
+        deadline: float | None = None,
+    ) -> T:
         """Run ``op`` on the engine and queue its bytes (in engine order); wait for drain.
 
-        Raises Closing or NotRunning when the client cannot send, and
+        Raises Closing or NotRunning when the client cannot send,
         ConnectionLost when the connection ends before the bytes were written
-        (a server that stopped reading: within ``ping_timeout``).
+        (a server that stopped reading: within ``ping_timeout``), and
+        TimeoutError when the ``deadline`` (``time.monotonic()``) passes while
+        waiting for drain.
         """
         with self._lock:
             link = self._link
@@ -329,7 +352,7 @@ class Client(Endpoint):
                 raise NotRunning("client is not connected")
             if link.dead or link.engine.status is not Status.RUNNING:
                 raise NotRunning(f"connection to {self.server} is {link.engine.status.name}")
-            return link.submit(op)  # its wait for drain releases the lock
+            return link.submit(op, deadline=deadline)  # its wait for drain releases the lock
 
     def send_message(self, message: Message[Any], uuid: str) -> Ready[int]:
         """Used by the Sender given to handlers."""
@@ -342,8 +365,9 @@ class Client(Endpoint):
     def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
         """Send ``message`` as a request and block until the reply (SyncTimeout after timeout).
 
-        Raises ConnectionLost when the connection drops while waiting, and
-        TooManyPending past ``max_pending_sync`` waiting requests.
+        ``timeout`` (seconds, None: no limit) bounds the whole call, writing
+        included. Raises ConnectionLost when the connection drops while
+        waiting, and TooManyPending past ``max_pending_sync`` waiting requests.
         """
         inbox = self._inbox
         if inbox is not None and threading.current_thread() is inbox.thread:
@@ -365,9 +389,17 @@ class Client(Endpoint):
             self._pending[uid] = waiter
             return size
 
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._call(op)
-            if not waiter.done.wait(timeout):
+            try:
+                self._call(op, deadline=deadline)
+            except TimeoutError:
+                raise SyncTimeout(
+                    f"sync request {uid} ({message.kind}) still waits to be written after "
+                    f"{timeout} s (the server reads slowly or not at all)"
+                ) from None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not waiter.done.wait(left):
                 raise SyncTimeout(
                     f"no reply to sync request {uid} ({message.kind}) within {timeout} s"
                 )

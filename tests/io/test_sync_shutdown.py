@@ -1,9 +1,8 @@
 """The blocking client sees a server's graceful shutdown as a clean close, not an error.
 
-Against the asyncio Server (always) and against the real Go goomerang v0.3.0
-server (when ``GOREF_DIR`` names the directory holding ``refserver``, as
-``make interop`` sets it; build it with ``../shared/tools/goref/build.sh DIR``,
-then ``GOREF_DIR=DIR/bin``).
+Against the asyncio Server (``make test``) and against the real Go goomerang
+v0.3.0 server (marked ``goref``: ``make interop`` builds the Go peer, sets
+``GOREF_DIR`` and runs it; ``make test`` deselects it).
 """
 
 from __future__ import annotations
