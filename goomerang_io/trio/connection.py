@@ -123,12 +123,13 @@ class Connection:
                 engine.receive_data(data)
             else:
                 engine.receive_eof()
-            while True:  # data_to_send may add events (a deferred failure)
+            while True:  # a framing fault held back behind a read's messages adds events
                 for event in engine.events():
                     await self.owner.on_event(self, event)
-                self.flush()
+                engine.apply_pending()
                 if not engine.has_events():
                     break
+            self.flush()
 
     async def _writer(self) -> None:
         while True:
