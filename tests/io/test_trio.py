@@ -248,20 +248,47 @@ def test_shutdown_is_bounded_when_a_client_never_answers_the_close() -> None:
     run(case)
 
 
-def test_a_fan_out_target_that_does_not_read_is_closed_once_past_the_limit() -> None:
+def test_a_fan_out_target_that_does_not_read_is_dropped_once_past_the_limit() -> None:
+    """The engine's hard cap (slow_client_limit): the connection is failed (1008) and its
+    transport aborted with what it held; the error is reported; the others go on."""
+
     async def case() -> None:
-        async with echo_server(slow_client_limit=256 * 1024, slow_client_code=1008) as server:
+        errors: list[BaseException] = []
+        changed = trio.Event()
+
+        def count(_sender: Any) -> None:
+            nonlocal changed
+            changed.set()
+
+        async def until_connections(n: int) -> None:
+            nonlocal changed
+            while server.connections() != n:
+                changed = trio.Event()
+                await changed.wait()
+
+        limit = 256 * 1024
+        server = echo_server(
+            slow_client_limit=limit,
+            slow_client_code=1008,
+            on_error=[errors.append],
+            on_connect=[count],
+            on_disconnect=[count],
+        )
+        async with server, client(server.addr) as reader:
             slow = await RawPeer.connect(server.addr)  # never reads
-            assert server.connections() == 1
+            await until_connections(2)
             big = msg("x" * 100_000)
-            for _ in range(2000):  # at most 200 MB offered; the limit trips long before
+            for _ in range(2000):  # at most 200 MB offered; the cap trips long before
                 results = await server.broadcast(big)
-                if not results or not results[0].ok:
+                if not all(r.ok for r in results):
                     break
-                await trio.sleep(0)  # let the writer fill the socket
+                await trio.sleep(0)  # let the writers run
             else:
                 raise AssertionError("the slow client was never dropped")
-            assert await slow.close_code() == 1008
+            assert await slow.at_eof()
+            await until_connections(1)
+            assert (await reader.send_sync(msg("alive"))).payload.message == "alive"
+        assert any(f"more than {limit} bytes" in str(e) for e in errors), errors
 
     run(case)
 
@@ -291,5 +318,20 @@ def test_a_fault_in_the_owner_ends_that_connection_only_and_is_reported() -> Non
             assert [str(e) for e in owner.errors] == ["owner bug"]
             assert await peer_stream.receive_some(100) == b""  # EOF
         await listener.aclose()
+
+    run(case)
+
+
+def test_server_pings_and_drops_a_client_that_never_answers() -> None:
+    async def case() -> None:
+        errors: list[BaseException] = []
+        server = echo_server(ping_interval=0.2, ping_timeout=0.3, on_error=[errors.append])
+        async with server:
+            mute = await RawPeer.connect(server.addr)  # reads, never answers a ping
+            assert await mute.next_frame() == (9, b"ping")
+            t0 = trio.current_time()
+            assert await mute.at_eof()
+            assert trio.current_time() - t0 < 2.0
+        assert any(isinstance(e, ConnectionLost) for e in errors), errors
 
     run(case)
