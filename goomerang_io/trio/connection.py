@@ -82,6 +82,7 @@ class Connection:
         self.writable.set()
         self._readable = trio.Event()
         self._out = bytearray()
+        self._inflight = 0
         self._scope: trio.CancelScope | None = None
         self._limiter = trio.CapacityLimiter(max(1, self.options.max_concurrency))
         self._waiting = 0
@@ -161,12 +162,14 @@ class Connection:
             while self._out:
                 chunk = bytes(self._out)
                 self._out.clear()
+                self._inflight = len(chunk)  # still unsent until send_all returns
                 try:
                     await self.stream.send_all(chunk)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     self.engine.abort()
                     self._poke()
                     return
+                self._inflight = 0
                 self.flush()  # report the drained buffer; a held Pong may go out now
             if self.engine.should_close_transport():
                 return
@@ -184,7 +187,7 @@ class Connection:
         if data:
             self._out += data
             self._wake.set()
-        engine.set_transport_buffer_size(len(self._out))
+        engine.set_transport_buffer_size(len(self._out) + self._inflight)
         data = engine.data_to_send()  # a Pong held while above high water
         if data:
             self._out += data

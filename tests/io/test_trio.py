@@ -274,21 +274,25 @@ def test_a_fan_out_target_that_does_not_read_is_dropped_once_past_the_limit() ->
             on_connect=[count],
             on_disconnect=[count],
         )
-        async with server, client(server.addr) as reader:
-            slow = await RawPeer.connect(server.addr)  # never reads
-            await until_connections(2)
-            big = msg("x" * 100_000)
-            for _ in range(2000):  # at most 200 MB offered; the cap trips long before
-                results = await server.broadcast(big)
-                if not all(r.ok for r in results):
-                    break
-                await trio.sleep(0)  # let the writers run
-            else:
-                raise AssertionError("the slow client was never dropped")
-            assert await slow.at_eof()
-            await until_connections(1)
-            assert (await reader.send_sync(msg("alive"))).payload.message == "alive"
-        assert any(f"more than {limit} bytes" in str(e) for e in errors), errors
+        got = trio.Semaphore(0, max_value=10_000)
+        async with server:
+            reader = client(server.addr)
+            reader.handle(MessageV1, lambda _sender, _message: got.release())
+            async with reader:
+                slow = await RawPeer.connect(server.addr)  # never reads
+                await until_connections(2)
+                big = msg("x" * 100_000)
+                for _ in range(2000):  # at most 200 MB offered; the cap trips long before
+                    results = await server.broadcast(big)
+                    if not all(r.ok for r in results):
+                        break
+                    await got.acquire()  # the reading client keeps pace: only `slow` lags
+                else:
+                    raise AssertionError("the slow client was never dropped")
+                assert await slow.at_eof()
+                await until_connections(1)
+                assert (await reader.send_sync(msg("alive"))).payload.message == "alive"
+        assert [e for e in errors if f"more than {limit} bytes" in str(e)], errors
 
     run(case)
 
@@ -333,5 +337,50 @@ def test_server_pings_and_drops_a_client_that_never_answers() -> None:
             assert await mute.at_eof()
             assert trio.current_time() - t0 < 2.0
         assert any(isinstance(e, ConnectionLost) for e in errors), errors
+
+    run(case)
+
+
+def test_client_send_waits_while_the_server_does_not_read() -> None:
+    """Flow control: above high water (write_limit) ``await send`` waits, memory stays bounded."""
+    from goomerang_proto.handshake import accept_token
+
+    async def case() -> None:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        accepted: list[trio.SocketStream] = []
+
+        async def upgrade_then_stall() -> None:  # answers the upgrade, then never reads
+            stream = await listener.accept()
+            accepted.append(stream)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += await stream.receive_some(65536)
+            key = next(
+                line.split(b":", 1)[1].strip().decode()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            )
+            await stream.send_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + accept_token(key).encode()
+                + b"\r\n\r\n"
+            )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(upgrade_then_stall)
+            c = client(f"127.0.0.1:{port}", write_limit=64 * 1024, close_timeout=0.2)
+            async with c:
+                sent = 0
+                with trio.move_on_after(1.0) as blocked:
+                    for _ in range(10_000):  # 1 GB if nothing ever waited
+                        await c.send(msg("y" * 100_000))
+                        sent += 1
+                assert blocked.cancelled_caught, "send never waited"
+                assert sent < 1000, sent  # kernel buffers plus one write_limit, not more
+            for stream in accepted:
+                await stream.aclose()
+        await listener.aclose()
 
     run(case)
