@@ -1,23 +1,72 @@
 """goomerang_io: IO adapters (asyncio/uvloop client and server, blocking client, workers)."""
 
 from goomerang_proto import Message
+from goomerang_proto.errors import (
+    AlreadyRunning,
+    Closed,
+    Closing,
+    ConnectionLost,
+    GoomerangError,
+    HandlerError,
+    HandshakeError,
+    IllegalTransition,
+    LocalProtocolError,
+    MalformedFrame,
+    MessageTooLarge,
+    NotRunning,
+    PermissionDenied,
+    ProtocolError,
+    RemoteError,
+    RemoteProtocolError,
+    RouterFrozen,
+    SyncTimeout,
+    TLSError,
+    TooManyPending,
+    UnexpectedReply,
+    UnexpectedText,
+    UnknownKind,
+)
 
 from .asyncio.client import Client
 from .asyncio.server import BroadcastResult, Server
-from .http import AuthRejected, Rejection, Request, Response
+from .http import ANONYMOUS, AuthRejected, Rejection, Request, Response
 from .options import ClientOptions, ServerOptions
 from .sender import Sender
 
 __all__ = [
+    "ANONYMOUS",
+    "AlreadyRunning",
     "AuthRejected",
     "BroadcastResult",
     "Client",
     "ClientOptions",
+    "Closed",
+    "Closing",
+    "ConnectionLost",
+    "GoomerangError",
+    "HandlerError",
+    "HandshakeError",
+    "IllegalTransition",
+    "LocalProtocolError",
+    "MalformedFrame",
     "Message",
+    "MessageTooLarge",
+    "NotRunning",
+    "PermissionDenied",
+    "ProtocolError",
     "Rejection",
+    "RemoteError",
+    "RemoteProtocolError",
     "Request",
     "Response",
+    "RouterFrozen",
     "Sender",
     "Server",
     "ServerOptions",
+    "SyncTimeout",
+    "TLSError",
+    "TooManyPending",
+    "UnexpectedReply",
+    "UnexpectedText",
+    "UnknownKind",
 ]

@@ -39,6 +39,13 @@ class ServerOptions:
     """Seconds ``shutdown`` waits for running handlers after closing the connections."""
     compression: bool = False
     """permessage-deflate; not supported yet, must stay False."""
+    client_subscribe: bool | tuple[str, ...] = True
+    """Topics clients may subscribe to: True (any, as in Go), False (none; the server
+    joins connections with ``sender.subscribe``) or fnmatch patterns (``("room.*",)``)."""
+    client_publish: bool | tuple[str, ...] = True
+    """Topics clients may publish to (PublishCmd): True (any, as in Go), False or patterns."""
+    client_broadcast: bool = True
+    """Whether clients may broadcast (BroadcastCmd) to every connection (True, as in Go)."""
 
 
 @dataclass

@@ -19,6 +19,10 @@ class _Writer(Protocol):
 
     def close(self, code: int = 1000) -> Any: ...
 
+    def subscribe_topic(self, topic: str) -> None: ...
+
+    def unsubscribe_topic(self, topic: str) -> None: ...
+
 
 class Sender:
     """Handle on one connection, passed to every handler as its first argument.
@@ -54,6 +58,27 @@ class Sender:
     def conn_id(self) -> int:
         """A number identifying the connection within this process."""
         return self._conn.conn_id
+
+    @property
+    def connection(self) -> Any:
+        """The connection object this sender writes to (library-internal use)."""
+        return self._conn
+
+    def subscribe(self, topic: str) -> None:
+        """Put this connection in ``topic`` (server side: a room join decided by the
+        server, with no authorization check; client side: ``client.subscribe``).
+
+        Raises TypeError when ``topic`` is not a str.
+        """
+        if not isinstance(topic, str):
+            raise TypeError(f"topic must be a str, got {type(topic).__name__}")
+        self._conn.subscribe_topic(topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Take this connection out of ``topic``."""
+        if not isinstance(topic, str):
+            raise TypeError(f"topic must be a str, got {type(topic).__name__}")
+        self._conn.unsubscribe_topic(topic)
 
     def close(self, code: int = 1000) -> Any:
         """Start closing this connection (server side: the client's; client side: our own)."""

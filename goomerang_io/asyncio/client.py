@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, cast
 
+from google.protobuf.wrappers_pb2 import StringValue
+
 from goomerang_proto import (
     ClientConnection,
     Closing,
@@ -27,6 +29,7 @@ from goomerang_proto import (
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
+from ..authorization import NEGOTIATION_HEADER, error_of, wants_error_replies
 from ..awaitables import AfterDrain, Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
@@ -121,6 +124,7 @@ class Client(Endpoint):
         self.peer: tuple[str, int] | None = None
         self.conn_id = 0
         self.close_code: int | None = None
+        self._error_replies = False  # the server echoed the negotiation header
 
     # ------------------------------------------------------------ registry
     # ---------------------------------------------------------- connect
@@ -146,6 +150,8 @@ class Client(Endpoint):
             from ..middlewares import metrics_middleware
 
             self.router.prepend_middleware(metrics_middleware(self.metrics))
+        if not self.router.frozen:
+            self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
         loop = asyncio.get_running_loop()
         host_header = (
@@ -154,7 +160,7 @@ class Client(Endpoint):
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=self.extra_headers,
+            headers=(*self.extra_headers, (NEGOTIATION_HEADER, "1")),
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
@@ -236,6 +242,8 @@ class Client(Endpoint):
 
     def _on_message(self, message: Message[Any]) -> None:
         """A sync reply or a message: the engine's direct delivery (the hot path)."""
+        if self._error_replies and message.headers and self._server_error(message):
+            return
         if message.is_sync:
             fut = self._pending.pop(message.uuid, None)
             if fut is None or fut.done():
@@ -254,6 +262,18 @@ class Client(Endpoint):
         elif self._runner is not None:
             self._runner.submit(chain, self._sender, message)
 
+    def _server_error(self, message: Message[Any]) -> bool:
+        """An error reply (negotiated peers only): fail its request or report it."""
+        error = error_of(message)
+        if error is None:
+            return False
+        fut = self._pending.pop(message.uuid, None) if message.uuid else None
+        if fut is not None and not fut.done():
+            fut.set_exception(error)
+        else:
+            self.report_error(error)
+        return True
+
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, (ev.SyncReplyReceived, ev.MessageReceived)):
             self._on_message(event.message)
@@ -262,6 +282,7 @@ class Client(Endpoint):
         elif isinstance(event, ev.ErrorOccurred):
             self.report_error(event.error)
         elif isinstance(event, ev.Connected):
+            self._error_replies = wants_error_replies(event.headers)
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
         elif isinstance(event, ev.ConnectionClosed):
@@ -396,6 +417,20 @@ class Client(Endpoint):
         self._schedule_flush()
         if self.metrics is not None:
             self.metrics.subscribe_cmd_sent(topic)
+
+    def subscribe_topic(self, topic: str) -> None:
+        """``sender.subscribe`` in a client handler: subscribe without awaiting."""
+        engine = self._check_running()
+        engine.subscribe(topic)
+        self._topics.add(topic)
+        self._schedule_flush()
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """``sender.unsubscribe`` in a client handler."""
+        engine = self._check_running()
+        engine.unsubscribe(topic)
+        self._topics.discard(topic)
+        self._schedule_flush()
 
     async def unsubscribe(self, topic: str) -> None:
         """Unsubscribe from ``topic``."""

@@ -25,13 +25,17 @@ from goomerang_proto import (
     prepare,
 )
 from goomerang_proto.codec import pack
+from goomerang_proto.errors import PermissionDenied
 from goomerang_proto.frames import OP_BINARY, build_frame
 
 from ..address import parse_listen
+from ..authorization import check_rule, error_message, topic_allowed, veto
 from ..endpoint import Endpoint
 from ..hooks import SERVER_HOOKS
-from ..http import Rejection, Request, RouteHandler
+from ..http import Rejection, Request, RouteHandler, guard_route
 from ..options import ServerOptions
+from ..sender import Sender
+from ..validate import check_topic
 from .server_protocol import ServerProtocol
 
 _RESERVED_PATHS = ("/ws", "/wss")
@@ -69,6 +73,9 @@ class Server(Endpoint):
         metrics: Any = None,
         backplane: Any = None,
         authenticate: Callable[[Request], Any] | None = None,
+        can_subscribe: Callable[[Sender, str], bool] | None = None,
+        can_publish: Callable[[Sender, str, Message[Any]], bool] | None = None,
+        can_broadcast: Callable[[Sender, Message[Any]], bool] | None = None,
         allowed_origins: Iterable[str] | None = None,
         workers: int | str = 1,
         reuse_port: bool = False,
@@ -78,6 +85,22 @@ class Server(Endpoint):
         self.host, self.port = parse_listen(listen)
         self.tls = tls
         self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
+        opts = self.options
+        opts.client_subscribe = check_rule(opts.client_subscribe, "client_subscribe")
+        opts.client_publish = check_rule(opts.client_publish, "client_publish")
+        if not isinstance(opts.client_broadcast, bool):
+            raise TypeError("client_broadcast must be True or False")
+        for name, fn in (
+            ("authenticate", authenticate),
+            ("can_subscribe", can_subscribe),
+            ("can_publish", can_publish),
+            ("can_broadcast", can_broadcast),
+        ):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        self.can_subscribe = can_subscribe
+        self.can_publish = can_publish
+        self.can_broadcast = can_broadcast
         self.routes: dict[str, RouteHandler] = {}
         self.metrics = metrics
         self.backplane_url = backplane if isinstance(backplane, str) else None
@@ -105,8 +128,29 @@ class Server(Endpoint):
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
     # ------------------------------------------------------------ registry
-    def route(self, path: str, handler: RouteHandler) -> None:
-        """Serve ``handler(request)`` for plain HTTP requests on ``path``."""
+    def route(
+        self,
+        path: str,
+        handler: RouteHandler,
+        *,
+        authorize: Callable[[Request], Any] | None = None,
+    ) -> None:
+        """Serve ``handler(request)`` for plain HTTP requests on ``path``.
+
+        ``authorize(request)`` (optional, plain or async) protects the route with
+        the rules of ``authenticate``: it returns an identity to serve the request,
+        a :class:`Rejection` or raises :class:`AuthRejected` to refuse it, and
+        returning None answers 401. Use it for ``/metrics`` too:
+        ``server.route("/metrics", metrics_route, authorize=check_token)``.
+        """
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str, got {type(path).__name__}")
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+        if authorize is not None:
+            if not callable(authorize):
+                raise TypeError(f"authorize must be callable, got {type(authorize).__name__}")
+            handler = guard_route(handler, authorize)
         if path in _RESERVED_PATHS:
             raise ValueError(f"{path} is reserved for the WebSocket endpoint")
         if not path.startswith("/"):
@@ -399,31 +443,92 @@ class Server(Endpoint):
         self.hooks.run("on_publish", topic, message.kind)
         return results
 
-    def client_broadcast(self, message: Message[Any]) -> None:
-        """A client asked for a broadcast (BroadcastCmd)."""
+    def refuse(self, proto: ServerProtocol, what: str, reason: str) -> None:
+        """Drop a client command the authorization refused; tell whoever can be told.
+
+        The server's on_error gets PermissionDenied; a peer that negotiated
+        error replies gets an error message (see ``authorization``).
+        """
+        text = f"{what} refused: {reason}"
+        self.report_error(PermissionDenied(f"connection {proto.conn_id} ({proto.peer}): {text}"))
+        if proto.error_replies and proto.engine.status is Status.RUNNING:
+            proto.send_message(error_message("forbidden", text), "")
+
+    def client_broadcast(self, message: Message[Any], proto: ServerProtocol) -> None:
+        """A client asked for a broadcast (BroadcastCmd); applied when authorized."""
         if self.status is not Status.RUNNING:
+            return
+        if not self.options.client_broadcast:
+            self.refuse(proto, f"broadcast of {message.kind}", "client_broadcast is off")
+            return
+        refused = veto(self.can_broadcast, proto.sender, message)
+        if refused is not None:
+            self.refuse(proto, f"broadcast of {message.kind}", refused)
             return
         if self.metrics is not None:
             self.metrics.client_broadcast(message.kind)
         self.hooks.run("on_client_broadcast", message.kind)
         self._broadcast(message)
 
-    def client_publish(self, topic: str, message: Message[Any]) -> None:
-        """A client asked to publish (PublishCmd)."""
+    def client_publish(self, topic: str, message: Message[Any], proto: ServerProtocol) -> None:
+        """A client asked to publish (PublishCmd); applied when authorized."""
         if self.status is not Status.RUNNING:
+            return
+        what = f"publish of {message.kind} to {topic!r}"
+        if not topic_allowed(self.options.client_publish, topic):
+            self.refuse(proto, what, "topic not allowed by client_publish")
+            return
+        refused = veto(self.can_publish, proto.sender, topic, message)
+        if refused is not None:
+            self.refuse(proto, what, refused)
             return
         self._publish(topic, message)
 
-    def subscribe(self, topic: str, proto: ServerProtocol) -> None:
-        """Add a connection to ``topic``."""
+    def client_subscribe(self, topic: str, proto: ServerProtocol) -> None:
+        """A client asked to subscribe (SubscribeCmd); applied when authorized."""
+        what = f"subscribe to {topic!r}"
+        if not topic_allowed(self.options.client_subscribe, topic):
+            self.refuse(proto, what, "topic not allowed by client_subscribe")
+            return
+        refused = veto(self.can_subscribe, proto.sender, topic)
+        if refused is not None:
+            self.refuse(proto, what, refused)
+            return
+        self._subscribe(topic, proto)
+
+    @staticmethod
+    def _connection_of(sender: Sender | ServerProtocol) -> ServerProtocol:
+        if isinstance(sender, ServerProtocol):
+            return sender
+        if isinstance(sender, Sender):
+            conn = sender.connection
+            if isinstance(conn, ServerProtocol):
+                return conn
+            raise TypeError("sender must be a server-side Sender (a handler's first argument)")
+        raise TypeError(f"sender must be a Sender, got {type(sender).__name__}")
+
+    def subscribe(self, topic: str, sender: Sender | ServerProtocol) -> None:
+        """Put the connection of ``sender`` in ``topic`` (a server-side room join).
+
+        No authorization applies: the server decides. Same as ``sender.subscribe(topic)``.
+        Raises TypeError for a non-str topic or something that is not a Sender.
+        """
+        self._subscribe(check_topic(topic), self._connection_of(sender))
+
+    def unsubscribe(self, topic: str, sender: Sender | ServerProtocol) -> None:
+        """Take the connection of ``sender`` out of ``topic``."""
+        self._unsubscribe(check_topic(topic), self._connection_of(sender))
+
+    def _subscribe(self, topic: str, proto: ServerProtocol) -> None:
+        if proto not in self._conns:
+            return  # closed (or never upgraded): nothing to join
         if self.topics.subscribe(topic, proto):
             self._backplane_call("subscribe", topic)
         if self.metrics is not None:
             self.metrics.subscribed(topic)
         self.hooks.run("on_subscribe", topic)
 
-    def unsubscribe(self, topic: str, proto: ServerProtocol) -> None:
-        """Remove a connection from ``topic``."""
+    def _unsubscribe(self, topic: str, proto: ServerProtocol) -> None:
         if self.topics.unsubscribe(topic, proto):
             self._backplane_call("unsubscribe", topic)
         if self.metrics is not None:

@@ -17,6 +17,7 @@ from goomerang_proto import (
 )
 from goomerang_proto import events as ev
 
+from ..authorization import NEGOTIATION_HEADER, error_message, wants_error_replies
 from ..awaitables import AfterDrain, Ready
 from ..http import AuthRejected, Rejection, Request, Response, to_response
 from ..sender import Sender
@@ -51,6 +52,7 @@ class ServerProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] | None = None
         self.identity: Any = None
+        self.error_replies = False  # negotiated in the upgrade (see authorization)
         self.sender = Sender(self, "")
         self.runner = HandlerRunner(
             opts.max_concurrency,
@@ -154,10 +156,52 @@ class ServerProtocol(asyncio.Protocol):
             tail = "" if message.is_sync else " (message dropped)"
             error = GoomerangError(f"no handler for {what} {message.kind!r}{tail}")
             self.server.report_error(error)
+            if message.is_sync and self.error_replies:
+                text = f"no handler for {message.kind}"
+                self.send_message(error_message("no-handler", text), message.uuid)
         elif message.is_sync:
+            if self.error_replies:
+                chain = self._replying_errors(chain)
             self.runner.submit(chain, Sender(self, message.uuid), message)
         else:
             self.runner.submit(chain, self.sender, message)
+
+    def _replying_errors(self, chain: Any) -> Any:
+        """Wrap a sync request's handler chain: when it raises, the peer gets an error reply."""
+
+        def run(sender: Sender, message: Message[Any]) -> Any:
+            try:
+                result = chain(sender, message)
+            except Exception:
+                self._error_reply(message)
+                raise
+            if result is None or type(result) is Ready or not inspect.isawaitable(result):
+                return result
+            return self._await_replying_errors(result, message)
+
+        return run
+
+    async def _await_replying_errors(self, result: Awaitable[Any], message: Message[Any]) -> Any:
+        try:
+            return await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._error_reply(message)
+            raise
+
+    def _error_reply(self, message: Message[Any]) -> None:
+        if self.engine.status is Status.RUNNING and not self.server._is_closed:
+            text = f"the handler for {message.kind} failed"  # no internals leak to the peer
+            self.send_message(error_message("handler-error", text), message.uuid)
+
+    def subscribe_topic(self, topic: str) -> None:
+        """Put this connection in ``topic`` (``sender.subscribe``)."""
+        self.server.subscribe(topic, self)
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """Take this connection out of ``topic`` (``sender.unsubscribe``)."""
+        self.server.unsubscribe(topic, self)
 
     def _dispatch(self, events: list[ev.Event]) -> None:
         for event in events:
@@ -170,13 +214,13 @@ class ServerProtocol(asyncio.Protocol):
     def _other_event(self, event: ev.Event) -> None:
         server = self.server
         if isinstance(event, ev.BroadcastRequested):
-            server.client_broadcast(event.message)
+            server.client_broadcast(event.message, self)
         elif isinstance(event, ev.PublishRequested):
-            server.client_publish(event.topic, event.message)
+            server.client_publish(event.topic, event.message, self)
         elif isinstance(event, ev.SubscribeRequested):
-            server.subscribe(event.topic, self)
+            server.client_subscribe(event.topic, self)
         elif isinstance(event, ev.UnsubscribeRequested):
-            server.unsubscribe(event.topic, self)
+            server._unsubscribe(event.topic, self)
         elif isinstance(event, ev.PongReceived):
             self._awaiting_pong = False
             self._cancel("ping_timeout")
@@ -194,6 +238,7 @@ class ServerProtocol(asyncio.Protocol):
             self._spawn(self._serve_http(event))
         elif isinstance(event, ev.HandshakeRequest):
             self._cancel("handshake")
+            self.error_replies = wants_error_replies(event.headers)
             if server.authenticate is None:
                 self._finish_admission(server.admission_check(self._request_from(event)))
             else:
@@ -394,6 +439,8 @@ class ServerProtocol(asyncio.Protocol):
                     result = await result
                 if isinstance(result, Rejection):
                     rejection = result
+                elif result is None:  # admitting needs an identity (or ANONYMOUS)
+                    rejection = Rejection(401, b"authentication required\n")
                 else:
                     self.identity = result
             except AuthRejected as exc:
@@ -408,6 +455,8 @@ class ServerProtocol(asyncio.Protocol):
             return
         if rejection is not None:
             self.engine.reject(rejection.status, rejection.body)
+        elif self.error_replies:
+            self.engine.accept([(NEGOTIATION_HEADER, "1")])
         else:
             self.engine.accept()
         if not self._in_batch:

@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from google.protobuf.wrappers_pb2 import StringValue
+
 from goomerang_proto import (
     AlreadyRunning,
     ClientConnection,
@@ -48,6 +50,7 @@ from goomerang_proto import (
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
+from ..authorization import NEGOTIATION_HEADER, error_of, wants_error_replies
 from ..awaitables import Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
@@ -159,6 +162,7 @@ class Client(Endpoint):
         self.peer: tuple[str, int] | None = None
         self.conn_id = 0
         self.close_code: int | None = None
+        self._error_replies = False  # the server echoed the negotiation header
 
     # ------------------------------------------------------------ registry
     def _move(self, status: Status) -> None:
@@ -183,6 +187,8 @@ class Client(Endpoint):
         self._move(Status.RUNNING)
 
     def _open(self) -> None:
+        if not self.router.frozen:
+            self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
         timeout = self.options.handshake_timeout
         deadline = time.monotonic() + timeout
@@ -192,7 +198,7 @@ class Client(Endpoint):
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=self.extra_headers,
+            headers=(*self.extra_headers, (NEGOTIATION_HEADER, "1")),
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
@@ -283,7 +289,7 @@ class Client(Endpoint):
                 early: list[ev.Event] = []
                 for event in engine.events():
                     if isinstance(event, ev.Connected):
-                        pass
+                        self._error_replies = wants_error_replies(event.headers)
                     elif isinstance(event, ev.ConnectionClosed):
                         raise event.error or HandshakeError(
                             f"connection closed during the upgrade: {event.reason}"
@@ -370,7 +376,28 @@ class Client(Endpoint):
         for event in events:
             self._on_event(link, event)
 
+    def _server_error(self, message: Message[Any]) -> bool:
+        """An error reply (negotiated peers only): fail its request or report it."""
+        error = error_of(message)
+        if error is None:
+            return False
+        with self._lock:
+            pending = self._pending.pop(message.uuid, None) if message.uuid else None
+        if pending is not None:
+            pending.error = error
+            pending.done.set()
+        else:
+            self.report_error(error)
+        return True
+
     def _on_event(self, link: _Link, event: ev.Event) -> None:
+        if (
+            self._error_replies
+            and isinstance(event, ev.SyncReplyReceived | ev.MessageReceived)
+            and event.message.headers
+            and self._server_error(event.message)
+        ):
+            return
         if isinstance(event, ev.SyncReplyReceived):
             message = event.message
             with self._lock:
@@ -596,6 +623,14 @@ class Client(Endpoint):
         """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
         self._call(lambda e: e.subscribe(topic))
         self._topics.add(topic)
+
+    def subscribe_topic(self, topic: str) -> None:
+        """``sender.subscribe`` in a handler."""
+        self.subscribe(topic)
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """``sender.unsubscribe`` in a handler."""
+        self.unsubscribe(topic)
 
     def unsubscribe(self, topic: str) -> None:
         """Unsubscribe from ``topic``."""

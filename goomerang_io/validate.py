@@ -1,0 +1,92 @@
+"""Argument checks run by every public call before any byte is sent.
+
+Each check raises ``TypeError`` (wrong type) or ``ValueError`` (right type,
+wrong value) naming the argument and what was expected, so a mistake fails
+in the caller instead of on the wire or in the peer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+
+from goomerang_proto import Message, MessageTooLarge
+
+__all__ = ["check_close_code", "check_message", "check_size", "check_timeout", "check_topic"]
+
+ENVELOPE_OVERHEAD = 64
+"""Bytes added to the payload, kind, headers and uuid for the Frame envelope and the
+WebSocket header (an upper bound: the timestamp, field tags and lengths)."""
+
+
+def check_message(value: Any, name: str = "message") -> Message[Any]:
+    """``value`` must be a goomerang ``Message`` whose headers map str to str."""
+    if not isinstance(value, Message):
+        if isinstance(value, ProtoMessage):
+            cls = type(value).__name__
+            raise TypeError(
+                f"{name} must be a goomerang Message, got the bare protobuf {cls}; "
+                f"wrap it: Message({cls}(...))"
+            )
+        raise TypeError(f"{name} must be a goomerang Message, got {type(value).__name__}")
+    if not isinstance(value.payload, ProtoMessage):
+        raise TypeError(
+            f"{name}.payload must be a protobuf message, got {type(value.payload).__name__}"
+        )
+    headers = value.headers
+    if not isinstance(headers, dict):
+        raise TypeError(f"{name}.headers must be a dict[str, str], got {type(headers).__name__}")
+    for key, val in headers.items():
+        if not isinstance(key, str) or not isinstance(val, str):
+            raise TypeError(
+                f"{name}.headers must map str to str; {key!r}: {val!r} is "
+                f"{type(key).__name__}: {type(val).__name__}"
+            )
+    return value
+
+
+def check_size(message: Message[Any], limit: int, uuid: str = "") -> None:
+    """Raise MessageTooLarge when ``message`` framed would exceed ``limit`` bytes.
+
+    ``limit`` is our own ``max_message_size``: a v0.3.0 peer announces none, so
+    the sender checks before sending instead of learning it from a 1009 close.
+    """
+    size = message.payload.ByteSize() + len(message.kind) + len(uuid) + ENVELOPE_OVERHEAD
+    headers = message.headers
+    if headers:
+        size += sum(len(k) + len(v) + 8 for k, v in headers.items())
+    if size > limit:
+        raise MessageTooLarge(size, limit)
+
+
+def check_topic(value: Any, name: str = "topic") -> str:
+    """``value`` must be a str (the empty topic's rule belongs to the topics module)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def check_timeout(value: Any, name: str = "timeout", *, allow_none: bool = True) -> float | None:
+    """``value`` must be None (when allowed) or a finite number of seconds > 0."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        expected = "a number of seconds or None" if allow_none else "a number of seconds"
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def check_close_code(value: Any, name: str = "code") -> int:
+    """A close code we may send (RFC 6455 section 7.4): 1000-1003, 1007-1014, 3000-4999."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int close code, got {type(value).__name__}")
+    if not (1000 <= value <= 1003 or 1007 <= value <= 1014 or 3000 <= value <= 4999):
+        raise ValueError(
+            f"{name} {value} cannot be sent in a Close frame "
+            "(RFC 6455 section 7.4: 1000-1003, 1007-1014 or 3000-4999)"
+        )
+    return value
