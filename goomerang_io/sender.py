@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from goomerang_proto import Message
 
+from .validate import check_message, check_size
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
@@ -14,6 +16,9 @@ class _Writer(Protocol):
     identity: Any
     peer: tuple[str, int] | None
     conn_id: int
+
+    @property
+    def outgoing_limit(self) -> int: ...
 
     def send_message(self, message: Message[Any], uuid: str) -> Awaitable[int]: ...
 
@@ -41,7 +46,12 @@ class Sender:
         self.uuid = uuid
 
     def send(self, message: Message[Any]) -> Awaitable[int]:
-        """Send ``message`` to this connection's peer (the reply, for a sync request)."""
+        """Send ``message`` to this connection's peer (the reply, for a sync request).
+
+        Raises TypeError for anything but a ``Message`` with str headers and
+        MessageTooLarge above the endpoint's ``max_message_size``; nothing is sent then.
+        """
+        check_size(check_message(message), self._conn.outgoing_limit, self.uuid)
         return self._conn.send_message(message, self.uuid)
 
     @property

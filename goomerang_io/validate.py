@@ -13,8 +13,17 @@ from typing import Any
 from google.protobuf.message import Message as ProtoMessage
 
 from goomerang_proto import Message, MessageTooLarge
+from goomerang_proto.frames import valid_close_code
 
-__all__ = ["check_close_code", "check_message", "check_size", "check_timeout", "check_topic"]
+__all__ = [
+    "check_close_code",
+    "check_headers",
+    "check_message",
+    "check_positive",
+    "check_size",
+    "check_timeout",
+    "check_topic",
+]
 
 ENVELOPE_OVERHEAD = 64
 """Bytes added to the payload, kind, headers and uuid for the Frame envelope and the
@@ -81,12 +90,43 @@ def check_timeout(value: Any, name: str = "timeout", *, allow_none: bool = True)
 
 
 def check_close_code(value: Any, name: str = "code") -> int:
-    """A close code we may send (RFC 6455 section 7.4): 1000-1003, 1007-1014, 3000-4999."""
+    """A close code a peer may send (RFC 6455 section 7.4.1, the IANA registry)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int close code, got {type(value).__name__}")
-    if not (1000 <= value <= 1003 or 1007 <= value <= 1014 or 3000 <= value <= 4999):
+    if not valid_close_code(value):
         raise ValueError(
-            f"{name} {value} cannot be sent in a Close frame "
-            "(RFC 6455 section 7.4: 1000-1003, 1007-1014 or 3000-4999)"
+            f"{name} {value} cannot be sent in a Close frame (RFC 6455 section 7.4: "
+            "1000-1003, 1007-1014 or 3000-4999)"
         )
+    return value
+
+
+def check_headers(value: Any, name: str = "headers") -> tuple[tuple[str, str], ...]:
+    """Handshake headers: an iterable of (name, value) str pairs."""
+    if isinstance(value, str | bytes | dict):
+        raise TypeError(
+            f"{name} must be an iterable of (name, value) str pairs, not a {type(value).__name__}"
+        )
+    try:
+        pairs = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an iterable of (name, value) str pairs") from None
+    for pair in pairs:
+        if (
+            not isinstance(pair, tuple)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or not isinstance(pair[1], str)
+        ):
+            raise TypeError(f"{name} must hold (name, value) str pairs, got {pair!r}")
+    return pairs
+
+
+def check_positive(value: Any, name: str, *, integer: bool = False, minimum: float = 0) -> Any:
+    """A number (an int when ``integer``) above ``minimum``."""
+    types: Any = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    if value <= minimum or (not integer and not math.isfinite(value)):
+        raise ValueError(f"{name} must be > {minimum}, got {value!r}")
     return value

@@ -268,7 +268,7 @@ class BaseConnection:
                 continue
             cls = classes.get(kind)
             if cls is None:
-                self._events.append(ErrorOccurred(UnknownKind(kind)))
+                self._events.append(ErrorOccurred(UnknownKind(kind, frame.uuid)))
                 continue
             body = frame.payload
             try:

@@ -24,6 +24,7 @@ from goomerang_proto import (
     SyncTimeout,
     TooManyPending,
     UnexpectedReply,
+    UnknownKind,
     new_uuid,
 )
 from goomerang_proto import events as ev
@@ -35,6 +36,15 @@ from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
 from ..options import ClientOptions
 from ..sender import Sender
+from ..tlserrors import tls_error
+from ..validate import (
+    check_close_code,
+    check_headers,
+    check_message,
+    check_size,
+    check_timeout,
+    check_topic,
+)
 from .dispatch import HandlerRunner
 
 
@@ -103,7 +113,9 @@ class Client(Endpoint):
         self.tls = tls
         self.server_hostname = server_hostname
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
-        self.extra_headers = tuple(headers)
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
+        self.extra_headers = check_headers(headers)
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
         self.metrics = metrics
         self._engine: ClientConnection | None = None
@@ -189,6 +201,10 @@ class Client(Endpoint):
         except TimeoutError:
             self._abort_transport()
             raise HandshakeError(f"could not connect to {self.server} within {timeout} s") from None
+        except ssl.SSLError as exc:
+            self._abort_transport()
+            hostname = self.server_hostname or self.host
+            raise tls_error(self.server, hostname, exc) from exc
         except OSError as exc:
             raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
         except BaseException:
@@ -280,7 +296,12 @@ class Client(Endpoint):
         elif isinstance(event, ev.PongReceived):
             self._cancel("ping_timeout")
         elif isinstance(event, ev.ErrorOccurred):
-            self.report_error(event.error)
+            error = event.error
+            if isinstance(error, UnknownKind) and error.uuid:
+                fut = self._pending.pop(error.uuid, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)  # the caller learns now, not at its timeout
+            self.report_error(error)
         elif isinstance(event, ev.Connected):
             self._error_replies = wants_error_replies(event.headers)
             if self._connected is not None and not self._connected.done():
@@ -349,8 +370,19 @@ class Client(Endpoint):
         self._schedule_flush()
         return self._wait_drain(size)
 
+    @property
+    def outgoing_limit(self) -> int:
+        """Largest message this client sends (its own ``max_message_size``)."""
+        return int(self.options.max_message_size)
+
     async def send(self, message: Message[Any]) -> int:
-        """Send ``message`` (no reply expected); return the payload size in bytes."""
+        """Send ``message`` (no reply expected); return the payload size in bytes.
+
+        Raises TypeError for anything but a ``Message`` with str headers,
+        MessageTooLarge above ``max_message_size`` and NotRunning/Closing when
+        not connected; nothing is sent then.
+        """
+        check_size(check_message(message), self.options.max_message_size)
         engine = self._check_running()
         t0 = time.perf_counter()
         size = engine.send(message)
@@ -362,7 +394,18 @@ class Client(Endpoint):
         return size
 
     async def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
-        """Send ``message`` as a request and wait for the reply (or SyncTimeout)."""
+        """Send ``message`` as a request and wait for the reply.
+
+        ``timeout`` is in seconds (None: wait until the connection ends).
+        Raises SyncTimeout when no reply came in time, RemoteError at once when
+        the server answered with an error reply (no handler, handler failed),
+        UnknownKind at once when the reply's kind is not registered here,
+        ConnectionLost when the connection ends first; argument errors
+        (TypeError/ValueError, MessageTooLarge) before anything is sent.
+        """
+        check_message(message)
+        check_timeout(timeout)
+        check_size(message, self.options.max_message_size, "0" * 36)
         engine = self._check_running()
         if len(self._pending) >= self.options.max_pending_sync:
             raise TooManyPending(
@@ -393,6 +436,7 @@ class Client(Endpoint):
 
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
+        check_size(check_message(message), self.options.max_message_size)
         engine = self._check_running()
         size = engine.broadcast(message)
         self._schedule_flush()
@@ -402,6 +446,8 @@ class Client(Endpoint):
 
     async def publish(self, topic: str, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
+        check_topic(topic)
+        check_size(check_message(message), self.options.max_message_size - len(topic))
         engine = self._check_running()
         size = engine.publish(topic, message)
         self._schedule_flush()
@@ -411,6 +457,7 @@ class Client(Endpoint):
 
     async def subscribe(self, topic: str) -> None:
         """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
+        check_topic(topic)
         engine = self._check_running()
         engine.subscribe(topic)
         self._topics.add(topic)
@@ -434,6 +481,7 @@ class Client(Endpoint):
 
     async def unsubscribe(self, topic: str) -> None:
         """Unsubscribe from ``topic``."""
+        check_topic(topic)
         engine = self._check_running()
         engine.unsubscribe(topic)
         self._topics.discard(topic)
@@ -444,6 +492,7 @@ class Client(Endpoint):
     # ------------------------------------------------------------- close
     async def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        check_close_code(code)
         status = self.status
         if status is not Status.RUNNING:
             if status is Status.CLOSED and self._reconnect_task is not None:

@@ -35,7 +35,7 @@ from ..hooks import SERVER_HOOKS
 from ..http import Rejection, Request, RouteHandler, guard_route
 from ..options import ServerOptions
 from ..sender import Sender
-from ..validate import check_topic
+from ..validate import check_message, check_size, check_timeout, check_topic
 from .server_protocol import ServerProtocol
 
 _RESERVED_PATHS = ("/ws", "/wss")
@@ -291,8 +291,9 @@ class Server(Endpoint):
         """Close every client (1000), let running handlers finish, then stop.
 
         Raises NotRunning before start, Closing while another shutdown runs and
-        Closed after the server closed.
+        Closed after the server closed; TypeError/ValueError for a bad ``timeout``.
         """
+        check_timeout(timeout)
         status = self.status
         if status is Status.NEW:
             raise NotRunning("server was never started")
@@ -411,7 +412,12 @@ class Server(Endpoint):
             proto.flush_fanout()
 
     async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
-        """Send ``message`` to every connected client (every worker, with a backplane)."""
+        """Send ``message`` to every connected client (every worker, with a backplane).
+
+        Raises TypeError for anything but a ``Message``, MessageTooLarge above
+        ``max_message_size``, NotRunning/Closing when not RUNNING.
+        """
+        check_size(check_message(message), self.options.max_message_size)
         self._check_running()
         return self._broadcast(message)
 
@@ -429,7 +435,13 @@ class Server(Endpoint):
         return results
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
-        """Send ``message`` to the subscribers of ``topic`` (on every worker/node)."""
+        """Send ``message`` to the subscribers of ``topic`` (on every worker/node).
+
+        Raises TypeError for a non-str topic or anything but a ``Message``,
+        MessageTooLarge above ``max_message_size``, NotRunning/Closing when not RUNNING.
+        """
+        check_topic(topic)
+        check_size(check_message(message), self.options.max_message_size)
         self._check_running()
         return self._publish(topic, message)
 

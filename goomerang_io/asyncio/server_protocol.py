@@ -16,6 +16,7 @@ from goomerang_proto import (
     Status,
 )
 from goomerang_proto import events as ev
+from goomerang_proto.errors import UnknownKind
 
 from ..authorization import NEGOTIATION_HEADER, error_message, wants_error_replies
 from ..awaitables import AfterDrain, Ready
@@ -53,6 +54,7 @@ class ServerProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] | None = None
         self.identity: Any = None
         self.error_replies = False  # negotiated in the upgrade (see authorization)
+        self.outgoing_limit = opts.max_message_size  # checked by Sender.send
         self.sender = Sender(self, "")
         self.runner = HandlerRunner(
             opts.max_concurrency,
@@ -228,6 +230,10 @@ class ServerProtocol(asyncio.Protocol):
             pass
         elif isinstance(event, ev.ErrorOccurred):
             server.report_error(event.error)
+            error = event.error
+            if isinstance(error, UnknownKind) and error.uuid and self.error_replies:
+                text = f"no handler for {error.kind}"  # the kind is not even registered
+                self.send_message(error_message("no-handler", text), error.uuid)
         elif isinstance(event, ev.Connected):
             self.websocket = True
             self._cancel("handshake")

@@ -45,6 +45,7 @@ from goomerang_proto import (
     SyncTimeout,
     TooManyPending,
     UnexpectedReply,
+    UnknownKind,
     new_uuid,
 )
 from goomerang_proto import events as ev
@@ -56,6 +57,15 @@ from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
 from ..options import ClientOptions
 from ..sender import Sender
+from ..tlserrors import tls_error
+from ..validate import (
+    check_close_code,
+    check_headers,
+    check_message,
+    check_size,
+    check_timeout,
+    check_topic,
+)
 
 T = TypeVar("T")
 
@@ -146,7 +156,9 @@ class Client(Endpoint):
         self.tls = tls
         self.server_hostname = server_hostname
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
-        self.extra_headers = tuple(headers)
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
+        self.extra_headers = check_headers(headers)
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
         self._lock = threading.RLock()
         self._wlock = threading.Lock()
@@ -216,7 +228,11 @@ class Client(Endpoint):
                 link.tls = self.tls.wrap_bio(
                     link.incoming, link.outgoing, server_hostname=self.server_hostname or self.host
                 )
-                self._tls_handshake(link, deadline)
+                try:
+                    self._tls_handshake(link, deadline)
+                except ssl.SSLError as exc:
+                    hostname = self.server_hostname or self.host
+                    raise tls_error(self.server, hostname, exc) from exc
             self._handshake(link, deadline)
         except BaseException:
             sock.close()
@@ -423,7 +439,14 @@ class Client(Endpoint):
             link.pong_seen = True
             link.pongs += 1
         elif isinstance(event, ev.ErrorOccurred):
-            self.report_error(event.error)
+            error = event.error
+            if isinstance(error, UnknownKind) and error.uuid:
+                with self._lock:
+                    pending = self._pending.pop(error.uuid, None)
+                if pending is not None:
+                    pending.error = error  # the caller learns now, not at its timeout
+                    pending.done.set()
+            self.report_error(error)
         elif isinstance(event, ev.ConnectionClosed):
             self.close_code = event.code
             if event.error is not None:
@@ -569,16 +592,30 @@ class Client(Endpoint):
         """Used by the Sender given to handlers."""
         return Ready(self._call(lambda e: e.send(message, uuid=uuid, is_sync=bool(uuid))))
 
+    @property
+    def outgoing_limit(self) -> int:
+        """Largest message this client sends (its own ``max_message_size``)."""
+        return int(self.options.max_message_size)
+
     def send(self, message: Message[Any]) -> int:
-        """Send ``message`` (no reply expected); return the payload size in bytes."""
+        """Send ``message`` (no reply expected); return the payload size in bytes.
+
+        Argument errors (TypeError, MessageTooLarge) are raised before anything is sent.
+        """
+        check_size(check_message(message), self.options.max_message_size)
         return self._call(lambda e: e.send(message))
 
     def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
         """Send ``message`` as a request and block until the reply (SyncTimeout after timeout).
 
         Raises ConnectionLost when the connection drops while waiting, and
-        TooManyPending past ``max_pending_sync`` waiting requests.
+        TooManyPending past ``max_pending_sync`` waiting requests, RemoteError at
+        once on an error reply, UnknownKind at once for a reply kind not registered
+        here; argument errors (TypeError/ValueError, MessageTooLarge) before sending.
         """
+        check_message(message)
+        check_timeout(timeout)
+        check_size(message, self.options.max_message_size, "0" * 36)
         if threading.current_thread() is self._reader:
             raise GoomerangError(
                 "send_sync cannot be called from a handler of the blocking client: the reply "
@@ -613,14 +650,18 @@ class Client(Endpoint):
 
     def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
+        check_size(check_message(message), self.options.max_message_size)
         return self._call(lambda e: e.broadcast(message))
 
     def publish(self, topic: str, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
+        check_topic(topic)
+        check_size(check_message(message), self.options.max_message_size - len(topic))
         return self._call(lambda e: e.publish(topic, message))
 
     def subscribe(self, topic: str) -> None:
         """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
+        check_topic(topic)
         self._call(lambda e: e.subscribe(topic))
         self._topics.add(topic)
 
@@ -634,12 +675,14 @@ class Client(Endpoint):
 
     def unsubscribe(self, topic: str) -> None:
         """Unsubscribe from ``topic``."""
+        check_topic(topic)
         self._call(lambda e: e.unsubscribe(topic))
         self._topics.discard(topic)
 
     # -------------------------------------------------------------- close
     def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        check_close_code(code)
         with self._lock:
             status = self.status
             if status is not Status.RUNNING:
