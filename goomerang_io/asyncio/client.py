@@ -137,6 +137,7 @@ class Client(Endpoint):
         self.conn_id = 0
         self.close_code: int | None = None
         self._error_replies = False  # the server echoed the negotiation header
+        self._draining = False  # close() waits for handlers: no new message starts one
 
     # ------------------------------------------------------------ registry
     # ---------------------------------------------------------- connect
@@ -179,6 +180,7 @@ class Client(Endpoint):
         )
         engine.on_message = self._on_message
         self._engine = engine
+        self._draining = False
         self._runner = HandlerRunner(
             self.options.max_concurrency,
             self.report_error,
@@ -272,6 +274,8 @@ class Client(Endpoint):
             else:
                 fut.set_result(message)
             return
+        if self._draining:
+            return  # closing: no new handler starts
         chain = self.router.resolve(message.kind)
         if chain is None:
             self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
@@ -364,8 +368,10 @@ class Client(Endpoint):
         return AfterDrain(self._drain, value)
 
     def send_message(self, message: Message[Any], uuid: str) -> Any:
-        """Used by the Sender given to client handlers."""
-        engine = self._check_running()
+        """Used by the Sender given to client handlers (they may still send while closing)."""
+        engine = self._engine
+        if not self._draining or engine is None or engine.status is not Status.RUNNING:
+            engine = self._check_running()
         size = engine.send(message, uuid=uuid, is_sync=bool(uuid))
         self._schedule_flush()
         return self._wait_drain(size)
@@ -491,7 +497,13 @@ class Client(Endpoint):
 
     # ------------------------------------------------------------- close
     async def close(self, code: int = 1000) -> None:
-        """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        """Close gracefully, within ``close_timeout`` seconds for each step.
+
+        Stops reading, lets running handlers finish (their sends go out),
+        cancels those still running after ``close_timeout``, then sends the
+        Close frame (``code``, default 1000) and waits up to ``close_timeout``
+        for the answer. Pending ``send_sync`` calls fail with ConnectionLost.
+        """
         check_close_code(code)
         status = self.status
         if status is not Status.RUNNING:
@@ -504,6 +516,14 @@ class Client(Endpoint):
         self._move(Status.CLOSING)
         proto = self._proto
         self._cancel_timers()
+        runner = self._runner
+        if runner is not None and proto is not None and proto.transport is not None:
+            self._draining = True  # until the next connect
+            proto.transport.pause_reading()
+            await runner.wait_idle(self.options.close_timeout)
+            await runner.cancel_and_wait(self.options.close_timeout)
+            if not proto.transport.is_closing():
+                proto.transport.resume_reading()
         if proto is not None and proto.transport is not None:
             proto.engine.close(code)
             self._flush()

@@ -288,7 +288,15 @@ class Server(Endpoint):
         return int(run_single(self))
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Close every client (1000), let running handlers finish, then stop.
+        """Stop gracefully: drain the handlers, then close every client (1000).
+
+        1. stop accepting, and stop reading every connection: no new request
+           starts (what was already read still runs, in order);
+        2. wait up to ``timeout`` (default ``shutdown_timeout``, seconds) for
+           running handlers to finish; their replies and sends go out;
+        3. cancel the handlers still running (their ``finally`` blocks run);
+        4. send Close 1000 to every client and wait up to ``close_timeout``
+           for the answers, then drop what is left.
 
         Raises NotRunning before start, Closing while another shutdown runs and
         Closed after the server closed; TypeError/ValueError for a bad ``timeout``.
@@ -307,6 +315,16 @@ class Server(Endpoint):
             self._aserver.close()
         protos = list(self._tcp)
         for proto in protos:
+            proto.stop_reading()
+        await asyncio.gather(
+            *(p.runner.wait_idle(handler_timeout) for p in protos), return_exceptions=True
+        )
+        await asyncio.gather(
+            *(p.runner.cancel_and_wait(self.options.close_timeout) for p in protos),
+            return_exceptions=True,
+        )
+        for proto in protos:
+            proto.resume_for_close()
             if proto.websocket:
                 proto.close(1000)
             elif proto.transport is not None:
@@ -317,9 +335,6 @@ class Server(Endpoint):
             for proto in protos:
                 if not proto.closed.done() and proto.transport is not None:
                     proto.transport.abort()
-        await asyncio.gather(
-            *(p.runner.wait_idle(handler_timeout) for p in protos), return_exceptions=True
-        )
         if self.backplane is not None:
             try:
                 await self.backplane.close()

@@ -55,6 +55,7 @@ class ServerProtocol(asyncio.Protocol):
         self.identity: Any = None
         self.error_replies = False  # negotiated in the upgrade (see authorization)
         self.outgoing_limit = opts.max_message_size  # checked by Sender.send
+        self.draining = False  # set by shutdown: no new request starts
         self.sender = Sender(self, "")
         self.runner = HandlerRunner(
             opts.max_concurrency,
@@ -152,6 +153,8 @@ class ServerProtocol(asyncio.Protocol):
 
     def _on_message(self, message: Message[Any]) -> None:
         """The engine's direct delivery of a message or sync request (the hot path)."""
+        if self.draining:
+            return  # the server is shutting down: no new request starts
         chain = self._resolve(message.kind)
         if chain is None:
             what = "sync request kind" if message.is_sync else "kind"
@@ -196,6 +199,18 @@ class ServerProtocol(asyncio.Protocol):
         if self.engine.status is Status.RUNNING and not self.server._is_closed:
             text = f"the handler for {message.kind} failed"  # no internals leak to the peer
             self.send_message(error_message("handler-error", text), message.uuid)
+
+    def stop_reading(self) -> None:
+        """Shutdown, step 1: read no more requests (handlers already started go on)."""
+        self.draining = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_for_close(self) -> None:
+        """Shutdown, step 4: read again, for the peer's Close answer only."""
+        self.runner.cancel()  # anything read from now on is dropped, never started
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def subscribe_topic(self, topic: str) -> None:
         """Put this connection in ``topic`` (``sender.subscribe``)."""
