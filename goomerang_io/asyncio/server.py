@@ -107,7 +107,7 @@ class Server(Endpoint):
         self.backplane: Any = None if isinstance(backplane, str) else backplane
         self.authenticate = authenticate
         self.allowed_origins = frozenset(allowed_origins) if allowed_origins is not None else None
-        self.workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
+        self.workers = _check_workers(workers)
         self.reuse_port = reuse_port or self.workers > 1
         self.worker_index = 0
         self._aserver: asyncio.AbstractServer | None = None
@@ -227,6 +227,11 @@ class Server(Endpoint):
             from ..middlewares import metrics_middleware
 
             self.router.prepend_middleware(metrics_middleware(self.metrics))
+        if self.workers > 1 and self._sock is None:
+            raise ValueError(
+                f"workers={self.workers} runs under server.run() (a supervisor forks the "
+                "workers); start() and 'async with' serve in this process only: use workers=1"
+            )
         self.router.freeze()
         loop = asyncio.get_running_loop()
         if self._sock is not None:
@@ -598,6 +603,17 @@ class Server(Endpoint):
     def _flush_later(self) -> None:
         self._flush_soon = False
         self.flush_dirty()
+
+
+def _check_workers(workers: Any) -> int:
+    """``workers``: an int >= 1, or "auto" (one per CPU)."""
+    if workers == "auto":
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an int >= 1 or 'auto', got {workers!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1 (or 'auto'), got {workers}")
+    return workers
 
 
 __all__ = ["BroadcastResult", "Server", "prepare"]

@@ -88,12 +88,14 @@ def run_single(server: Server, on_ready: Callable[[], None] | None = None) -> in
 
 def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> int:
     """Serve with ``server.workers`` processes under a supervisor; returns the exit code."""
-    from .sockets import bind_reuseport, reserve_port
+    from .sockets import bind_reuseport, ensure_port_free, reserve_port
     from .supervisor import Supervisor
 
     # Port 0: the parent holds a free port for the workers' whole life, so
     # nothing else can take it between two worker (re)starts.
     reservation = reserve_port(server.host) if server.port == 0 else None
+    if reservation is None:
+        ensure_port_free(server.host, server.port)
     if reservation is not None:
         server.port = int(reservation.getsockname()[1])
     use_hub = server.backplane is None and server.backplane_url is None
