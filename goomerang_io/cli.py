@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -52,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = build_echo_server(args)
 
     def ready() -> None:
-        print(f"goomerang: listening on {server.url}", flush=True)
+        logging.getLogger("goomerang").info("goomerang: listening on %s", server.url)
 
     if server.workers > 1:
         from .process.workers import run_workers
@@ -85,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--messages", type=int, default=20000)
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
+    # a program, not a library: its events (listening, worker exits) go to stderr, once each
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     result: int = args.func(args)
     return result
 

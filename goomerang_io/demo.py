@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -71,6 +72,7 @@ def serve_main(argv: list[str]) -> int:
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = build_server(args.listen, args.workers)
     return server.run()
 

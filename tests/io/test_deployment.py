@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import errno
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +16,8 @@ from util import new_server, run
 
 from goomerang_io import Server
 from goomerang_proto import Status
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -49,3 +56,65 @@ def test_enums_print_their_names_input_12() -> None:
     assert str(Status.CLOSED) == "CLOSED"
     server = new_server()
     assert f"status {server.status}" == "status NEW"
+
+
+SCRIPT = """
+import logging, os, sys
+from goomerang_io import Server
+from goomerang_io.metrics import ServerMetrics, prepare_multiprocess_dir
+
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+out = sys.argv[1]
+prepare_multiprocess_dir()
+server = Server("127.0.0.1:0", workers=2, metrics=ServerMetrics())
+server.on_process_stop(lambda i: open(os.path.join(out, f"stopped-{i}-{os.getpid()}"), "w").close())
+sys.exit(server.run())
+"""
+
+
+def run_and_signal(tmp_path: Path, sig: int) -> tuple[int, str, list[str]]:
+    """Start a 2-worker server in its own process group, signal the whole group, wait."""
+    script = tmp_path / "serve.py"
+    script.write_text(SCRIPT)
+    tmp = tmp_path / "tmp"
+    out = tmp_path / "out"
+    tmp.mkdir()
+    out.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT))
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, as under systemd or a shell
+    )
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:  # bounded by the test timeout
+            lines.append(line)
+            if "listening on" in line:
+                break
+        assert any("listening on" in line for line in lines), lines
+        os.killpg(proc.pid, sig)
+        code = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    rest = proc.stdout.read()
+    return code, "".join(lines) + rest, sorted(os.listdir(tmp)) + sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_process_group_signal_is_a_graceful_stop_input_12_16(tmp_path: Path, sig: int) -> None:
+    code, output, files = run_and_signal(tmp_path, sig)
+    assert code == 0, output
+    assert "exited with code" not in output, output  # no worker died by the signal
+    stopped = [f for f in files if f.startswith("stopped-")]
+    assert sorted(f.split("-")[1] for f in stopped) == ["0", "1"], (files, output)
+    leftovers = [f for f in files if not f.startswith("stopped-")]
+    assert leftovers == [], leftovers  # no goomerang-metrics-* nor hub directory left
+    assert output.count("listening on") == 1
