@@ -22,8 +22,9 @@ negotiated error replies in the upgrade (this library's clients do) gets a
 nothing, on purpose: on any close code but 1000 and 1006 it stops reading yet
 stays RUNNING, so closing the connection would silently break it.
 
-Error replies: our clients send ``Goomerang-Error-Replies: 1`` in the upgrade;
-our server echoes it in the 101 answer. Only then does the server send error
+Error replies: the ``error-replies`` protocol extension, negotiated on the
+upgrade (``Goomerang-Extensions``, docs/PROTOCOL-extensions.md): our clients
+offer it, our server echoes it. Only then does the server send error
 messages: a ``google.protobuf.StringValue`` whose ``goomerang-error`` header
 holds the code (``no-handler``, ``handler-error``, ``forbidden``), with the
 request's uuid for a failed sync request.
@@ -40,20 +41,18 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from goomerang_proto import Message
 from goomerang_proto.errors import PermissionDenied, RemoteError
+from goomerang_proto.extensions import ERROR_REPLIES
 
 __all__ = [
     "ERROR_HEADER",
-    "NEGOTIATION_HEADER",
+    "ERROR_REPLIES",
     "TopicRule",
     "error_message",
     "error_of",
     "topic_allowed",
     "veto",
-    "wants_error_replies",
 ]
 
-NEGOTIATION_HEADER = "Goomerang-Error-Replies"
-"""Upgrade header a client sends and the server echoes to enable error replies."""
 ERROR_HEADER = "goomerang-error"
 """Message header naming the error code of an error reply."""
 
@@ -98,12 +97,6 @@ def veto(fn: Callable[..., Any] | None, *args: Any) -> str | None:
     if result is True:
         return None
     return "refused by the server's check"
-
-
-def wants_error_replies(headers: Sequence[tuple[str, str]]) -> bool:
-    """Whether upgrade headers (lower-case names) carry the negotiation header."""
-    name = NEGOTIATION_HEADER.lower()
-    return any(k == name and v.strip() == "1" for k, v in headers)
 
 
 def error_message(code: str, text: str) -> Message[StringValue]:

@@ -1,4 +1,4 @@
-"""The ``goomerang`` command: ``serve`` (an echo server) and ``demo``."""
+"""The ``goomerang`` command: ``serve`` (an echo server), ``demo`` and ``conformance``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.web:
+        from .webdemo import main as web_main
+
+        return web_main(args)
     from .demo import main as demo_main
 
     return demo_main(args)
@@ -84,8 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--workers", type=int, default=2)
     demo.add_argument("--clients", type=int, default=4)
     demo.add_argument("--messages", type=int, default=20000)
+    demo.add_argument("--web", action="store_true", help="serve the browser chat demo instead")
+    demo.add_argument("--listen", default="127.0.0.1:8080", help="with --web: HOST:PORT")
     demo.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
+    from .conformance.command import add_parser as add_conformance
+    from .conformance.command import split_command
+
+    add_conformance(sub)
+    own, peer_command = split_command(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    args.peer_command = peer_command
     # a program, not a library: its events (listening, worker exits) go to stderr, once each
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     result: int = args.func(args)

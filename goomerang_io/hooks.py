@@ -26,6 +26,8 @@ SERVER_HOOKS = (
     "on_client_broadcast",
     "on_subscribe",
     "on_unsubscribe",
+    "on_group_join",
+    "on_group_leave",
     "on_publish",
     "on_connect",
     "on_disconnect",

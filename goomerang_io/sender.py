@@ -65,14 +65,14 @@ class Sender:
         return self._conn.peer
 
     @property
+    def connection(self) -> Any:
+        """The connection object this sender writes to (for ``Server.subscribe``)."""
+        return self._conn
+
+    @property
     def conn_id(self) -> int:
         """A number identifying the connection within this process."""
         return self._conn.conn_id
-
-    @property
-    def connection(self) -> Any:
-        """The connection object this sender writes to (library-internal use)."""
-        return self._conn
 
     def subscribe(self, topic: str) -> None:
         """Put this connection in ``topic`` (server side: a room join decided by the

@@ -35,7 +35,7 @@ from .registry import Registry, kind_of
 from .router import Handler, Middleware, Router
 from .server_connection import ServerConnection, prepare
 from .status import Lifecycle, Side, Status
-from .topics import Topics
+from .topics import Groups, Topics
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -46,6 +46,7 @@ __all__ = [
     "Closing",
     "ConnectionLost",
     "GoomerangError",
+    "Groups",
     "Handler",
     "HandlerError",
     "HandshakeError",

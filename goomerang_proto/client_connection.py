@@ -19,6 +19,9 @@ from .codec import (
 from .connection import DEFAULT_MAX_MESSAGE_SIZE, BaseConnection, Clock
 from .errors import HandshakeError
 from .events import Connected, ConnectionClosed, HandshakeRejected
+from .extensions import QUEUE_GROUPS, SUPPORTED, ExtensionNotNegotiated
+from .extensions import offer as offer_extensions
+from .extensions import parse as parse_extensions
 from .handshake import accept_token, decode_headers, header_tokens, header_value
 from .message import Message
 from .registry import Registry
@@ -41,6 +44,8 @@ class ClientConnection(BaseConnection):
     """
 
     is_client = True
+    #: Goomerang extensions the server accepted on the upgrade (docs/PROTOCOL-extensions.md).
+    extensions: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -53,6 +58,7 @@ class ClientConnection(BaseConnection):
         raw: bool = False,
         clock: Clock | None = None,
         key: str | None = None,
+        offer: Iterable[str] = SUPPORTED,
     ) -> None:
         super().__init__(registry=registry, max_message_size=max_message_size, raw=raw, clock=clock)
         self.host = host
@@ -69,6 +75,10 @@ class ClientConnection(BaseConnection):
             ("Sec-WebSocket-Version", "13"),
             *headers,
         ]
+        offered = tuple(offer)
+        self._offered = frozenset(offered)
+        if offered:
+            request_headers.append(offer_extensions(offered))
         self._out.append(
             self._h11.send(h11.Request(method="GET", target=path, headers=request_headers)) or b""
         )
@@ -142,6 +152,7 @@ class ClientConnection(BaseConnection):
         self._h11 = None
         self.status = Status.RUNNING
         self.request_headers = decode_headers(headers)
+        self.extensions = parse_extensions(self.request_headers) & self._offered
         self._events.append(Connected(self.path, self.request_headers))
         if trailing:
             self._receive_frames(bytes(trailing))
@@ -192,15 +203,44 @@ class ClientConnection(BaseConnection):
         return int(message.payload.ByteSize())
 
     def publish(self, topic: str, message: Message[Any]) -> int:
-        """Ask the server to send ``message`` to the subscribers of ``topic``."""
+        """Ask the server to send ``message`` to the subscribers of ``topic``.
+
+        Raises ``ValueError`` for an empty topic (reserved: never sent).
+        """
+        if not topic:
+            raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
         self._check_can_send()
         self.send_bytes(pack_publish_cmd(topic, message, creation_ns=self.clock()))
         return int(message.payload.ByteSize())
 
-    def subscribe(self, topic: str) -> None:
-        """Subscribe this connection to ``topic`` (no acknowledgement on the wire)."""
-        self.send_bytes(pack_subscribe_cmd(topic, creation_ns=self.clock()))
+    def subscribe(self, topic: str, group: str | None = None) -> None:
+        """Subscribe this connection to ``topic`` (no acknowledgement on the wire).
 
-    def unsubscribe(self, topic: str) -> None:
-        """Unsubscribe this connection from ``topic``."""
-        self.send_bytes(pack_unsubscribe_cmd(topic, creation_ns=self.clock()))
+        With ``group``, join that queue group of ``topic`` instead (each
+        publish reaches one member of the group). Raises ``ValueError`` for
+        an empty topic or group, and ``ExtensionNotNegotiated`` for a group
+        when the server did not accept ``queue-groups`` on the upgrade.
+        """
+        self._check_topic(topic, group)
+        self.send_bytes(pack_subscribe_cmd(topic, creation_ns=self.clock(), group=group or ""))
+
+    def unsubscribe(self, topic: str, group: str | None = None) -> None:
+        """Unsubscribe this connection from ``topic`` (or leave its queue ``group``).
+
+        Raises as :meth:`subscribe` does.
+        """
+        self._check_topic(topic, group)
+        self.send_bytes(pack_unsubscribe_cmd(topic, creation_ns=self.clock(), group=group or ""))
+
+    def _check_topic(self, topic: str, group: str | None) -> None:
+        if not topic:
+            raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
+        if group is None:
+            return
+        if not group:
+            raise ValueError("group must be a non-empty string (or None for a plain subscription)")
+        if self.status is Status.RUNNING and QUEUE_GROUPS not in self.extensions:
+            raise ExtensionNotNegotiated(
+                "the server did not accept the queue-groups extension on the upgrade "
+                "(a Go goomerang v0.3.0 server would treat a group member as a plain subscriber)"
+            )

@@ -205,18 +205,16 @@ def pack_publish_cmd(topic: str, message: Message[Any], *, creation_ns: int = 0)
     )
 
 
-def pack_subscribe_cmd(topic: str, *, creation_ns: int = 0) -> bytes:
-    """A client's SubscribeCmd Frame."""
-    return pack_envelope(
-        SUBSCRIBE_CMD, pb.SubscribeCmd(topic=topic).SerializeToString(), creation_ns=creation_ns
-    )
+def pack_subscribe_cmd(topic: str, *, creation_ns: int = 0, group: str = "") -> bytes:
+    """A client's SubscribeCmd Frame; ``group`` (field 100, an extension) when not empty."""
+    cmd = pb.SubscribeCmd(topic=topic, group=group)
+    return pack_envelope(SUBSCRIBE_CMD, cmd.SerializeToString(), creation_ns=creation_ns)
 
 
-def pack_unsubscribe_cmd(topic: str, *, creation_ns: int = 0) -> bytes:
-    """A client's UnsubscribeCmd Frame."""
-    return pack_envelope(
-        UNSUBSCRIBE_CMD, pb.UnsubscribeCmd(topic=topic).SerializeToString(), creation_ns=creation_ns
-    )
+def pack_unsubscribe_cmd(topic: str, *, creation_ns: int = 0, group: str = "") -> bytes:
+    """A client's UnsubscribeCmd Frame; ``group`` (field 100, an extension) when not empty."""
+    cmd = pb.UnsubscribeCmd(topic=topic, group=group)
+    return pack_envelope(UNSUBSCRIBE_CMD, cmd.SerializeToString(), creation_ns=creation_ns)
 
 
 def decode_frame(data: bytes) -> pb.Frame:

@@ -357,10 +357,10 @@ class BaseConnection:
             )
         if kind == SUBSCRIBE_CMD:
             sub: Any = decode_payload(pb.SubscribeCmd, frame.payload, kind)
-            return SubscribeRequested(sub.topic)
+            return SubscribeRequested(sub.topic, sub.group)
         if kind == UNSUBSCRIBE_CMD:
             unsub: Any = decode_payload(pb.UnsubscribeCmd, frame.payload, kind)
-            return UnsubscribeRequested(unsub.topic)
+            return UnsubscribeRequested(unsub.topic, unsub.group)
         raise AssertionError(kind)  # pragma: no cover - COMMAND_KINDS has only these four
 
     # --------------------------------------------------------------- output

@@ -98,16 +98,18 @@ class PublishRequested(Event):
 
 @dataclass(frozen=True, slots=True)
 class SubscribeRequested(Event):
-    """Server side: the client subscribes to ``topic``."""
+    """Server side: the client subscribes to ``topic`` (joins queue ``group`` when set)."""
 
     topic: str
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class UnsubscribeRequested(Event):
-    """Server side: the client unsubscribes from ``topic``."""
+    """Server side: the client unsubscribes from ``topic`` (leaves queue ``group`` when set)."""
 
     topic: str
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from .codec import pack
 from .connection import DEFAULT_MAX_MESSAGE_SIZE, BaseConnection, Clock
 from .errors import HandshakeError, LocalProtocolError, NotRunning
 from .events import Connected, ConnectionClosed, HandshakeRequest, HttpRequest
+from .extensions import answer as answer_extensions
+from .extensions import parse as parse_extensions
 from .frames import OP_BINARY, build_frame
 from .handshake import (
     accept_token,
@@ -179,8 +181,15 @@ class ServerConnection(BaseConnection):
             )
         )
 
+    #: Goomerang extensions accepted on the upgrade (see ``extensions``).
+    extensions: frozenset[str] = frozenset()
+
     def accept(self, headers: Iterable[tuple[str, str]] = ()) -> None:
-        """Complete a pending upgrade with 101 Switching Protocols."""
+        """Complete a pending upgrade with 101 Switching Protocols.
+
+        The extensions the client offered and this engine speaks are echoed
+        in ``Goomerang-Extensions`` (docs/PROTOCOL-extensions.md).
+        """
         if not self._awaiting_accept or self.status is not Status.NEW:
             raise LocalProtocolError("no WebSocket upgrade is waiting to be accepted")
         conn = self._h11
@@ -193,7 +202,9 @@ class ServerConnection(BaseConnection):
             b"Connection: Upgrade",
             b"Sec-WebSocket-Accept: " + accept_token(key).encode("ascii"),
         ]
-        lines.extend(f"{k}: {v}".encode("latin-1") for k, v in headers)
+        echo = answer_extensions(self.request_headers)
+        self.extensions = parse_extensions(echo)
+        lines.extend(f"{k}: {v}".encode("latin-1") for k, v in (*echo, *headers))
         self._out.append(b"\r\n".join(lines) + b"\r\n\r\n")
         trailing, _closed = conn.trailing_data
         self._h11 = None

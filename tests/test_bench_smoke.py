@@ -79,3 +79,38 @@ def test_client_benchmark_runs_and_reports_three_rates() -> None:
         "send_sync 200 in flight req/s",
     ], proc.stdout
     assert all(int(value.replace(",", "")) > 0 for _, value in rates)
+
+
+@pytest.mark.timeout(60)
+def test_instruction_paths_run_in_process_and_process_every_message() -> None:
+    """benchmarks/instructions.py's five paths, without valgrind: every message is checked."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "instructions.py"), "--no-valgrind", "-n", "40"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    processed = dict(re.findall(r"^(\w+) .* processed \[(\d+, \d+, \d+)\]$", proc.stdout, re.M))
+    assert sorted(processed) == ["bcast", "client", "floor", "pipe", "rr"], proc.stdout
+    for path, counts in processed.items():
+        warmup, n, n2 = (int(c) for c in counts.split(", "))
+        assert warmup > 0 and (n, n2) == (40, 80), (path, counts)
+
+
+@pytest.mark.timeout(60)
+def test_instruction_call_counts_per_message() -> None:
+    """--calls counts the calls of one request per read: data_received once per request."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "instructions.py"), "--calls", "--paths", "rr", "-n", "30"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    head = re.search(r"^rr: .*: ([\d.]+) Python calls, ([\d.]+) C calls", proc.stdout, re.M)
+    assert head is not None and float(head.group(1)) > 5, proc.stdout
+    received = re.search(r"^\s+([\d.]+)\s+\S+:\S*data_received$", proc.stdout, re.M)
+    assert received is not None and float(received.group(1)) == 1.0, proc.stdout

@@ -30,7 +30,7 @@ from goomerang_proto import (
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
-from ..authorization import NEGOTIATION_HEADER, error_of, wants_error_replies
+from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import AfterDrain, Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
@@ -131,6 +131,7 @@ class Client(Endpoint):
         self._connected: asyncio.Future[None] | None = None
         self._closed_by_user = False
         self._topics: set[str] = set()
+        self._groups: set[tuple[str, str]] = set()
         self._reconnect_task: asyncio.Task[None] | None = None
         self.identity: Any = None
         self.peer: tuple[str, int] | None = None
@@ -173,7 +174,7 @@ class Client(Endpoint):
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=(*self.extra_headers, (NEGOTIATION_HEADER, "1")),
+            headers=self.extra_headers,
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
@@ -307,7 +308,8 @@ class Client(Endpoint):
                     fut.set_exception(error)  # the caller learns now, not at its timeout
             self.report_error(error)
         elif isinstance(event, ev.Connected):
-            self._error_replies = wants_error_replies(event.headers)
+            engine = self._engine
+            self._error_replies = engine is not None and ERROR_REPLIES in engine.extensions
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
         elif isinstance(event, ev.ConnectionClosed):
@@ -461,12 +463,26 @@ class Client(Endpoint):
             self.metrics.publish_cmd_sent(topic, message.kind)
         return size
 
-    async def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
+    async def subscribe(self, topic: str, group: str | None = None) -> None:
+        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect).
+
+        With ``group``, join that queue group of ``topic`` instead: each
+        publish to ``topic`` goes to every plain subscriber and to exactly one
+        member of each group (a protocol extension, negotiated on connect).
+        Raises ``TypeError`` for a non-str topic or group and ``ValueError``
+        for an empty one (nothing is sent), and ``ExtensionNotNegotiated``
+        for a group when the server did not accept ``queue-groups`` (the Go
+        goomerang would treat it as a plain subscribe).
+        """
         check_topic(topic)
+        if group is not None:
+            check_topic(group, "group")
         engine = self._check_running()
-        engine.subscribe(topic)
-        self._topics.add(topic)
+        engine.subscribe(topic, group)
+        if group is None:
+            self._topics.add(topic)
+        else:
+            self._groups.add((topic, group))
         self._schedule_flush()
         if self.metrics is not None:
             self.metrics.subscribe_cmd_sent(topic)
@@ -485,12 +501,17 @@ class Client(Endpoint):
         self._topics.discard(topic)
         self._schedule_flush()
 
-    async def unsubscribe(self, topic: str) -> None:
-        """Unsubscribe from ``topic``."""
+    async def unsubscribe(self, topic: str, group: str | None = None) -> None:
+        """Unsubscribe from ``topic`` (or leave its queue ``group``); raises as subscribe."""
         check_topic(topic)
+        if group is not None:
+            check_topic(group, "group")
         engine = self._check_running()
-        engine.unsubscribe(topic)
-        self._topics.discard(topic)
+        engine.unsubscribe(topic, group)
+        if group is None:
+            self._topics.discard(topic)
+        else:
+            self._groups.discard((topic, group))
         self._schedule_flush()
         if self.metrics is not None:
             self.metrics.unsubscribe_cmd_sent(topic)
@@ -593,6 +614,11 @@ class Client(Endpoint):
             if engine is not None:
                 for topic in sorted(self._topics):
                     engine.subscribe(topic)
+                for topic, group in sorted(self._groups):
+                    try:
+                        engine.subscribe(topic, group)
+                    except GoomerangError as exc:  # the new server lacks queue groups
+                        self.report_error(exc)
                 self._flush()
             return
 

@@ -17,6 +17,7 @@ from goomerang_proto import (
     Closed,
     Closing,
     GoomerangError,
+    Groups,
     Message,
     NotRunning,
     Side,
@@ -114,6 +115,7 @@ class Server(Endpoint):
         self._conns: dict[ServerProtocol, None] = {}
         self._tcp: dict[ServerProtocol, None] = {}
         self.topics: Topics[ServerProtocol] = Topics()
+        self.groups: Groups[ServerProtocol] = Groups()
         self._ids = itertools.count(1)
         self._ws_path = "/wss" if tls is not None else "/ws"
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -395,6 +397,8 @@ class Server(Endpoint):
         if self._conns.pop(proto, 0) is None:
             for topic in self.topics.unsubscribe_all(proto):
                 self._backplane_call("unsubscribe", topic)
+            for topic, group in self.groups.leave_all(proto):
+                self._group_left(topic, group)
             if self.metrics is not None:
                 self.metrics.connection_closed()
             self.hooks.run("on_disconnect", proto.sender)
@@ -457,10 +461,15 @@ class Server(Endpoint):
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to the subscribers of ``topic`` (on every worker/node).
 
-        Raises TypeError for a non-str topic or anything but a ``Message``,
-        MessageTooLarge above ``max_message_size``, NotRunning/Closing when not RUNNING.
+        Every plain subscriber gets it, and one member of each queue group of
+        ``topic`` (see :meth:`subscribe`). Raises TypeError for a non-str topic
+        or anything but a ``Message``, ValueError for an empty topic (reserved:
+        the backplanes use it for broadcast), MessageTooLarge above
+        ``max_message_size``, NotRunning/Closing when not RUNNING.
         """
         check_topic(topic)
+        if not topic:
+            raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
         check_size(check_message(message), self.options.max_message_size)
         self._check_running()
         return self._publish(topic, message)
@@ -468,7 +477,13 @@ class Server(Endpoint):
     def _publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         envelope = pack(message, creation_ns=time.time_ns())
         frame = build_frame(OP_BINARY, envelope)
-        results = self._fanout(frame, self.topics.subscribers(topic), message.payload.ByteSize())
+        size = message.payload.ByteSize()
+        results = self._fanout(frame, self.topics.subscribers(topic), size)
+        if topic in self.groups and not self._backplane_routes_groups():
+            for group in self.groups.groups(topic):
+                proto = self._pick_member(topic, group)
+                if proto is not None:
+                    results.extend(self._fanout(frame, (proto,), size))
         self._backplane_call("publish", topic, message.kind, envelope)
         if self.metrics is not None:
             self.metrics.published(topic, message.kind)
@@ -503,8 +518,8 @@ class Server(Endpoint):
         self._broadcast(message)
 
     def client_publish(self, topic: str, message: Message[Any], proto: ServerProtocol) -> None:
-        """A client asked to publish (PublishCmd); applied when authorized."""
-        if self.status is not Status.RUNNING:
+        """A client asked to publish (PublishCmd); authorized, non-empty topic."""
+        if self.status is not Status.RUNNING or not self._command_topic_ok("publish", topic):
             return
         what = f"publish of {message.kind} to {topic!r}"
         if not topic_allowed(self.options.client_publish, topic):
@@ -516,9 +531,11 @@ class Server(Endpoint):
             return
         self._publish(topic, message)
 
-    def client_subscribe(self, topic: str, proto: ServerProtocol) -> None:
-        """A client asked to subscribe (SubscribeCmd); applied when authorized."""
-        what = f"subscribe to {topic!r}"
+    def client_subscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
+        """A client's SubscribeCmd (``group`` empty for a plain one); applied when authorized."""
+        if not self._command_topic_ok("subscribe", topic):
+            return
+        what = f"subscribe to {topic!r}" + (f" in group {group!r}" if group else "")
         if not topic_allowed(self.options.client_subscribe, topic):
             self.refuse(proto, what, "topic not allowed by client_subscribe")
             return
@@ -526,46 +543,106 @@ class Server(Endpoint):
         if refused is not None:
             self.refuse(proto, what, refused)
             return
-        self._subscribe(topic, proto)
+        self._subscribe(topic, proto, group or None)
 
-    @staticmethod
-    def _connection_of(sender: Sender | ServerProtocol) -> ServerProtocol:
-        if isinstance(sender, ServerProtocol):
-            return sender
-        if isinstance(sender, Sender):
-            conn = sender.connection
-            if isinstance(conn, ServerProtocol):
-                return conn
-            raise TypeError("sender must be a server-side Sender (a handler's first argument)")
-        raise TypeError(f"sender must be a Sender, got {type(sender).__name__}")
+    def client_unsubscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
+        """A client's UnsubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
+        if self._command_topic_ok("unsubscribe", topic):
+            self._unsubscribe(topic, proto, group or None)
 
-    def subscribe(self, topic: str, sender: Sender | ServerProtocol) -> None:
-        """Put the connection of ``sender`` in ``topic`` (a server-side room join).
+    def _command_topic_ok(self, what: str, topic: str) -> bool:
+        if topic:
+            return True
+        # The empty topic is reserved (the backplanes use it for broadcast), so
+        # it is refused the same way in one process, N workers and N nodes.
+        self.report_error(
+            GoomerangError(f"{what} with an empty topic from a client: ignored (topic is reserved)")
+        )
+        return False
 
-        No authorization applies: the server decides. Same as ``sender.subscribe(topic)``.
-        Raises TypeError for a non-str topic or something that is not a Sender.
+    def subscribe(
+        self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
+    ) -> None:
+        """Put the connection of ``conn`` (a handler's sender) in ``topic``: a room join.
+
+        No authorization applies: the server decides (same as
+        ``sender.subscribe(topic)``). With ``group``, the connection joins that
+        queue group of ``topic`` instead: each publish to ``topic`` reaches
+        every plain subscriber and exactly one member of each group (round
+        robin over the members that are open and under ``write_limit``; across
+        workers and nodes too). Raises TypeError for a non-str topic or group or
+        something that is not a server-side Sender, ValueError for an empty one.
         """
-        self._subscribe(check_topic(topic), self._connection_of(sender))
+        _check_topic(topic, group)
+        self._subscribe(topic, _protocol_of(conn), group)
 
-    def unsubscribe(self, topic: str, sender: Sender | ServerProtocol) -> None:
-        """Take the connection of ``sender`` out of ``topic``."""
-        self._unsubscribe(check_topic(topic), self._connection_of(sender))
+    def unsubscribe(
+        self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
+    ) -> None:
+        """Remove ``conn`` from ``topic`` (or from its queue ``group``); see :meth:`subscribe`."""
+        _check_topic(topic, group)
+        self._unsubscribe(topic, _protocol_of(conn), group)
 
-    def _subscribe(self, topic: str, proto: ServerProtocol) -> None:
+    def _subscribe(self, topic: str, proto: ServerProtocol, group: str | None) -> None:
         if proto not in self._conns:
             return  # closed (or never upgraded): nothing to join
-        if self.topics.subscribe(topic, proto):
+        if group is not None:
+            if self.groups.join(topic, group, proto):
+                self._backplane_call("join", topic, group)
+                self.hooks.run("on_group_join", topic, group)
+        elif self.topics.subscribe(topic, proto):
             self._backplane_call("subscribe", topic)
         if self.metrics is not None:
             self.metrics.subscribed(topic)
-        self.hooks.run("on_subscribe", topic)
+        if group is None:
+            self.hooks.run("on_subscribe", topic)
 
-    def _unsubscribe(self, topic: str, proto: ServerProtocol) -> None:
-        if self.topics.unsubscribe(topic, proto):
+    def _unsubscribe(self, topic: str, proto: ServerProtocol, group: str | None) -> None:
+        if group is not None:
+            if self.groups.leave(topic, group, proto):
+                self._group_left(topic, group)
+        elif self.topics.unsubscribe(topic, proto):
             self._backplane_call("unsubscribe", topic)
         if self.metrics is not None:
             self.metrics.unsubscribed(topic)
-        self.hooks.run("on_unsubscribe", topic)
+        if group is None:
+            self.hooks.run("on_unsubscribe", topic)
+
+    def _group_left(self, topic: str, group: str) -> None:
+        self._backplane_call("leave", topic, group)
+        self.hooks.run("on_group_leave", topic, group)
+
+    # ------------------------------------------------------- queue groups
+    def _backplane_routes_groups(self) -> bool:
+        """Whether the backplane chooses the group member over every node (when connected)."""
+        backplane = self.backplane
+        return (
+            backplane is not None
+            and getattr(backplane, "routes_groups", False)
+            and bool(backplane.healthy())
+        )
+
+    def _pick_member(self, topic: str, group: str) -> ServerProtocol | None:
+        """The next member of ``group`` to get a message (round robin), or None (counted).
+
+        Members that are closing or over ``write_limit`` are skipped; when all
+        open members are over it, the least loaded one gets it (the slow
+        client limit still applies to it); with no open member it is dropped.
+        """
+        proto = self.groups.pick(topic, group, self._member_ready)
+        if proto is None:
+            members = [p for p in self.groups.members(topic, group) if _is_open(p)]
+            if members:
+                proto = min(members, key=_buffered)
+        if self.metrics is not None:
+            if proto is None:
+                self.metrics.group_dropped(group)
+            else:
+                self.metrics.group_delivered(group)
+        return proto
+
+    def _member_ready(self, proto: ServerProtocol) -> bool:
+        return _is_open(proto) and _buffered(proto) <= self.options.write_limit
 
     # -------------------------------------------------------- backplane
     def _backplane_call(self, method: str, *args: Any) -> None:
@@ -591,7 +668,14 @@ class Server(Endpoint):
     def _from_backplane(self, msg: Any) -> None:
         """Deliver a message that another worker or node fanned out."""
         frame = build_frame(OP_BINARY, msg.frame)
-        targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
+        if msg.groups_only:
+            targets = []
+        else:
+            targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
+        for group in msg.groups:
+            member = self._pick_member(msg.topic, group)
+            if member is not None:
+                targets.append(member)
         for proto in targets:
             proto.write_prepared(frame, True)
         # The backplane delivers every message of one read before the loop
@@ -614,6 +698,39 @@ def _check_workers(workers: Any) -> int:
     if workers < 1:
         raise ValueError(f"workers must be >= 1 (or 'auto'), got {workers}")
     return workers
+
+
+def _check_topic(topic: str, group: str | None) -> None:
+    check_topic(topic)
+    if group is not None:
+        check_topic(group, "group")
+    if not topic:
+        raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
+    if group is not None and not group:
+        raise ValueError("group must be a non-empty string (or None for a plain subscription)")
+
+
+def _protocol_of(conn: ServerProtocol | Sender) -> ServerProtocol:
+    proto = conn.connection if isinstance(conn, Sender) else conn
+    if not isinstance(proto, ServerProtocol):
+        raise TypeError(
+            f"sender must be a server-side Sender (a handler's first argument), got {conn!r}"
+        )
+    return proto
+
+
+def _is_open(proto: ServerProtocol) -> bool:
+    transport = proto.transport
+    return (
+        proto.engine.status is Status.RUNNING
+        and transport is not None
+        and not transport.is_closing()
+    )
+
+
+def _buffered(proto: ServerProtocol) -> int:
+    transport = proto.transport
+    return transport.get_write_buffer_size() if transport is not None else 0
 
 
 __all__ = ["BroadcastResult", "Server", "prepare"]

@@ -18,7 +18,7 @@ from goomerang_proto import (
 from goomerang_proto import events as ev
 from goomerang_proto.errors import UnknownKind
 
-from ..authorization import NEGOTIATION_HEADER, error_message, wants_error_replies
+from ..authorization import ERROR_REPLIES, error_message
 from ..awaitables import AfterDrain, Ready
 from ..http import AuthRejected, Rejection, Request, Response, to_response
 from ..sender import Sender
@@ -235,9 +235,9 @@ class ServerProtocol(asyncio.Protocol):
         elif isinstance(event, ev.PublishRequested):
             server.client_publish(event.topic, event.message, self)
         elif isinstance(event, ev.SubscribeRequested):
-            server.client_subscribe(event.topic, self)
+            server.client_subscribe(event.topic, event.group, self)
         elif isinstance(event, ev.UnsubscribeRequested):
-            server._unsubscribe(event.topic, self)
+            server.client_unsubscribe(event.topic, event.group, self)
         elif isinstance(event, ev.PongReceived):
             self._awaiting_pong = False
             self._cancel("ping_timeout")
@@ -251,6 +251,7 @@ class ServerProtocol(asyncio.Protocol):
                 self.send_message(error_message("no-handler", text), error.uuid)
         elif isinstance(event, ev.Connected):
             self.websocket = True
+            self.error_replies = ERROR_REPLIES in self.engine.extensions
             self._cancel("handshake")
             server.ws_opened(self)
             self._schedule_ping()
@@ -259,7 +260,6 @@ class ServerProtocol(asyncio.Protocol):
             self._spawn(self._serve_http(event))
         elif isinstance(event, ev.HandshakeRequest):
             self._cancel("handshake")
-            self.error_replies = wants_error_replies(event.headers)
             if server.authenticate is None:
                 self._finish_admission(server.admission_check(self._request_from(event)))
             else:
@@ -476,8 +476,6 @@ class ServerProtocol(asyncio.Protocol):
             return
         if rejection is not None:
             self.engine.reject(rejection.status, rejection.body)
-        elif self.error_replies:
-            self.engine.accept([(NEGOTIATION_HEADER, "1")])
         else:
             self.engine.accept()
         if not self._in_batch:

@@ -59,13 +59,18 @@ class BackplaneMessage:
 
     ``topic`` is ``""`` for a broadcast. ``frame`` is the packed goomerang
     Frame (server-to-client envelope), ready to be framed and written to
-    the node's own clients. ``origin`` is the sender's node id.
+    the node's own clients. ``origin`` is the sender's node id. ``groups``:
+    the queue groups of ``topic`` for which this node must write the message
+    to one local member each (chosen by a backplane that routes groups);
+    ``groups_only``: the node's plain subscribers must not get it.
     """
 
     topic: str
     kind: str
     frame: bytes
     origin: str
+    groups: tuple[str, ...] = ()
+    groups_only: bool = False
 
     @property
     def is_broadcast(self) -> bool:
@@ -131,6 +136,20 @@ class Backplane(ABC):
     #: before ``start``; e.g. ``lambda up: metrics.set_backplane_up(up)``.
     on_health_change: Callable[[bool], None] | None = None
     _health: bool | None = None
+
+    #: True when the backplane chooses the one member of each queue group over
+    #: every node (the node then leaves group choice to it while healthy);
+    #: False: each node chooses among its own members (one per node).
+    routes_groups: bool = False
+
+    async def join(self, topic: str, group: str) -> None:
+        """One more local member of queue ``group`` on ``topic`` (called per member).
+
+        The default does nothing (a backplane that does not route groups).
+        """
+
+    async def leave(self, topic: str, group: str) -> None:
+        """One local member of queue ``group`` on ``topic`` left (called per member)."""
 
     def _health_changed(self, up: bool) -> None:
         """Implementations call this on each transition; it calls the hook on changes only."""

@@ -20,6 +20,8 @@ _DELIVER = pb.Envelope.DELIVER
 _HELLO = pb.Envelope.HELLO
 _SUBSCRIBE = pb.Envelope.SUBSCRIBE
 _UNSUBSCRIBE = pb.Envelope.UNSUBSCRIBE
+_JOIN = pb.Envelope.JOIN
+_LEAVE = pb.Envelope.LEAVE
 
 __all__ = ["LocalHub"]
 
@@ -29,13 +31,15 @@ SelectorCallback = Callable[[int], None]
 class _Peer:
     """One worker connected to the hub."""
 
-    __slots__ = ("dropped", "origin", "out", "sock", "stream", "topics", "writing")
+    __slots__ = ("dropped", "members", "origin", "out", "sock", "stream", "topics", "writing")
 
     def __init__(self, sock: socket.socket, max_envelope: int) -> None:
         self.sock = sock
         self.stream = EnvelopeStream(max_envelope)
         self.origin = ""
         self.topics: set[str] = set()
+        # (topic, group) -> number of this worker's connections in that queue group
+        self.members: dict[tuple[str, str], int] = {}
         self.out = bytearray()
         self.writing = False
         self.dropped = 0
@@ -65,8 +69,12 @@ class LocalHub:
         self._own_selector = False
         self._peers: dict[int, _Peer] = {}
         self._dirty: dict[_Peer, None] = {}
+        # topic -> group -> worker -> members there; and each group's pick counter
+        self._groups: dict[str, dict[str, dict[_Peer, int]]] = {}
+        self._turns: dict[tuple[str, str], int] = {}
         self.relayed = 0
         self.dropped = 0
+        self.group_deliveries = 0
 
     # lifecycle -----------------------------------------------------------
 
@@ -141,6 +149,8 @@ class LocalHub:
             "peers": len(self._peers),
             "relayed": self.relayed,
             "dropped": self.dropped,
+            "groups": sum(len(g) for g in self._groups.values()),
+            "group_deliveries": self.group_deliveries,
         }
 
     # selector callbacks ----------------------------------------------------
@@ -191,13 +201,21 @@ class LocalHub:
         env = decode_envelope(payload)
         op = env.op
         if op == _DELIVER:
-            framed = frame_envelope(payload)
             topic = env.topic
+            groups = self._groups.get(topic) if topic else None
+            if groups:
+                self._deliver_with_groups(peer, env, groups)
+                self.relayed += 1
+                return
+            framed = frame_envelope(payload)
             for other in list(self._peers.values()):
                 if other is peer or (topic and topic not in other.topics):
                     continue
                 self._send(other, framed)
             self.relayed += 1
+        elif op == _JOIN or op == _LEAVE:
+            self._count_member(peer, env.topic, env.group, 1 if op == _JOIN else -1)
+            self._send(peer, frame_envelope(payload))  # the acknowledgement
         elif op == _SUBSCRIBE:
             peer.topics.add(env.topic)
             self._send(peer, frame_envelope(payload))  # the acknowledgement
@@ -209,6 +227,59 @@ class LocalHub:
             # The acknowledgement: every DELIVER the hub handles from now on
             # reaches this peer, so the worker counts as connected only now.
             self._send(peer, frame_envelope(payload))
+
+    def _count_member(self, peer: _Peer, topic: str, group: str, delta: int) -> None:
+        key = (topic, group)
+        count = peer.members.get(key, 0) + delta
+        by_peer = self._groups.setdefault(topic, {}).setdefault(group, {})
+        if count > 0:
+            peer.members[key] = count
+            by_peer[peer] = count
+        else:
+            peer.members.pop(key, None)
+            by_peer.pop(peer, None)
+            if not by_peer:
+                del self._groups[topic][group]
+                self._turns.pop(key, None)
+                if not self._groups[topic]:
+                    del self._groups[topic]
+
+    def _pick_worker(self, topic: str, group: str, by_peer: dict[_Peer, int]) -> _Peer:
+        """Weighted round robin: worker w gets ``members(w) / members(all)`` of the turns.
+
+        Each worker then picks one of its own members round robin, so every
+        member of the group gets an equal share over all workers.
+        """
+        key = (topic, group)
+        turn = self._turns.get(key, 0)
+        self._turns[key] = turn + 1
+        slot = turn % sum(by_peer.values())
+        for peer, count in by_peer.items():
+            if slot < count:
+                return peer
+            slot -= count
+        raise AssertionError("unreachable: slot < total")  # pragma: no cover
+
+    def _deliver_with_groups(
+        self, origin: _Peer, env: pb.Envelope, groups: dict[str, dict[_Peer, int]]
+    ) -> None:
+        """One envelope per worker: its plain subscribers (not the origin's), its groups."""
+        topic = env.topic
+        chosen: dict[_Peer, list[str]] = {}
+        for group, by_peer in groups.items():
+            chosen.setdefault(self._pick_worker(topic, group, by_peer), []).append(group)
+            self.group_deliveries += 1
+        for other in list(self._peers.values()):
+            plain = other is not origin and topic in other.topics
+            serve = chosen.get(other)
+            if not plain and not serve:
+                continue
+            out = pb.Envelope()
+            out.CopyFrom(env)
+            if serve:
+                out.groups.extend(serve)
+            out.groups_only = not plain
+            self._send(other, frame_envelope(out.SerializeToString()))
 
     def _send(self, peer: _Peer, framed: bytes) -> None:
         """Queue ``framed`` for ``peer``; written by ``_flush_dirty`` after the read batch."""
@@ -253,6 +324,8 @@ class LocalHub:
             return
         self._peers.pop(fd, None)
         self._dirty.pop(peer, None)
+        for (topic, group), count in list(peer.members.items()):
+            self._count_member(peer, topic, group, -count)
         peer.out.clear()
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):

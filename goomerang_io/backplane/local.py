@@ -55,6 +55,8 @@ _DELIVER = pb.Envelope.DELIVER
 _HELLO = pb.Envelope.HELLO
 _SUBSCRIBE = pb.Envelope.SUBSCRIBE
 _UNSUBSCRIBE = pb.Envelope.UNSUBSCRIBE
+_JOIN = pb.Envelope.JOIN
+_LEAVE = pb.Envelope.LEAVE
 
 
 # ---------------------------------------------------------------- the hub
@@ -75,6 +77,7 @@ class LocalBackplane(Backplane):
     """
 
     backend = "local"
+    routes_groups = True
 
     def __init__(
         self,
@@ -94,7 +97,8 @@ class LocalBackplane(Backplane):
         self._on_error: ErrorCallback | None = None
         self._protocol: _HubProtocol | None = None
         self._topics: set[str] = set()
-        self._acks: dict[tuple[int, str], deque[asyncio.Future[None]]] = {}
+        self._members: dict[tuple[str, str], int] = {}  # local queue-group members
+        self._acks: dict[tuple[int, str, str], deque[asyncio.Future[None]]] = {}
         self._wbuf: list[bytes] = []
         self._wbuf_size = 0
         self._flush_handle: asyncio.Handle | None = None
@@ -147,6 +151,24 @@ class LocalBackplane(Backplane):
             return
         self._topics.discard(topic)
         await self._control(_UNSUBSCRIBE, topic)
+
+    async def join(self, topic: str, group: str) -> None:
+        """Tell the hub one more local connection is in queue ``group`` of ``topic``."""
+        key = (topic, group)
+        self._members[key] = self._members.get(key, 0) + 1
+        await self._control(_JOIN, topic, group)
+
+    async def leave(self, topic: str, group: str) -> None:
+        """Tell the hub one local member of queue ``group`` of ``topic`` left."""
+        key = (topic, group)
+        count = self._members.get(key, 0)
+        if count <= 0:
+            return
+        if count == 1:
+            del self._members[key]
+        else:
+            self._members[key] = count - 1
+        await self._control(_LEAVE, topic, group)
 
     async def wait_connected(self) -> None:
         """Return once connected to the hub."""
@@ -201,20 +223,25 @@ class LocalBackplane(Backplane):
         env = decode_envelope(payload)
         op = env.op
         if op != _DELIVER:
-            waiters = self._acks.get((op, env.topic))
+            key = (op, env.topic, env.group)
+            waiters = self._acks.get(key)
             if waiters:
                 fut = waiters.popleft()
                 if not waiters:
-                    del self._acks[(op, env.topic)]
+                    del self._acks[key]
                 if not fut.done():
                     fut.set_result(None)
             return
-        if env.origin == self.node_id:
-            return
+        groups = tuple(env.groups)
+        if env.origin == self.node_id and not groups:
+            return  # our own echo; with groups, the hub chose one of our members
         self.received += 1
         assert self._deliver is not None
+        message = BackplaneMessage(
+            env.topic, env.kind, env.frame, env.origin, groups, env.groups_only
+        )
         try:
-            self._deliver(BackplaneMessage(env.topic, env.kind, env.frame, env.origin))
+            self._deliver(message)
         except Exception as exc:
             self._report(exc)
 
@@ -261,13 +288,15 @@ class LocalBackplane(Backplane):
             return
         proto.transport.write(b"".join(buf) if len(buf) > 1 else buf[0])
 
-    async def _control(self, op: pb.Envelope.Op, topic: str) -> None:
+    async def _control(self, op: pb.Envelope.Op, topic: str, group: str = "") -> None:
         proto = self._protocol
         if proto is None or proto.transport is None or proto.transport.is_closing():
             return  # the topic set is replayed on reconnect
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._acks.setdefault((op, topic), deque()).append(fut)
-        self._write(proto.transport, frame_envelope(encode_envelope(op, self.node_id, topic)))
+        self._acks.setdefault((op, topic, group), deque()).append(fut)
+        self._write(
+            proto.transport, frame_envelope(_control_envelope(op, self.node_id, topic, group))
+        )
         try:
             await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout)
         except asyncio.CancelledError:
@@ -289,14 +318,17 @@ class LocalBackplane(Backplane):
         # HELLO, then the held topics again; connected means the hub has
         # acknowledged them all (so it relays every later message to us)
         hello: asyncio.Future[None] = loop.create_future()
-        self._acks.setdefault((_HELLO, ""), deque()).append(hello)
+        self._acks.setdefault((_HELLO, "", ""), deque()).append(hello)
         acks = [hello]
         proto.transport.write(frame_envelope(encode_envelope(_HELLO, self.node_id)))
-        for topic in sorted(self._topics):
+        announce = [(_SUBSCRIBE, topic, "") for topic in sorted(self._topics)]
+        for (topic, group), count in sorted(self._members.items()):
+            announce.extend([(_JOIN, topic, group)] * count)
+        for op, topic, group in announce:
             fut: asyncio.Future[None] = loop.create_future()
-            self._acks.setdefault((_SUBSCRIBE, topic), deque()).append(fut)
+            self._acks.setdefault((op, topic, group), deque()).append(fut)
             acks.append(fut)
-            proto.transport.write(frame_envelope(encode_envelope(_SUBSCRIBE, self.node_id, topic)))
+            proto.transport.write(frame_envelope(_control_envelope(op, self.node_id, topic, group)))
         if acks:  # always: HELLO is in it
             all_acked = asyncio.gather(*acks)
             either: list[asyncio.Future[Any]] = [all_acked, proto.lost]
@@ -356,6 +388,10 @@ class LocalBackplane(Backplane):
             )
             delay = next_backoff(delay, base, cap)
             await asyncio.sleep(delay)
+
+
+def _control_envelope(op: pb.Envelope.Op, origin: str, topic: str, group: str) -> bytes:
+    return pb.Envelope(op=op, origin=origin, topic=topic, group=group).SerializeToString()
 
 
 class _HubProtocol(asyncio.Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -238,6 +239,7 @@ class ServerMetrics(_Recorder):
         # Created on the first set_backplane_up(): a server without a
         # backplane exposes no series rather than a misleading 0.
         self.backplane_up: Gauge | None = None
+        self._group_families: dict[str, Any] | None = None
         self._broadcast_duration = _Children(self.broadcast_duration)
         self._broadcast_client = _Children(self.broadcast_client)
         self._subscribe = _Children(self.pubsub_subscribe)
@@ -271,6 +273,48 @@ class ServerMetrics(_Recorder):
     def connection_closed(self) -> None:
         """A WebSocket connection went away."""
         self.connections_open.dec()
+
+    #: Distinct queue-group names that get their own label value; later ones
+    #: are counted under ``group="_other"`` (a bounded label set: group names
+    #: come from clients).
+    max_group_labels = 100
+
+    def group_delivered(self, group: str) -> None:
+        """A message was written to one member of queue ``group``."""
+        self._group_child("deliveries", group).inc()
+
+    def group_dropped(self, group: str) -> None:
+        """A message for queue ``group`` was dropped: no open member to take it."""
+        self._group_child("drops", group).inc()
+
+    def _group_child(self, what: str, group: str) -> Any:
+        families = self._group_families
+        if families is None:
+            # Created on first use: a server without queue groups exposes no series.
+            deliveries = self._f.counter(
+                f"{self.prefix}_group_deliveries",
+                "Messages written to one member of a queue group (label set bounded: "
+                f"{self.max_group_labels} group names, then _other)",
+                ("group",),
+            )
+            drops = self._f.counter(
+                f"{self.prefix}_group_drops",
+                "Messages for a queue group dropped because no member could take them",
+                ("group",),
+            )
+            families = {
+                "deliveries": _Children(deliveries),
+                "drops": _Children(drops),
+                "names": set(),
+            }
+            self._group_families = families
+        names: set[str] = families["names"]
+        if group not in names:
+            if len(names) >= self.max_group_labels:
+                group = "_other"
+            else:
+                names.add(group)
+        return families[what].get(group)
 
     def set_backplane_up(self, up: bool) -> None:
         """Record whether the backplane is connected (the series appears on the first call)."""

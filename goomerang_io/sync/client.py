@@ -6,26 +6,26 @@ It shares everything but the IO with it: the engine
 errors, the lifecycle, :class:`~goomerang_io.hooks.Hooks` and
 :class:`~goomerang_io.options.ClientOptions`.
 
-Threads. One reader thread per connection reads the socket, feeds the engine
-and runs the handlers (plain functions; they must not call ``send_sync``, which
-would wait for a reply that only the reader thread can deliver). It also owns
-the clock: heartbeat pings, the ping timeout and the close timeout are deadlines
-of its ``select`` loop. Any thread may send: a lock guards the engine, a second
-lock keeps writes in the order the engine produced them. TLS runs over an
-``ssl.SSLObject`` with memory BIOs under the engine lock, so the SSL state is
-never touched by two threads at once.
+Threads. Per connection, one IO thread (:mod:`.connection`) reads, writes and
+keeps the deadlines, and never runs user code; sync replies are resolved
+there. One handler thread (:mod:`.inbox`) runs the handlers and the error
+hooks in arrival order, from a bounded queue that pauses reading when full.
+Any thread may send: the bytes are queued in engine order under one lock and
+written without blocking; a sender waits only while more than
+``write_limit`` bytes are ahead of its own, and never past the connection's
+deadlines (``ping_timeout`` for a server that stopped reading,
+``close_timeout`` once closing).
 """
 
 from __future__ import annotations
 
 import inspect
 import random
-import select
-import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from google.protobuf.wrappers_pb2 import StringValue
@@ -37,7 +37,6 @@ from goomerang_proto import (
     ConnectionLost,
     GoomerangError,
     HandlerError,
-    HandshakeError,
     Message,
     NotRunning,
     Side,
@@ -51,13 +50,12 @@ from goomerang_proto import (
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
-from ..authorization import NEGOTIATION_HEADER, error_of, wants_error_replies
+from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
 from ..options import ClientOptions
 from ..sender import Sender
-from ..tlserrors import tls_error
 from ..validate import (
     check_close_code,
     check_headers,
@@ -66,10 +64,14 @@ from ..validate import (
     check_timeout,
     check_topic,
 )
+from .connection import Connection
+from .handshake import open_connection
+from .inbox import Inbox
 
 T = TypeVar("T")
 
-_READ_SIZE = 256 * 1024
+_CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
+"""Close codes from the server that end the connection without an error (1005: no status)."""
 
 
 class _Pending:
@@ -83,54 +85,6 @@ class _Pending:
         self.error: GoomerangError | None = None
 
 
-class _Link:
-    """One TCP (optionally TLS) connection and its engine."""
-
-    def __init__(self, sock: socket.socket, engine: ClientConnection) -> None:
-        self.sock = sock
-        self.engine = engine
-        self.tls: ssl.SSLObject | None = None
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.closed = threading.Event()
-        self.dead = False
-        self.pong_seen = False
-        self.pongs = 0
-        self.tls_eof = False
-        self.early: list[ev.Event] = []
-
-    def encode(self, data: bytes) -> bytes:
-        """Plain bytes to wire bytes (engine lock held)."""
-        if self.tls is None:
-            return data
-        if data and not self.tls_eof:
-            self.tls.write(data)
-        return self.outgoing.read()
-
-    def decode(self, data: bytes) -> bytes:
-        """Wire bytes to plain bytes (engine lock held); b'' when TLS needs more."""
-        if self.tls is None:
-            return data
-        self.incoming.write(data)
-        chunks = []
-        while True:
-            try:
-                chunk = self.tls.read(_READ_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                chunk = b""
-            if not chunk:  # the peer's close_notify: answer it, then EOF
-                self.tls_eof = True
-                try:
-                    self.tls.unwrap()
-                except ssl.SSLError:
-                    pass
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
 class Client(Endpoint):
     """A blocking goomerang client: send, send_sync, broadcast, pub/sub, handlers, hooks.
 
@@ -138,7 +92,7 @@ class Client(Endpoint):
     accepted as a keyword argument, plus ``tls`` (an ``ssl.SSLContext``; the
     path becomes ``/wss``), ``headers`` (extra handshake headers) and hooks
     (``on_error=[...]`` and the others in ``CLIENT_HOOKS``). Handlers are plain
-    functions ``handler(sender, message)`` run on the reader thread.
+    functions ``handler(sender, message)`` run on the handler thread.
     """
 
     def __init__(
@@ -161,12 +115,12 @@ class Client(Endpoint):
         self.extra_headers = check_headers(headers)
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
         self._lock = threading.RLock()
-        self._wlock = threading.Lock()
-        self._link: _Link | None = None
-        self._reader: threading.Thread | None = None
+        self._link: Connection | None = None
+        self._inbox: Inbox | None = None
         self._pending: dict[str, _Pending] = {}
         self._sender = Sender(self, "")
         self._topics: set[str] = set()
+        self._groups: set[tuple[str, str]] = set()
         self._closed_by_user = False
         self._stop = threading.Event()
         self._reconnector: threading.Thread | None = None
@@ -174,7 +128,7 @@ class Client(Endpoint):
         self.peer: tuple[str, int] | None = None
         self.conn_id = 0
         self.close_code: int | None = None
-        self._error_replies = False  # the server echoed the negotiation header
+        self._error_replies = False  # the server accepted the error-replies extension
 
     # ------------------------------------------------------------ registry
     def _move(self, status: Status) -> None:
@@ -194,205 +148,110 @@ class Client(Endpoint):
                 raise Closing("client is closing")
             self._closed_by_user = False
             self._stop.clear()
-        self._open()
+        start = self._open()
         self.hooks.run("on_configuration", self.options)
         self._move(Status.RUNNING)
+        start()
 
-    def _open(self) -> None:
+    def _open(self) -> Callable[[], None]:
+        """Connect and upgrade; returns the function that starts the IO thread."""
         if not self.router.frozen:
             self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
-        timeout = self.options.handshake_timeout
-        deadline = time.monotonic() + timeout
         host_header = (
             f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         )
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=(*self.extra_headers, (NEGOTIATION_HEADER, "1")),
+            headers=self.extra_headers,
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
         )
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        except TimeoutError:
-            raise HandshakeError(f"could not connect to {self.server} within {timeout} s") from None
-        except OSError as exc:
-            raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = _Link(sock, engine)
-        try:
-            if self.tls is not None:
-                link.tls = self.tls.wrap_bio(
-                    link.incoming, link.outgoing, server_hostname=self.server_hostname or self.host
-                )
-                try:
-                    self._tls_handshake(link, deadline)
-                except ssl.SSLError as exc:
-                    hostname = self.server_hostname or self.host
-                    raise tls_error(self.server, hostname, exc) from exc
-            self._handshake(link, deadline)
-        except BaseException:
-            sock.close()
-            raise
-        sock.settimeout(None)
-        peer = sock.getpeername()
+        opened = open_connection(
+            engine,
+            self.host,
+            self.port,
+            timeout=self.options.handshake_timeout,
+            tls=self.tls,
+            server_hostname=self.server_hostname,
+        )
+        self._error_replies = ERROR_REPLIES in engine.extensions
+        peer = opened.sock.getpeername()
         self.peer = (str(peer[0]), int(peer[1]))
         self.close_code = None
-        with self._lock:
-            self._link = link
-        reader = threading.Thread(
-            target=self._read_loop, args=(link,), name=f"goomerang-sync-{self.server}", daemon=True
+        conn = Connection(
+            opened.sock,
+            engine,
+            self.options,
+            self._lock,
+            tls=opened.tls,
+            name=f"goomerang-sync-io-{self.server}",
         )
-        self._reader = reader
-        reader.start()
-
-    def _remaining(self, deadline: float) -> float:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise HandshakeError(
-                f"could not connect to {self.server} within {self.options.handshake_timeout} s"
-            )
-        return left
-
-    def _tls_handshake(self, link: _Link, deadline: float) -> None:
-        tls = link.tls
-        assert tls is not None
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                pass
-            out = link.outgoing.read()
-            if out:
-                link.sock.settimeout(self._remaining(deadline))
-                link.sock.sendall(out)
-            link.sock.settimeout(self._remaining(deadline))
-            try:
-                data = link.sock.recv(_READ_SIZE)
-            except TimeoutError:
-                self._remaining(0.0)
-                raise
-            if not data:
-                raise HandshakeError(
-                    f"{self.server} closed the connection during the TLS handshake"
-                )
-            link.incoming.write(data)
-        out = link.outgoing.read()
-        if out:
-            link.sock.sendall(out)
-
-    def _handshake(self, link: _Link, deadline: float) -> None:
-        engine = link.engine
-        sock = link.sock
-        try:
-            sock.settimeout(self._remaining(deadline))
-            sock.sendall(link.encode(engine.data_to_send()))
-            while True:
-                sock.settimeout(self._remaining(deadline))
-                try:
-                    data = sock.recv(_READ_SIZE)
-                except TimeoutError:
-                    self._remaining(0.0)
-                    raise
-                if data:
-                    engine.receive_data(link.decode(data))
-                else:
-                    engine.receive_eof()
-                early: list[ev.Event] = []
-                for event in engine.events():
-                    if isinstance(event, ev.Connected):
-                        self._error_replies = wants_error_replies(event.headers)
-                    elif isinstance(event, ev.ConnectionClosed):
-                        raise event.error or HandshakeError(
-                            f"connection closed during the upgrade: {event.reason}"
-                        )
-                    elif not isinstance(event, ev.HandshakeRejected):
-                        early.append(event)
-                if engine.status is Status.RUNNING:
-                    # Frames that came with the 101 response are handled by the reader.
-                    link.early = early
-                    return
-        except OSError as exc:
-            raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
-
-    # ------------------------------------------------------------- reader
-    def _read_loop(self, link: _Link) -> None:
-        sock = link.sock
-        opts = self.options
-        interval = opts.heartbeat_interval
-        next_ping = time.monotonic() + interval if interval else None
-        ping_deadline: float | None = None
-        close_deadline: float | None = None
-        early, link.early = link.early, []
-        try:
-            self._handle_events(link, early)
-            while not link.dead:
-                now = time.monotonic()
-                deadlines = [d for d in (next_ping, ping_deadline, close_deadline) if d is not None]
-                wait = max(0.0, min(deadlines) - now) if deadlines else None
-                readable, _, _ = select.select([sock], [], [], wait)
-                if readable:
-                    try:
-                        data = sock.recv(_READ_SIZE)
-                    except OSError:
-                        data = b""
-                    self._feed(link, data)
-                    if link.engine.should_close_transport():
-                        break
-                now = time.monotonic()
-                with self._lock:
-                    status = link.engine.status
-                if status is Status.RUNNING:
-                    if link.pong_seen:
-                        link.pong_seen = False
-                        ping_deadline = None
-                    if next_ping is not None and now >= next_ping and interval:
-                        self._ping(link)
-                        next_ping = now + interval
-                        if opts.ping_timeout and ping_deadline is None:
-                            ping_deadline = now + opts.ping_timeout
-                    if ping_deadline is not None and now >= ping_deadline:
-                        self.report_error(
-                            ConnectionLost(f"{self.server} did not answer pings; dropping")
-                        )
-                        break
-                elif close_deadline is None:
-                    next_ping = ping_deadline = None
-                    close_deadline = now + opts.close_timeout
-                elif now >= close_deadline:
-                    break
-        except (OSError, ValueError):
-            pass
-        finally:
-            self._end(link)
-
-    def _feed(self, link: _Link, data: bytes) -> None:
+        inbox = Inbox(
+            f"goomerang-sync-handlers-{self.server}", conn.pause_reading, conn.resume_reading
+        )
+        conn.on_events = lambda events: self._on_events(conn, inbox, events)
+        conn.on_end = lambda _conn: self._end(conn, inbox)
         with self._lock:
-            engine = link.engine
-            if data:
-                try:
-                    plain = link.decode(data)
-                except ssl.SSLError as exc:
-                    self.report_error(ConnectionLost(f"TLS error from {self.server}: {exc}"))
-                    plain = b""
-                    data = b""
-                if plain:
-                    engine.receive_data(plain)
-            if not data or link.tls_eof:
-                engine.receive_eof()
-            events = engine.events()
-        self._handle_events(link, events)
-        self._flush(link)
+            self._link = conn
+            self._inbox = inbox
+        return partial(conn.start, opened.early)
 
-    def _handle_events(self, link: _Link, events: list[ev.Event]) -> None:
+    # ---------------------------------------------------- IO thread events
+    def _on_events(self, conn: Connection, inbox: Inbox, events: list[ev.Event]) -> None:
+        """Called on the IO thread: replies resolve here, user code goes to the handler thread."""
         for event in events:
-            self._on_event(link, event)
+            if (
+                self._error_replies
+                and isinstance(event, ev.SyncReplyReceived | ev.MessageReceived)
+                and event.message.headers
+                and self._server_error(inbox, event.message)
+            ):
+                continue
+            if isinstance(event, ev.SyncReplyReceived):
+                message = event.message
+                with self._lock:
+                    pending = self._pending.pop(message.uuid, None)
+                if pending is None:
+                    inbox.put(
+                        partial(
+                            self.report_error,
+                            UnexpectedReply(
+                                f"sync reply {message.uuid} ({message.kind}) arrived after its "
+                                "caller gave up, or was never asked for; dropped"
+                            ),
+                        )
+                    )
+                else:
+                    pending.reply = message
+                    pending.done.set()
+            elif isinstance(event, ev.MessageReceived):
+                message = event.message
+                chain = self.router.resolve(message.kind)
+                if chain is None:
+                    err = GoomerangError(f"no handler for kind {message.kind!r}")
+                    inbox.put(partial(self.report_error, err))
+                else:
+                    inbox.put(partial(self._run_handler, chain, message), message.payload_size)
+            elif isinstance(event, ev.ErrorOccurred):
+                error = event.error
+                if isinstance(error, UnknownKind) and error.uuid:
+                    with self._lock:
+                        waiting = self._pending.pop(error.uuid, None)
+                    if waiting is not None:
+                        waiting.error = error  # the caller learns now, not at its timeout
+                        waiting.done.set()
+                inbox.put(partial(self.report_error, error))
+            elif isinstance(event, ev.ConnectionClosed):
+                self.close_code = event.code
+                if event.error is not None:
+                    with self._lock:
+                        if conn.failure is None:
+                            conn.failure = event.error
 
-    def _server_error(self, message: Message[Any]) -> bool:
+    def _server_error(self, inbox: Inbox, message: Message[Any]) -> bool:
         """An error reply (negotiated peers only): fail its request or report it."""
         error = error_of(message)
         if error is None:
@@ -403,54 +262,8 @@ class Client(Endpoint):
             pending.error = error
             pending.done.set()
         else:
-            self.report_error(error)
+            inbox.put(partial(self.report_error, error))
         return True
-
-    def _on_event(self, link: _Link, event: ev.Event) -> None:
-        if (
-            self._error_replies
-            and isinstance(event, ev.SyncReplyReceived | ev.MessageReceived)
-            and event.message.headers
-            and self._server_error(event.message)
-        ):
-            return
-        if isinstance(event, ev.SyncReplyReceived):
-            message = event.message
-            with self._lock:
-                pending = self._pending.pop(message.uuid, None)
-            if pending is None:
-                self.report_error(
-                    UnexpectedReply(
-                        f"sync reply {message.uuid} ({message.kind}) arrived after its caller "
-                        "gave up, or was never asked for; dropped"
-                    )
-                )
-            else:
-                pending.reply = message
-                pending.done.set()
-        elif isinstance(event, ev.MessageReceived):
-            message = event.message
-            chain = self.router.resolve(message.kind)
-            if chain is None:
-                self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
-            else:
-                self._run_handler(chain, message)
-        elif isinstance(event, ev.PongReceived):
-            link.pong_seen = True
-            link.pongs += 1
-        elif isinstance(event, ev.ErrorOccurred):
-            error = event.error
-            if isinstance(error, UnknownKind) and error.uuid:
-                with self._lock:
-                    pending = self._pending.pop(error.uuid, None)
-                if pending is not None:
-                    pending.error = error  # the caller learns now, not at its timeout
-                    pending.done.set()
-            self.report_error(error)
-        elif isinstance(event, ev.ConnectionClosed):
-            self.close_code = event.code
-            if event.error is not None:
-                self.report_error(event.error)
 
     def _run_handler(self, chain: Callable[..., Any], message: Message[Any]) -> None:
         self.hooks.run("on_worker_start")
@@ -466,32 +279,38 @@ class Client(Endpoint):
         finally:
             self.hooks.run("on_worker_end")
 
-    def _end(self, link: _Link) -> None:
-        """The reader is done with ``link``: close the socket, fail waiters, maybe reconnect."""
+    def _end(self, conn: Connection, inbox: Inbox) -> None:
+        """The IO thread closed ``conn``'s socket: fail waiters, report, maybe reconnect.
+
+        A close from the server with 1000, 1001 or no status (1005) is no
+        error (RFC 6455 section 7.4.1; the asyncio client does the same);
+        anything else (1006: TCP ended without a Close, a deadline, a protocol
+        error) is reported once, as ConnectionLost unless the engine said more.
+        """
+        inbox.close()
         with self._lock:
-            link.dead = True
-            if link.engine.status is not Status.CLOSED:
-                link.engine.abort()
-            link.engine.events()
-            current = self._link is link
+            current = self._link is conn
             if current:
                 self._link = None
             pending = self._pending if current else {}
             if current:
                 self._pending = {}
-        try:
-            link.sock.close()
-        except OSError:
-            pass
-        link.closed.set()
+            failure = conn.failure
+            running = current and self.status is Status.RUNNING
+            if running:  # claimed here, so a concurrent close() sees CLOSING
+                self._lifecycle.move(Status.CLOSING)
         for waiter in pending.values():
             waiter.error = ConnectionLost(f"connection to {self.server} lost")
             waiter.done.set()
-        if not current or self.status is not Status.RUNNING:
+        if not running:
             return
-        self.report_error(
-            ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
-        )
+        self.hooks.run("on_status_change", Status.CLOSING)
+        if failure is not None:
+            self.report_error(failure)
+        elif self.close_code not in _CLEAN_CLOSE_CODES:
+            self.report_error(
+                ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
+            )
         self._move(Status.CLOSED)
         self.hooks.run("on_close")
         if self.options.reconnect and not self._closed_by_user:
@@ -511,49 +330,39 @@ class Client(Endpoint):
                 return
             self.hooks.run("on_reconnect_attempt", attempt, delay)
             try:
-                self._open()
+                start = self._open()
             except (GoomerangError, OSError) as exc:
                 self.report_error(ConnectionLost(f"reconnect attempt {attempt} failed: {exc}"))
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue
             self._move(Status.RUNNING)
+            start()
             self._resubscribe(sorted(self._topics))
             return
 
     def _resubscribe(self, topics: list[str]) -> None:
+        groups = sorted(self._groups)
+
         def op(engine: ClientConnection) -> None:
             for topic in topics:
                 engine.subscribe(topic)
+            for topic, group in groups:
+                try:
+                    engine.subscribe(topic, group)
+                except GoomerangError as exc:  # the new server lacks queue groups
+                    self.report_error(exc)
 
-        if topics:
+        if topics or groups:
             self._call(op, check=False)
 
     # ------------------------------------------------------------- output
-    def _flush(self, link: _Link) -> None:
-        """Write what the engine queued (e.g. pongs, the close answer)."""
-        with self._lock:
-            data = link.encode(link.engine.data_to_send())
-            close = link.engine.should_close_transport()
-            if data:
-                self._wlock.acquire()
-        if data:
-            try:
-                link.sock.sendall(data)
-            except OSError:
-                pass
-            finally:
-                self._wlock.release()
-        if close:
-            self._shutdown(link)
-
-    def _shutdown(self, link: _Link) -> None:
-        try:
-            link.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
     def _call(self, op: Callable[[ClientConnection], T], check: bool = True) -> T:
-        """Run ``op`` on the engine and write its bytes, in engine order."""
+        """Run ``op`` on the engine and queue its bytes (in engine order); wait for drain.
+
+        Raises Closing or NotRunning when the client cannot send, and
+        ConnectionLost when the connection ends before the bytes were written
+        (a server that stopped reading: within ``ping_timeout``).
+        """
         with self._lock:
             link = self._link
             if check:
@@ -564,29 +373,9 @@ class Client(Endpoint):
                     raise NotRunning(f"client is {status.name}: connect() first")
             if link is None:
                 raise NotRunning("client is not connected")
-            engine = link.engine
-            if engine.status is not Status.RUNNING:
-                raise NotRunning(f"connection to {self.server} is {engine.status.name}")
-            result = op(engine)
-            data = link.encode(engine.data_to_send())
-            if data:
-                self._wlock.acquire()
-        if data:
-            try:
-                link.sock.sendall(data)
-            except OSError as exc:
-                self._shutdown(link)
-                raise ConnectionLost(f"connection to {self.server} lost: {exc}") from exc
-            finally:
-                self._wlock.release()
-        return result
-
-    def _ping(self, link: _Link) -> None:
-        with self._lock:
-            if link.engine.status is not Status.RUNNING:
-                return
-            link.engine.ping(b"ping")
-        self._flush(link)
+            if link.dead or link.engine.status is not Status.RUNNING:
+                raise NotRunning(f"connection to {self.server} is {link.engine.status.name}")
+            return link.submit(op)  # its wait for drain releases the lock
 
     def send_message(self, message: Message[Any], uuid: str) -> Ready[int]:
         """Used by the Sender given to handlers."""
@@ -616,10 +405,12 @@ class Client(Endpoint):
         check_message(message)
         check_timeout(timeout)
         check_size(message, self.options.max_message_size, "0" * 36)
-        if threading.current_thread() is self._reader:
+        inbox = self._inbox
+        if inbox is not None and threading.current_thread() is inbox.thread:
             raise GoomerangError(
-                "send_sync cannot be called from a handler of the blocking client: the reply "
-                "would be read by this very thread; use send() or another thread"
+                "send_sync cannot be called from a handler of the blocking client: handlers "
+                "run one at a time, so every message behind this one would wait for the reply; "
+                "use send() or another thread"
             )
         uid = new_uuid()
         waiter = _Pending()
@@ -659,11 +450,35 @@ class Client(Endpoint):
         check_size(check_message(message), self.options.max_message_size - len(topic))
         return self._call(lambda e: e.publish(topic, message))
 
-    def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect)."""
+    def subscribe(self, topic: str, group: str | None = None) -> None:
+        """Subscribe to ``topic`` (re-subscribed automatically after a reconnect).
+
+        With ``group``, join that queue group of ``topic``: each publish goes
+        to one member of the group (see the asyncio ``Client.subscribe``).
+        Raises ``ValueError`` for an empty topic or group and
+        ``ExtensionNotNegotiated`` for a group on a server that did not accept
+        the ``queue-groups`` extension (the Go goomerang). TypeError for a
+        non-str topic or group.
+        """
         check_topic(topic)
-        self._call(lambda e: e.subscribe(topic))
-        self._topics.add(topic)
+        if group is not None:
+            check_topic(group, "group")
+        self._call(lambda e: e.subscribe(topic, group))
+        if group is None:
+            self._topics.add(topic)
+        else:
+            self._groups.add((topic, group))
+
+    def unsubscribe(self, topic: str, group: str | None = None) -> None:
+        """Unsubscribe from ``topic`` (or leave its queue ``group``)."""
+        check_topic(topic)
+        if group is not None:
+            check_topic(group, "group")
+        self._call(lambda e: e.unsubscribe(topic, group))
+        if group is None:
+            self._topics.discard(topic)
+        else:
+            self._groups.discard((topic, group))
 
     def subscribe_topic(self, topic: str) -> None:
         """``sender.subscribe`` in a handler."""
@@ -673,15 +488,16 @@ class Client(Endpoint):
         """``sender.unsubscribe`` in a handler."""
         self.unsubscribe(topic)
 
-    def unsubscribe(self, topic: str) -> None:
-        """Unsubscribe from ``topic``."""
-        check_topic(topic)
-        self._call(lambda e: e.unsubscribe(topic))
-        self._topics.discard(topic)
-
     # -------------------------------------------------------------- close
     def close(self, code: int = 1000) -> None:
-        """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        """Close gracefully: Close frame, wait for the server to end TCP, end CLOSED.
+
+        Returns within ``close_timeout`` seconds (plus scheduling), whatever
+        the server does: past it the IO thread aborts the socket (RST), which
+        also ends a send stuck behind a server that stopped reading (it
+        raises ConnectionLost). Raises NotRunning when not RUNNING and
+        TypeError/ValueError for a bad ``code``.
+        """
         check_close_code(code)
         with self._lock:
             status = self.status
@@ -694,15 +510,14 @@ class Client(Endpoint):
             self._closed_by_user = True
             self._stop.set()
             link = self._link
-        self._move(Status.CLOSING)
+            self._lifecycle.move(Status.CLOSING)
+        self.hooks.run("on_status_change", Status.CLOSING)
         if link is not None:
-            with self._lock:
-                link.engine.close(code)
-            self._flush(link)
-            if threading.current_thread() is not self._reader:
-                if not link.closed.wait(self.options.close_timeout + 1.0):
-                    self._shutdown(link)
-                    link.closed.wait(1.0)
+            link.close(code)
+            if threading.current_thread() is not link.thread:
+                if not link.closed.wait(self.options.close_timeout + 0.5):
+                    link.abort(ConnectionLost(f"{self.server} did not close in time"))
+                    link.closed.wait(0.5)
         with self._lock:
             pending = self._pending
             self._pending = {}

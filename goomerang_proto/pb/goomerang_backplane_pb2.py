@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19goomerang_backplane.proto\x12\x13goomerang.backplane\"\xb2\x01\n\x08\x45nvelope\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05\x66rame\x18\x04 \x01(\x0c\x12,\n\x02op\x18\x05 \x01(\x0e\x32 .goomerang.backplane.Envelope.Op\"<\n\x02Op\x12\x0b\n\x07\x44\x45LIVER\x10\x00\x12\t\n\x05HELLO\x10\x01\x12\r\n\tSUBSCRIBE\x10\x02\x12\x0f\n\x0bUNSUBSCRIBE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19goomerang_backplane.proto\x12\x13goomerang.backplane\"\xfb\x01\n\x08\x45nvelope\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05\x66rame\x18\x04 \x01(\x0c\x12,\n\x02op\x18\x05 \x01(\x0e\x32 .goomerang.backplane.Envelope.Op\x12\r\n\x05group\x18\x06 \x01(\t\x12\x0e\n\x06groups\x18\x07 \x03(\t\x12\x13\n\x0bgroups_only\x18\x08 \x01(\x08\"Q\n\x02Op\x12\x0b\n\x07\x44\x45LIVER\x10\x00\x12\t\n\x05HELLO\x10\x01\x12\r\n\tSUBSCRIBE\x10\x02\x12\x0f\n\x0bUNSUBSCRIBE\x10\x03\x12\x08\n\x04JOIN\x10\x04\x12\t\n\x05LEAVE\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'goomerang_backplane_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPE']._serialized_start=51
-  _globals['_ENVELOPE']._serialized_end=229
-  _globals['_ENVELOPE_OP']._serialized_start=169
-  _globals['_ENVELOPE_OP']._serialized_end=229
+  _globals['_ENVELOPE']._serialized_end=302
+  _globals['_ENVELOPE_OP']._serialized_start=221
+  _globals['_ENVELOPE_OP']._serialized_end=302
 # @@protoc_insertion_point(module_scope)

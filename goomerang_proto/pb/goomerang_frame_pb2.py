@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15goomerang_frame.proto\x12\x12goomerang.protocol\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x01\n\x05\x46rame\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0bpayloadSize\x18\x03 \x01(\x03\x12\x0f\n\x07is_sync\x18\x04 \x01(\x08\x12,\n\x08\x63reation\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x07headers\x18\x06 \x03(\x0b\x32&.goomerang.protocol.Frame.HeadersEntry\x12\x0f\n\x07payload\x18\x07 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\x0c\x42roadcastCmd\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\x0c\"\x1d\n\x0cSubscribeCmd\x12\r\n\x05topic\x18\x01 \x01(\t\"\x1f\n\x0eUnsubscribeCmd\x12\r\n\x05topic\x18\x01 \x01(\t\":\n\nPublishCmd\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15goomerang_frame.proto\x12\x12goomerang.protocol\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x01\n\x05\x46rame\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0bpayloadSize\x18\x03 \x01(\x03\x12\x0f\n\x07is_sync\x18\x04 \x01(\x08\x12,\n\x08\x63reation\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x07headers\x18\x06 \x03(\x0b\x32&.goomerang.protocol.Frame.HeadersEntry\x12\x0f\n\x07payload\x18\x07 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\x0c\x42roadcastCmd\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\x0c\",\n\x0cSubscribeCmd\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x64 \x01(\t\".\n\x0eUnsubscribeCmd\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05group\x18\x64 \x01(\t\":\n\nPublishCmd\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,9 +41,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BROADCASTCMD']._serialized_start=322
   _globals['_BROADCASTCMD']._serialized_end=367
   _globals['_SUBSCRIBECMD']._serialized_start=369
-  _globals['_SUBSCRIBECMD']._serialized_end=398
-  _globals['_UNSUBSCRIBECMD']._serialized_start=400
-  _globals['_UNSUBSCRIBECMD']._serialized_end=431
-  _globals['_PUBLISHCMD']._serialized_start=433
-  _globals['_PUBLISHCMD']._serialized_end=491
+  _globals['_SUBSCRIBECMD']._serialized_end=413
+  _globals['_UNSUBSCRIBECMD']._serialized_start=415
+  _globals['_UNSUBSCRIBECMD']._serialized_end=461
+  _globals['_PUBLISHCMD']._serialized_start=463
+  _globals['_PUBLISHCMD']._serialized_end=521
 # @@protoc_insertion_point(module_scope)

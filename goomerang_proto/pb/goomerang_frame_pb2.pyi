@@ -43,16 +43,20 @@ class BroadcastCmd(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., message: _Optional[bytes] = ...) -> None: ...
 
 class SubscribeCmd(_message.Message):
-    __slots__ = ("topic",)
+    __slots__ = ("topic", "group")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     topic: str
-    def __init__(self, topic: _Optional[str] = ...) -> None: ...
+    group: str
+    def __init__(self, topic: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class UnsubscribeCmd(_message.Message):
-    __slots__ = ("topic",)
+    __slots__ = ("topic", "group")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     topic: str
-    def __init__(self, topic: _Optional[str] = ...) -> None: ...
+    group: str
+    def __init__(self, topic: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class PublishCmd(_message.Message):
     __slots__ = ("topic", "kind", "message")

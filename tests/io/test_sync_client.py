@@ -159,7 +159,7 @@ def test_close_then_sends_fail_with_not_running_and_connect_works_again() -> Non
         client.close()
 
 
-def test_pending_send_sync_fails_with_connection_lost_when_the_server_goes() -> None:
+def test_pending_send_sync_fails_with_connection_lost_when_the_server_shuts_down() -> None:
     received = threading.Event()
 
     def setup(server: Server) -> None:
@@ -187,7 +187,7 @@ def test_pending_send_sync_fails_with_connection_lost_when_the_server_goes() -> 
         t.join(WAIT)
     assert isinstance(exc, ConnectionLost)
     assert client.status is Status.CLOSED
-    assert any(isinstance(e, ConnectionLost) for e in errors)
+    assert errors == []  # a graceful shutdown (Close 1000) is no error; the waiter still fails
     with pytest.raises(NotRunning):
         client.send(Message(BadReplyV1(message="x")))
 

@@ -1,0 +1,47 @@
+"""Client programs that follow the conformance client profile (asyncio and blocking clients).
+
+Run by ``goomerang conformance client -- python -m
+goomerang_io.conformance.profiles.asyncio_client`` (or ``.sync_client``); they read
+the task from ``GOOMERANG_TASK`` and the other ``GOOMERANG_*`` variables
+(see ``goomerang_io.conformance.client_mode``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+UNICODE_HEADERS = {"uni": "héllo wörld ✓ 日本語 🚀", "empty": "", "ключ": "значение", "k": "v"}
+WAIT = 10.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """The task the runner asks for, from the environment."""
+
+    name: str
+    addr: str
+    n: int
+    topic: str
+    clients: int
+    size: int
+
+    @classmethod
+    def from_env(cls) -> Task:
+        """Read ``GOOMERANG_TASK``, ``_ADDR``, ``_N``, ``_TOPIC``, ``_CLIENTS``, ``_SIZE``."""
+        env = os.environ
+        return cls(
+            env["GOOMERANG_TASK"],
+            env["GOOMERANG_ADDR"],
+            int(env.get("GOOMERANG_N", "10")),
+            env.get("GOOMERANG_TOPIC", "conformance.topic"),
+            int(env.get("GOOMERANG_CLIENTS", "2")),
+            int(env.get("GOOMERANG_SIZE", str(512 * 1024))),
+        )
+
+
+def report(task: Task, complete: bool, **extra: object) -> int:
+    """Print the one JSON line of the profile; return the exit status (0 when complete)."""
+    print(json.dumps({"mode": task.name, "complete": complete, **extra}), flush=True)
+    return 0 if complete else 1

@@ -1,0 +1,430 @@
+"""The blocking client's connection driver: one socket, one engine, one IO thread.
+
+The same shape as the asyncio driver, over a non-blocking socket and
+``select``. The IO thread is the event loop of one connection: it reads,
+feeds the engine, writes what is queued when the socket is writable, and
+arms one timer (keep-alive, close timeout, write stall). It never runs user
+code while the connection lives, so no handler, hook or stuck writer can hold
+back a deadline.
+
+Output. Any thread queues bytes with :meth:`Connection.submit` (the engine's
+bytes, in engine order, under the one lock that guards the engine); the
+caller writes what the socket takes at once (a non-blocking ``send``), the IO
+thread writes the rest when the socket becomes writable. ``submit`` then
+waits while more than ``write_limit`` bytes are queued ahead of the end of
+its own bytes (``ClientOptions.write_limit``: "send waits for drain above
+it"). Only the IO thread closes the socket.
+
+Deadlines (each fails the connection with ``ConnectionLost`` and closes the
+socket with an RST, waking every waiting sender):
+
+* write stall: bytes are queued and the socket took none of them for
+  ``ping_timeout`` seconds (the peer stopped reading);
+* keep-alive: a ping every ``heartbeat_interval``; no pong within
+  ``ping_timeout`` after one;
+* close: ``close_timeout`` seconds after the connection left RUNNING (our
+  Close, or the server's) without the server closing TCP.
+
+Input flow control: reading pauses while more than ``write_limit`` bytes wait
+to be written (output the server's own input produced: pongs, the close
+answer), so a peer that sends pings and never reads is throttled by its own
+TCP window; and while the owner says so (:meth:`pause_reading`, used by the
+client when its handler queue is full).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from goomerang_proto import ClientConnection, ConnectionLost, GoomerangError, NotRunning, Status
+from goomerang_proto import events as ev
+
+from ..options import ClientOptions
+
+T = TypeVar("T")
+
+READ_SIZE = 256 * 1024
+"""Bytes read from the socket at a time."""
+
+_LINGER_RST = struct.pack("ii", 1, 0)
+
+
+class TLSBridge:
+    """TLS over memory BIOs: plain bytes in and out, wire bytes on the socket (lock held)."""
+
+    def __init__(self, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO):
+        self.tls = tls
+        self.incoming = incoming
+        self.outgoing = outgoing
+        self.eof = False
+
+    def encode(self, data: bytes) -> bytes:
+        """Plain bytes to wire bytes."""
+        if data and not self.eof:
+            self.tls.write(data)
+        return self.outgoing.read()
+
+    def decode(self, data: bytes) -> bytes:
+        """Wire bytes to plain bytes; b'' when TLS needs more. Sets ``eof`` at close_notify."""
+        self.incoming.write(data)
+        chunks = []
+        while True:
+            try:
+                chunk = self.tls.read(READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                chunk = b""
+            if not chunk:  # the peer's close_notify: answer it, then EOF
+                self.eof = True
+                try:
+                    self.tls.unwrap()
+                except ssl.SSLError:
+                    pass
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+class Connection:
+    """One TCP (optionally TLS) connection to the server, its engine and its IO thread.
+
+    ``on_events(events)`` is called on the IO thread, outside the lock, with
+    what the engine produced (it must not block: the client hands messages to
+    its handler thread); ``on_end(conn)`` once the socket is closed.
+    ``lock`` guards the engine and the output queue; the client shares it.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        engine: ClientConnection,
+        options: ClientOptions,
+        lock: threading.RLock,
+        *,
+        tls: TLSBridge | None = None,
+        name: str = "goomerang-sync",
+    ) -> None:
+        self.sock = sock
+        self.engine = engine
+        self.options = options
+        self.tls = tls
+        self.name = name
+        self._lock = lock
+        self._drained = threading.Condition(lock)
+        self._out: deque[bytes] = deque()
+        self._offset = 0  # of the first chunk already written
+        self.buffered = 0
+        """Bytes queued and not yet taken by the socket."""
+        self._queued_total = 0
+        self._written_total = 0
+        self._progress = 0.0  # monotonic time of the last write progress (or of queueing)
+        self._paused_by_owner = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._woken = False
+        self.dead = False
+        """True once the socket is closed (or being closed): nothing more is written."""
+        self.failure: GoomerangError | None = None
+        """The first error that ended the connection (deadline, socket error), if any."""
+        self.closed = threading.Event()
+        """Set once the IO thread has closed the socket."""
+        self.pongs = 0
+        # keep-alive and close deadlines (monotonic seconds): see _timer / _on_timer
+        interval = options.heartbeat_interval
+        self._next_ping: float | None = time.monotonic() + interval if interval else None
+        self._pong_deadline: float | None = None
+        self._close_deadline: float | None = None
+        self.on_events: Callable[[list[ev.Event]], None] = lambda _events: None
+        self.on_end: Callable[[Connection], None] = lambda _conn: None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        sock.setblocking(False)
+
+    def start(self, early: list[ev.Event]) -> None:
+        """Start the IO thread; ``early`` are events that came with the upgrade answer."""
+        self._early = early
+        self.thread.start()
+
+    # ------------------------------------------------------------- output
+    def submit(self, op: Callable[[ClientConnection], T], *, wait: bool = True) -> T:
+        """Run ``op`` on the engine and queue its bytes; wait for drain above write_limit.
+
+        Raises NotRunning when the connection is no longer RUNNING (before
+        ``op`` runs), and ConnectionLost when it ends before this call's bytes
+        were written while waiting.
+        """
+        with self._lock:
+            if self.dead or self.engine.status is not Status.RUNNING:
+                raise NotRunning(f"connection is {self.engine.status.name}")
+            result = op(self.engine)
+            end = self._queue_engine_output()
+            if wait:
+                self._wait_written(end)
+        return result
+
+    def close(self, code: int) -> None:
+        """Start the close handshake (the IO thread arms the close timeout)."""
+        with self._lock:
+            self.engine.close(code)
+            self._queue_engine_output()
+        self._wake()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket until :meth:`resume_reading` (the owner's queue is full)."""
+        with self._lock:
+            self._paused_by_owner = True
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading`."""
+        with self._lock:
+            if not self._paused_by_owner:
+                return
+            self._paused_by_owner = False
+        self._wake()
+
+    def abort(self, error: GoomerangError | None = None) -> None:
+        """Fail the connection now, from any thread (the IO thread closes the socket)."""
+        with self._lock:
+            if self.failure is None:
+                self.failure = error
+            if not self.dead:
+                self.dead = True
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._drained.notify_all()
+        self._wake()
+
+    def _queue_engine_output(self) -> int:
+        """Move the engine's bytes to the output queue and write what fits (lock held).
+
+        Returns the output position (total bytes queued) after them.
+        """
+        data = self.engine.data_to_send()
+        if self.tls is not None:
+            data = self.tls.encode(data)
+        if data and not self.dead:
+            if not self.buffered:
+                self._progress = time.monotonic()
+            self._out.append(data)
+            self.buffered += len(data)
+            self._queued_total += len(data)
+            self._write_some()
+            if self.buffered:
+                self._wake()
+        return self._queued_total
+
+    def _write_some(self) -> None:
+        """Write queued bytes until the socket would block (lock held; never blocks)."""
+        out = self._out
+        wrote = False
+        while out and not self.dead:
+            chunk = out[0]
+            view = memoryview(chunk)[self._offset :] if self._offset else chunk
+            try:
+                n = self.sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._fail_locked(ConnectionLost(f"write to the server failed: {exc}"))
+                break
+            wrote = True
+            self.buffered -= n
+            self._written_total += n
+            if n < len(view):
+                self._offset += n
+                break
+            out.popleft()
+            self._offset = 0
+        if wrote:
+            self._progress = time.monotonic()
+            self._drained.notify_all()
+
+    def _wait_written(self, end: int) -> None:
+        """Wait (lock held) until at most write_limit bytes before ``end`` are unwritten."""
+        limit = self.options.write_limit
+        while end - self._written_total > limit and not self.dead:
+            self._drained.wait()
+        if self.dead and self._written_total < end:
+            raise ConnectionLost(str(self.failure or "connection to the server lost"))
+
+    def _fail_locked(self, error: GoomerangError) -> None:
+        if self.failure is None:
+            self.failure = error
+        self.dead = True
+        self._drained.notify_all()
+
+    def _wake(self) -> None:
+        """Make the IO thread look at its state again (from any thread)."""
+        with self._lock:
+            if self._woken or self.closed.is_set():
+                return
+            self._woken = True
+            try:
+                self._wake_w.send(b"\0")
+            except OSError:
+                pass
+
+    # -------------------------------------------------------------- timer
+    def _timer(self) -> float | None:
+        """The next keep-alive or close deadline (lock held), monotonic seconds or None."""
+        times = [t for t in (self._next_ping, self._pong_deadline, self._close_deadline) if t]
+        return min(times) if times else None
+
+    def _on_timer(self, now: float) -> None:
+        """Act on the keep-alive and close deadlines that passed (lock held)."""
+        opts = self.options
+        engine = self.engine
+        if engine.status is Status.RUNNING:
+            if self._pong_deadline is not None and now >= self._pong_deadline:
+                self._fail_locked(ConnectionLost("the server did not answer pings; dropping"))
+                return
+            if self._next_ping is not None and now >= self._next_ping:
+                engine.ping(b"ping")
+                self._queue_engine_output()
+                self._next_ping = now + (opts.heartbeat_interval or 0.0)
+                if opts.ping_timeout and self._pong_deadline is None:
+                    self._pong_deadline = now + opts.ping_timeout
+        else:
+            self._next_ping = self._pong_deadline = None
+            if self._close_deadline is None:
+                self._close_deadline = now + opts.close_timeout
+            elif now >= self._close_deadline:
+                if engine.status is Status.CLOSED:  # closing handshake done; TCP lingers
+                    self.dead = True
+                    self._drained.notify_all()
+                else:
+                    self._fail_locked(
+                        ConnectionLost(f"the server did not close within {opts.close_timeout} s")
+                    )
+
+    def _on_pong(self) -> None:
+        self.pongs += 1
+        self._pong_deadline = None
+
+    def _stall_deadline(self) -> float | None:
+        timeout = self.options.ping_timeout
+        if not self.buffered or not timeout:
+            return None
+        return self._progress + timeout
+
+    # ---------------------------------------------------------- IO thread
+    def _run(self) -> None:
+        try:
+            with self._lock:  # what the engine answered to frames that came with the 101
+                self._queue_engine_output()
+                done = self.engine.should_close_transport()
+            early, self._early = self._early, []
+            self.on_events(early)
+            if not done:
+                self._loop()
+        finally:
+            self._finish()
+
+    def _loop(self) -> None:
+        sock = self.sock
+        wake = self._wake_r
+        while True:
+            with self._lock:
+                if self.dead:
+                    return
+                now = time.monotonic()
+                self._on_timer(now)
+                stall = self._stall_deadline()
+                if stall is not None and now >= stall:
+                    self._fail_locked(
+                        ConnectionLost(
+                            f"the server stopped reading: no byte written for "
+                            f"{self.options.ping_timeout} s"
+                        )
+                    )
+                if self.dead:
+                    return
+                deadlines = [t for t in (self._timer(), stall) if t is not None]
+                paused = self._paused_by_owner or self.buffered > self.options.write_limit
+                want_write = bool(self.buffered)
+            rlist: list[Any] = [wake] if paused else [wake, sock]
+            timeout = max(0.0, min(deadlines) - now) if deadlines else None
+            readable, writable, _ = select.select(rlist, [sock] if want_write else [], [], timeout)
+            if wake in readable:
+                self._drain_wake()
+            if writable:
+                with self._lock:
+                    self._write_some()
+            if sock in readable:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if self._feed(data):
+                    return
+
+    def _drain_wake(self) -> None:
+        with self._lock:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except OSError:
+                pass
+            self._woken = False
+
+    def _feed(self, data: bytes) -> bool:
+        """Feed what was read (b'' at EOF); True when the transport should close."""
+        with self._lock:
+            engine = self.engine
+            eof = not data
+            if data and self.tls is not None:
+                try:
+                    data = self.tls.decode(data)
+                except ssl.SSLError as exc:
+                    self._fail_locked(ConnectionLost(f"TLS error from the server: {exc}"))
+                    data, eof = b"", True
+                eof = eof or self.tls.eof
+            if data:
+                engine.receive_data(data)
+            if eof:
+                engine.receive_eof()
+            events = engine.events()
+            for event in events:
+                if isinstance(event, ev.PongReceived):
+                    self._on_pong()
+            self._queue_engine_output()
+            done = engine.should_close_transport()
+        self.on_events(events)
+        return done
+
+    def _finish(self) -> None:
+        """Close the socket (RST unless the close was clean), wake everyone, tell the owner."""
+        with self._lock:
+            self.dead = True
+            clean = self.failure is None and self.engine.status is Status.CLOSED
+            if self.engine.status is not Status.CLOSED:
+                self.engine.abort()
+            self.engine.events()
+            try:
+                if not clean:  # drop unsent bytes now instead of lingering in the kernel
+                    self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            except OSError:
+                pass
+            self.sock.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            self._out.clear()
+            self._drained.notify_all()
+        self.closed.set()
+        self.on_end(self)
+
+
+__all__ = ["READ_SIZE", "Connection", "TLSBridge"]
