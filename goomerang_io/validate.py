@@ -8,21 +8,25 @@ in the caller instead of on the wire or in the peer.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message as ProtoMessage
 
-from goomerang_proto import Message, MessageTooLarge
+from goomerang_proto import Message, MessageTooLarge, UnexpectedReply
 from goomerang_proto.frames import valid_close_code
+
+R = TypeVar("R", bound=ProtoMessage)
 
 __all__ = [
     "check_close_code",
     "check_headers",
     "check_message",
     "check_positive",
+    "check_reply_class",
     "check_size",
     "check_timeout",
     "check_topic",
+    "expect_reply",
 ]
 
 ENVELOPE_OVERHEAD = 64
@@ -130,3 +134,18 @@ def check_positive(value: Any, name: str, *, integer: bool = False, minimum: flo
     if value <= minimum or (not integer and not math.isfinite(value)):
         raise ValueError(f"{name} must be > {minimum}, got {value!r}")
     return value
+
+
+def check_reply_class(value: Any, name: str = "reply") -> None:
+    """``value`` must be None or a protobuf message class."""
+    if value is not None and not (isinstance(value, type) and issubclass(value, ProtoMessage)):
+        raise TypeError(f"{name} must be a protobuf message class or None, got {value!r}")
+
+
+def expect_reply(message: Message[Any], cls: type[R] | None) -> Message[Any]:
+    """``message`` when its payload is a ``cls`` (or ``cls`` is None); else UnexpectedReply."""
+    if cls is not None and not isinstance(message.payload, cls):
+        raise UnexpectedReply(
+            f"sync reply is {message.kind}, expected {cls.DESCRIPTOR.full_name} (reply=)"
+        )
+    return message

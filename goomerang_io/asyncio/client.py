@@ -7,8 +7,9 @@ import random
 import ssl
 import time
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any, TypeVar, Unpack, cast, overload
 
+from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.wrappers_pb2 import StringValue
 
 from goomerang_proto import (
@@ -34,6 +35,7 @@ from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import AfterDrain, Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
+from ..keywords import ClientKeywords
 from ..options import ClientOptions
 from ..sender import Sender
 from ..tlserrors import tls_error
@@ -41,11 +43,15 @@ from ..validate import (
     check_close_code,
     check_headers,
     check_message,
+    check_reply_class,
     check_size,
     check_timeout,
     check_topic,
+    expect_reply,
 )
 from .dispatch import HandlerRunner
+
+R = TypeVar("R", bound=ProtoMessage)
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -106,7 +112,7 @@ class Client(Endpoint):
         headers: Iterable[tuple[str, str]] = (),
         metrics: Any = None,
         path: str | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[ClientKeywords],
     ) -> None:
         self.server = server
         self.host, self.port = parse_listen(server)
@@ -116,7 +122,7 @@ class Client(Endpoint):
         if tls is not None and not isinstance(tls, ssl.SSLContext):
             raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
         self.extra_headers = check_headers(headers)
-        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
+        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         self.metrics = metrics
         self._engine: ClientConnection | None = None
         self._proto: _ClientProtocol | None = None
@@ -401,8 +407,23 @@ class Client(Endpoint):
             return int(await self._wait_drain(size))
         return size
 
-    async def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
+    @overload
+    async def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0
+    ) -> Message[Any]: ...
+
+    @overload
+    async def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R]
+    ) -> Message[R]: ...
+
+    async def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R] | None = None
+    ) -> Message[Any]:
         """Send ``message`` as a request and wait for the reply.
+
+        With ``reply=ReplyClass`` the result is a ``Message[ReplyClass]`` (typed
+        for a checker, checked at run time: another kind raises UnexpectedReply).
 
         ``timeout`` is in seconds (None: wait until the connection ends).
         Raises SyncTimeout when no reply came in time, RemoteError at once when
@@ -413,6 +434,7 @@ class Client(Endpoint):
         """
         check_message(message)
         check_timeout(timeout)
+        check_reply_class(reply)
         check_size(message, self.options.max_message_size, "0" * 36)
         engine = self._check_running()
         if len(self._pending) >= self.options.max_pending_sync:
@@ -428,10 +450,10 @@ class Client(Endpoint):
             engine.send(message, uuid=uid, is_sync=True)
             self._schedule_flush()
             if timeout is None:
-                reply = await fut
+                result = await fut
             else:
                 async with asyncio.timeout(timeout):
-                    reply = await fut
+                    result = await fut
         except TimeoutError:
             raise SyncTimeout(
                 f"no reply to sync request {uid} ({message.kind}) within {timeout} s"
@@ -440,7 +462,7 @@ class Client(Endpoint):
             self._pending.pop(uid, None)
         if self.metrics is not None:
             self.metrics.sync_sent(message.kind, time.perf_counter() - t0)
-        return reply
+        return expect_reply(result, reply)
 
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""

@@ -10,7 +10,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from goomerang_proto import (
     AlreadyRunning,
@@ -34,6 +34,7 @@ from ..authorization import check_rule, error_message, topic_allowed, veto
 from ..endpoint import Endpoint
 from ..hooks import SERVER_HOOKS
 from ..http import Rejection, Request, RouteHandler, guard_route
+from ..keywords import ServerKeywords
 from ..options import ServerOptions
 from ..sender import Sender
 from ..validate import check_message, check_size, check_timeout, check_topic
@@ -80,12 +81,12 @@ class Server(Endpoint):
         allowed_origins: Iterable[str] | None = None,
         workers: int | str = 1,
         reuse_port: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ServerKeywords],
     ) -> None:
         self.listen = listen
         self.host, self.port = parse_listen(listen)
         self.tls = tls
-        self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
+        self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, dict(kwargs), "Server")
         opts = self.options
         opts.client_subscribe = check_rule(opts.client_subscribe, "client_subscribe")
         opts.client_publish = check_rule(opts.client_publish, "client_publish")

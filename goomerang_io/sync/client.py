@@ -26,8 +26,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack, overload
 
+from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.wrappers_pb2 import StringValue
 
 from goomerang_proto import (
@@ -54,15 +55,18 @@ from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
+from ..keywords import ClientKeywords
 from ..options import ClientOptions
 from ..sender import Sender
 from ..validate import (
     check_close_code,
     check_headers,
     check_message,
+    check_reply_class,
     check_size,
     check_timeout,
     check_topic,
+    expect_reply,
 )
 from .connection import Connection
 from .handshake import open_connection
@@ -72,6 +76,9 @@ T = TypeVar("T")
 
 _CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes from the server that end the connection without an error (1005: no status)."""
+
+
+R = TypeVar("R", bound=ProtoMessage)
 
 
 class _Pending:
@@ -103,7 +110,7 @@ class Client(Endpoint):
         server_hostname: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
         path: str | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[ClientKeywords],
     ) -> None:
         self.server = server
         self.host, self.port = parse_listen(server)
@@ -113,7 +120,7 @@ class Client(Endpoint):
         if tls is not None and not isinstance(tls, ssl.SSLContext):
             raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
         self.extra_headers = check_headers(headers)
-        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
+        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         self._lock = threading.RLock()
         self._link: Connection | None = None
         self._inbox: Inbox | None = None
@@ -394,8 +401,21 @@ class Client(Endpoint):
         check_size(check_message(message), self.options.max_message_size)
         return self._call(lambda e: e.send(message))
 
-    def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
+    @overload
+    def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]: ...
+
+    @overload
+    def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R]
+    ) -> Message[R]: ...
+
+    def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R] | None = None
+    ) -> Message[Any]:
         """Send ``message`` as a request and block until the reply (SyncTimeout after timeout).
+
+        With ``reply=ReplyClass`` the result is a ``Message[ReplyClass]`` (typed
+        for a checker, checked at run time: another kind raises UnexpectedReply).
 
         Raises ConnectionLost when the connection drops while waiting, and
         TooManyPending past ``max_pending_sync`` waiting requests, RemoteError at
@@ -404,6 +424,7 @@ class Client(Endpoint):
         """
         check_message(message)
         check_timeout(timeout)
+        check_reply_class(reply)
         check_size(message, self.options.max_message_size, "0" * 36)
         inbox = self._inbox
         if inbox is not None and threading.current_thread() is inbox.thread:
@@ -437,7 +458,7 @@ class Client(Endpoint):
         if waiter.error is not None:
             raise waiter.error
         assert waiter.reply is not None
-        return waiter.reply
+        return expect_reply(waiter.reply, reply)
 
     def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""

@@ -417,3 +417,20 @@ def test_every_exception_is_importable_from_goomerang_io() -> None:
     assert len(errors) > 15
     missing = [e.__name__ for e in errors if getattr(goomerang_io, e.__name__, None) is not e]
     assert missing == []
+
+
+def test_send_sync_reply_class_is_checked_at_run_time() -> None:
+    async def main() -> None:
+        server, _ = counting_server()
+        async with running(server):
+            client = new_client(server)
+            client.register_message(ReplyV1)
+            async with connected(client):
+                got = await client.send_sync(msg("typed"), reply=ReplyV1)
+                assert got.payload.message == "typed"
+                with pytest.raises(UnexpectedReply, match=r"expected goomerang\.example\.Mess"):
+                    await client.send_sync(msg("x"), reply=MessageV1)
+                with pytest.raises(TypeError, match="reply"):
+                    await client.send_sync(msg("x"), reply=int)  # type: ignore[type-var]
+
+    run(main())
