@@ -77,6 +77,7 @@ class ClientKeywords(_CommonHooks, total=False):
     reconnect: bool
     reconnect_initial: float
     reconnect_max: float
+    outbox_size: int
     on_reconnect_attempt: Hook
 
 

@@ -76,3 +76,7 @@ class ClientOptions:
     """First reconnect delay, in seconds."""
     reconnect_max: float = 10.0
     """Cap of the reconnect delay, in seconds."""
+    outbox_size: int = 0
+    """With ``reconnect``: messages (send, broadcast, publish) kept while reconnecting and
+    sent, in order, once connected again; past it OutboxFull. 0 (default): such sends raise
+    NotRunning. asyncio client only."""

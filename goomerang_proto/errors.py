@@ -133,3 +133,7 @@ class RemoteError(GoomerangError):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class OutboxFull(GoomerangError):
+    """A send made while reconnecting found the client's outbox full (``outbox_size``)."""

@@ -6,7 +6,8 @@ import asyncio
 import random
 import ssl
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, Unpack, cast, overload
 
 from google.protobuf.message import Message as ProtoMessage
@@ -29,6 +30,7 @@ from goomerang_proto import (
     new_uuid,
 )
 from goomerang_proto import events as ev
+from goomerang_proto.errors import OutboxFull
 
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
@@ -109,7 +111,7 @@ class Client(Endpoint):
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
         metrics: Any = None,
         path: str | None = None,
         **kwargs: Unpack[ClientKeywords],
@@ -121,7 +123,8 @@ class Client(Endpoint):
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
         if tls is not None and not isinstance(tls, ssl.SSLContext):
             raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
-        self.extra_headers = check_headers(headers)
+        self._headers_fn = headers if callable(headers) else None
+        self.extra_headers = () if callable(headers) else check_headers(headers)
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         self.metrics = metrics
         self._engine: ClientConnection | None = None
@@ -145,6 +148,7 @@ class Client(Endpoint):
         self.close_code: int | None = None
         self._error_replies = False  # the server echoed the negotiation header
         self._draining = False  # close() waits for handlers: no new message starts one
+        self._outbox: deque[tuple[str, Message[Any], str]] = deque()
 
     # ------------------------------------------------------------ registry
     # ---------------------------------------------------------- connect
@@ -180,7 +184,7 @@ class Client(Endpoint):
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=self.extra_headers,
+            headers=self._handshake_headers(),
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
@@ -223,6 +227,16 @@ class Client(Endpoint):
             peer = self._proto.transport.get_extra_info("peername")
             if isinstance(peer, tuple):
                 self.peer = (str(peer[0]), int(peer[1]))
+
+    def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
+        """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
+        fn = self._headers_fn
+        if fn is None:
+            return self.extra_headers
+        try:
+            return check_headers(fn(), "headers()")
+        except Exception as exc:
+            raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
 
     def _abort_transport(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
@@ -397,6 +411,8 @@ class Client(Endpoint):
         not connected; nothing is sent then.
         """
         check_size(check_message(message), self.options.max_message_size)
+        if self._outbox_open():
+            return self._queue("send", message)
         engine = self._check_running()
         t0 = time.perf_counter()
         size = engine.send(message)
@@ -467,6 +483,8 @@ class Client(Endpoint):
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
         check_size(check_message(message), self.options.max_message_size)
+        if self._outbox_open():
+            return self._queue("broadcast", message)
         engine = self._check_running()
         size = engine.broadcast(message)
         self._schedule_flush()
@@ -478,6 +496,8 @@ class Client(Endpoint):
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
         check_topic(topic)
         check_size(check_message(message), self.options.max_message_size - len(topic))
+        if self._outbox_open():
+            return self._queue("publish", message, topic)
         engine = self._check_running()
         size = engine.publish(topic, message)
         self._schedule_flush()
@@ -553,6 +573,7 @@ class Client(Endpoint):
             if status is Status.CLOSED and self._reconnect_task is not None:
                 self._closed_by_user = True
                 self._reconnect_task.cancel()
+                self._drop_outbox("the client was closed before it reconnected")
                 return
             raise NotRunning(f"client is {status.name}: nothing to close")
         self._closed_by_user = True
@@ -615,6 +636,46 @@ class Client(Endpoint):
             if self.options.reconnect and not self._closed_by_user:
                 self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
 
+    # ------------------------------------------------------------ outbox
+    def _outbox_open(self) -> bool:
+        """Whether a send now goes to the outbox: reconnecting, with ``outbox_size`` > 0."""
+        return (
+            self.options.outbox_size > 0
+            and self.status is Status.CLOSED
+            and not self._closed_by_user
+            and self._reconnect_task is not None
+            and not self._reconnect_task.done()
+        )
+
+    def _queue(self, what: str, message: Message[Any], topic: str = "") -> int:
+        if len(self._outbox) >= self.options.outbox_size:
+            raise OutboxFull(
+                f"{len(self._outbox)} messages already wait for the reconnect "
+                f"(outbox_size={self.options.outbox_size})"
+            )
+        self._outbox.append((what, message, topic))
+        return int(message.payload.ByteSize())
+
+    def _send_outbox(self, engine: ClientConnection) -> None:
+        """Send what waited for the reconnect, in order (after the re-subscribes)."""
+        while self._outbox:
+            what, message, topic = self._outbox.popleft()
+            try:
+                if what == "send":
+                    engine.send(message)
+                elif what == "broadcast":
+                    engine.broadcast(message)
+                else:
+                    engine.publish(topic, message)
+            except GoomerangError as exc:
+                self.report_error(exc)
+
+    def _drop_outbox(self, why: str) -> None:
+        if self._outbox:
+            count = len(self._outbox)
+            self._outbox.clear()
+            self.report_error(GoomerangError(f"{count} queued message(s) dropped: {why}"))
+
     async def _reconnect_loop(self) -> None:
         delay = self.options.reconnect_initial
         attempt = 0
@@ -641,6 +702,7 @@ class Client(Endpoint):
                         engine.subscribe(topic, group)
                     except GoomerangError as exc:  # the new server lacks queue groups
                         self.report_error(exc)
+                self._send_outbox(engine)
                 self._flush()
             return
 

@@ -38,6 +38,7 @@ from goomerang_proto import (
     ConnectionLost,
     GoomerangError,
     HandlerError,
+    HandshakeError,
     Message,
     NotRunning,
     Side,
@@ -108,7 +109,7 @@ class Client(Endpoint):
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
         path: str | None = None,
         **kwargs: Unpack[ClientKeywords],
     ) -> None:
@@ -119,8 +120,11 @@ class Client(Endpoint):
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
         if tls is not None and not isinstance(tls, ssl.SSLContext):
             raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
-        self.extra_headers = check_headers(headers)
+        self._headers_fn = headers if callable(headers) else None
+        self.extra_headers = () if callable(headers) else check_headers(headers)
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
+        if self.options.outbox_size:
+            raise ValueError("outbox_size is an option of the asyncio Client only (not blocking)")
         self._lock = threading.RLock()
         self._link: Connection | None = None
         self._inbox: Inbox | None = None
@@ -171,7 +175,7 @@ class Client(Endpoint):
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=self.extra_headers,
+            headers=self._handshake_headers(),
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
@@ -257,6 +261,16 @@ class Client(Endpoint):
                     with self._lock:
                         if conn.failure is None:
                             conn.failure = event.error
+
+    def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
+        """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
+        fn = self._headers_fn
+        if fn is None:
+            return self.extra_headers
+        try:
+            return check_headers(fn(), "headers()")
+        except Exception as exc:
+            raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
 
     def _server_error(self, inbox: Inbox, message: Message[Any]) -> bool:
         """An error reply (negotiated peers only): fail its request or report it."""
