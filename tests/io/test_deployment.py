@@ -67,13 +67,20 @@ logging.basicConfig(level=logging.INFO, format="%(message)s")
 out = sys.argv[1]
 prepare_multiprocess_dir()
 server = Server("127.0.0.1:0", workers=2, metrics=ServerMetrics())
-server.on_process_stop(lambda i: open(os.path.join(out, f"stopped-{i}-{os.getpid()}"), "w").close())
+mark = lambda what, i: open(os.path.join(out, f"{what}-{i}-{os.getpid()}"), "w").close()
+server.on_process_stop(lambda i: mark("stopped", i))
+server.on_process_start(lambda i: mark("started", i))
 sys.exit(server.run())
 """
 
 
-def run_and_signal(tmp_path: Path, sig: int) -> tuple[int, str, list[str]]:
-    """Start a 2-worker server in its own process group, signal the whole group, wait."""
+def run_and_signal(
+    tmp_path: Path, sig: int, kill_one_first: bool = False
+) -> tuple[int, str, list[str]]:
+    """Start a 2-worker server in its own process group, signal the whole group, wait.
+
+    With ``kill_one_first`` a worker is SIGKILLed first and its restart awaited.
+    """
     script = tmp_path / "serve.py"
     script.write_text(SCRIPT)
     tmp = tmp_path / "tmp"
@@ -98,6 +105,15 @@ def run_and_signal(tmp_path: Path, sig: int) -> tuple[int, str, list[str]]:
             if "listening on" in line:
                 break
         assert any("listening on" in line for line in lines), lines
+        if kill_one_first:
+            victim = int(
+                next(f for f in os.listdir(out) if f.startswith("started-0-")).split("-")[2]
+            )
+            os.kill(victim, signal.SIGKILL)
+            for line in proc.stdout:  # the supervisor reports the death, then restarts it
+                lines.append(line)
+                if "worker 0" in line and "ready" in line:
+                    break
         os.killpg(proc.pid, sig)
         code = proc.wait(timeout=20)
     finally:
@@ -115,6 +131,14 @@ def test_a_process_group_signal_is_a_graceful_stop_input_12_16(tmp_path: Path, s
     assert "exited with code" not in output, output  # no worker died by the signal
     stopped = [f for f in files if f.startswith("stopped-")]
     assert sorted(f.split("-")[1] for f in stopped) == ["0", "1"], (files, output)
-    leftovers = [f for f in files if not f.startswith("stopped-")]
+    leftovers = [f for f in files if not f.startswith(("stopped-", "started-"))]
     assert leftovers == [], leftovers  # no goomerang-metrics-* nor hub directory left
     assert output.count("listening on") == 1
+
+
+def test_a_worker_death_is_reported_once_and_the_worker_restarted_input_12(tmp_path: Path) -> None:
+    code, output, files = run_and_signal(tmp_path, signal.SIGTERM, kill_one_first=True)
+    assert code == 0, output
+    deaths = [line for line in output.splitlines() if "exited with code" in line]
+    assert len(deaths) == 1 and "-9" in deaths[0], output
+    assert len([f for f in files if f.startswith("started-0-")]) == 2  # restarted
