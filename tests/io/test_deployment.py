@@ -139,6 +139,6 @@ def test_a_process_group_signal_is_a_graceful_stop_input_12_16(tmp_path: Path, s
 def test_a_worker_death_is_reported_once_and_the_worker_restarted_input_12(tmp_path: Path) -> None:
     code, output, files = run_and_signal(tmp_path, signal.SIGTERM, kill_one_first=True)
     assert code == 0, output
-    deaths = [line for line in output.splitlines() if "exited with code" in line]
+    deaths = [line for line in output.splitlines() if "exited with" in line]
     assert len(deaths) == 1 and "-9" in deaths[0], output
     assert len([f for f in files if f.startswith("started-0-")]) == 2  # restarted
