@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from goomerang_proto import Message
 
-from .validate import check_message, check_size
+from .validate import check_message
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -51,7 +51,7 @@ class Sender:
         Raises TypeError for anything but a ``Message`` with str headers and
         MessageTooLarge above the endpoint's ``max_message_size``; nothing is sent then.
         """
-        check_size(check_message(message), self._conn.outgoing_limit, self.uuid)
+        check_message(message)
         return self._conn.send_message(message, self.uuid)
 
     @property

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message as ProtoMessage
 
-from goomerang_proto import Message, MessageTooLarge, UnexpectedReply
+from goomerang_proto import Message, UnexpectedReply
 from goomerang_proto.frames import valid_close_code
 
 R = TypeVar("R", bound=ProtoMessage)
@@ -23,19 +23,31 @@ __all__ = [
     "check_message",
     "check_positive",
     "check_reply_class",
-    "check_size",
     "check_timeout",
     "check_topic",
     "expect_reply",
 ]
 
-ENVELOPE_OVERHEAD = 64
-"""Bytes added to the payload, kind, headers and uuid for the Frame envelope and the
-WebSocket header (an upper bound: the timestamp, field tags and lengths)."""
+_PAYLOAD_CLASSES: set[type] = set()  # protobuf classes seen: the isinstance check runs once
 
 
 def check_message(value: Any, name: str = "message") -> Message[Any]:
-    """``value`` must be a goomerang ``Message`` whose headers map str to str."""
+    """``value`` must be a goomerang ``Message`` whose headers map str to str.
+
+    On every send: the common case costs a type lookup and a loop over the headers.
+    """
+    if type(value) is Message and type(value.payload) in _PAYLOAD_CLASSES:
+        headers = value.headers
+        if type(headers) is dict:
+            for key, val in headers.items():
+                if type(key) is not str or type(val) is not str:
+                    break
+            else:
+                return value
+    return _check_message_slowly(value, name)
+
+
+def _check_message_slowly(value: Any, name: str) -> Message[Any]:
     if not isinstance(value, Message):
         if isinstance(value, ProtoMessage):
             cls = type(value).__name__
@@ -57,21 +69,8 @@ def check_message(value: Any, name: str = "message") -> Message[Any]:
                 f"{name}.headers must map str to str; {key!r}: {val!r} is "
                 f"{type(key).__name__}: {type(val).__name__}"
             )
+    _PAYLOAD_CLASSES.add(type(value.payload))
     return value
-
-
-def check_size(message: Message[Any], limit: int, uuid: str = "") -> None:
-    """Raise MessageTooLarge when ``message`` framed would exceed ``limit`` bytes.
-
-    ``limit`` is our own ``max_message_size``: a v0.3.0 peer announces none, so
-    the sender checks before sending instead of learning it from a 1009 close.
-    """
-    size = message.payload.ByteSize() + len(message.kind) + len(uuid) + ENVELOPE_OVERHEAD
-    headers = message.headers
-    if headers:
-        size += sum(len(k) + len(v) + 8 for k, v in headers.items())
-    if size > limit:
-        raise MessageTooLarge(size, limit)
 
 
 def check_topic(value: Any, name: str = "topic") -> str:

@@ -44,6 +44,7 @@ from .errors import (
     Closing,
     GoomerangError,
     LocalProtocolError,
+    MessageTooLarge,
     NotRunning,
     RemoteProtocolError,
     UnexpectedText,
@@ -380,8 +381,13 @@ class BaseConnection:
         self._out.append(frame)
 
     def send_bytes(self, envelope: bytes) -> None:
-        """Send already-packed Frame bytes as one binary message."""
+        """Send already-packed Frame bytes as one binary message.
+
+        Raises MessageTooLarge above our own ``max_message_size`` (nothing is queued).
+        """
         self._check_can_send()
+        if len(envelope) > self._reader.max_message_size:
+            raise MessageTooLarge(len(envelope), self._reader.max_message_size)
         self._write_frame(OP_BINARY, envelope)
 
     def send(self, message: Message[Any], *, uuid: str = "", is_sync: bool = False) -> int:
@@ -392,6 +398,8 @@ class BaseConnection:
         size = len(payload)
         message.payload_size = size
         head = envelope_head(message.kind, size, message.headers, uuid, is_sync, self.clock())
+        if size + len(head) > self._reader.max_message_size:  # our own limit, checked first
+            raise MessageTooLarge(size + len(head), self._reader.max_message_size)
         if self.is_client:
             self._out.append(masked_binary(head + payload, self._mask_keys.next()))
         else:

@@ -46,7 +46,6 @@ from ..validate import (
     check_headers,
     check_message,
     check_reply_class,
-    check_size,
     check_timeout,
     check_topic,
     expect_reply,
@@ -410,7 +409,7 @@ class Client(Endpoint):
         MessageTooLarge above ``max_message_size`` and NotRunning/Closing when
         not connected; nothing is sent then.
         """
-        check_size(check_message(message), self.options.max_message_size)
+        check_message(message)
         if self._outbox_open():
             return self._queue("send", message)
         engine = self._check_running()
@@ -451,7 +450,6 @@ class Client(Endpoint):
         check_message(message)
         check_timeout(timeout)
         check_reply_class(reply)
-        check_size(message, self.options.max_message_size, "0" * 36)
         engine = self._check_running()
         if len(self._pending) >= self.options.max_pending_sync:
             raise TooManyPending(
@@ -482,7 +480,7 @@ class Client(Endpoint):
 
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
-        check_size(check_message(message), self.options.max_message_size)
+        check_message(message)
         if self._outbox_open():
             return self._queue("broadcast", message)
         engine = self._check_running()
@@ -495,7 +493,7 @@ class Client(Endpoint):
     async def publish(self, topic: str, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
         check_topic(topic)
-        check_size(check_message(message), self.options.max_message_size - len(topic))
+        check_message(message)
         if self._outbox_open():
             return self._queue("publish", message, topic)
         engine = self._check_running()

@@ -26,7 +26,7 @@ from goomerang_proto import (
     prepare,
 )
 from goomerang_proto.codec import pack
-from goomerang_proto.errors import PermissionDenied
+from goomerang_proto.errors import MessageTooLarge, PermissionDenied
 from goomerang_proto.frames import OP_BINARY, build_frame
 
 from ..address import parse_listen
@@ -37,7 +37,7 @@ from ..http import Rejection, Request, RouteHandler, guard_route
 from ..keywords import ServerKeywords
 from ..options import ServerOptions
 from ..sender import Sender
-from ..validate import check_message, check_size, check_timeout, check_topic
+from ..validate import check_message, check_timeout, check_topic
 from .server_protocol import ServerProtocol
 
 _RESERVED_PATHS = ("/ws", "/wss")
@@ -442,13 +442,15 @@ class Server(Endpoint):
         Raises TypeError for anything but a ``Message``, MessageTooLarge above
         ``max_message_size``, NotRunning/Closing when not RUNNING.
         """
-        check_size(check_message(message), self.options.max_message_size)
+        check_message(message)
         self._check_running()
         return self._broadcast(message)
 
     def _broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
         t0 = time.perf_counter()
         envelope = pack(message, creation_ns=time.time_ns())
+        if len(envelope) > self.options.max_message_size:  # our own limit, before any write
+            raise MessageTooLarge(len(envelope), self.options.max_message_size)
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
         results = self._fanout(frame, self._conns, size)
@@ -471,12 +473,14 @@ class Server(Endpoint):
         check_topic(topic)
         if not topic:
             raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
-        check_size(check_message(message), self.options.max_message_size)
+        check_message(message)
         self._check_running()
         return self._publish(topic, message)
 
     def _publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         envelope = pack(message, creation_ns=time.time_ns())
+        if len(envelope) > self.options.max_message_size:  # our own limit, before any write
+            raise MessageTooLarge(len(envelope), self.options.max_message_size)
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
         results = self._fanout(frame, self.topics.subscribers(topic), size)
@@ -516,7 +520,10 @@ class Server(Endpoint):
         if self.metrics is not None:
             self.metrics.client_broadcast(message.kind)
         self.hooks.run("on_client_broadcast", message.kind)
-        self._broadcast(message)
+        try:
+            self._broadcast(message)
+        except MessageTooLarge as exc:  # re-packed with a timestamp: a few bytes more
+            self.report_error(exc)
 
     def client_publish(self, topic: str, message: Message[Any], proto: ServerProtocol) -> None:
         """A client asked to publish (PublishCmd); authorized, non-empty topic."""
@@ -530,7 +537,10 @@ class Server(Endpoint):
         if refused is not None:
             self.refuse(proto, what, refused)
             return
-        self._publish(topic, message)
+        try:
+            self._publish(topic, message)
+        except MessageTooLarge as exc:
+            self.report_error(exc)
 
     def client_subscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
         """A client's SubscribeCmd (``group`` empty for a plain one); applied when authorized."""

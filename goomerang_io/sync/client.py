@@ -64,7 +64,6 @@ from ..validate import (
     check_headers,
     check_message,
     check_reply_class,
-    check_size,
     check_timeout,
     check_topic,
     expect_reply,
@@ -412,7 +411,7 @@ class Client(Endpoint):
 
         Argument errors (TypeError, MessageTooLarge) are raised before anything is sent.
         """
-        check_size(check_message(message), self.options.max_message_size)
+        check_message(message)
         return self._call(lambda e: e.send(message))
 
     @overload
@@ -439,7 +438,6 @@ class Client(Endpoint):
         check_message(message)
         check_timeout(timeout)
         check_reply_class(reply)
-        check_size(message, self.options.max_message_size, "0" * 36)
         inbox = self._inbox
         if inbox is not None and threading.current_thread() is inbox.thread:
             raise GoomerangError(
@@ -476,13 +474,13 @@ class Client(Endpoint):
 
     def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
-        check_size(check_message(message), self.options.max_message_size)
+        check_message(message)
         return self._call(lambda e: e.broadcast(message))
 
     def publish(self, topic: str, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
         check_topic(topic)
-        check_size(check_message(message), self.options.max_message_size - len(topic))
+        check_message(message)
         return self._call(lambda e: e.publish(topic, message))
 
     def subscribe(self, topic: str, group: str | None = None) -> None:
