@@ -27,9 +27,12 @@ from goomerang_proto.errors import (
     UnexpectedText,
     UnknownKind,
 )
+from goomerang_proto.extensions import ExtensionNotNegotiated
+from goomerang_proto.frames import FrameError
 
 from .asyncio.client import Client
 from .asyncio.server import BroadcastResult, Server
+from .backplane.base import BackplaneError, BackplaneProtocolError, BackplaneUnavailable
 from .http import ANONYMOUS, AuthRejected, Rejection, Request, Response
 from .options import ClientOptions, ServerOptions
 from .sender import Sender
@@ -38,12 +41,17 @@ __all__ = [
     "ANONYMOUS",
     "AlreadyRunning",
     "AuthRejected",
+    "BackplaneError",
+    "BackplaneProtocolError",
+    "BackplaneUnavailable",
     "BroadcastResult",
     "Client",
     "ClientOptions",
     "Closed",
     "Closing",
     "ConnectionLost",
+    "ExtensionNotNegotiated",
+    "FrameError",
     "GoomerangError",
     "HandlerError",
     "HandshakeError",
