@@ -14,7 +14,10 @@ uuids, masking keys, handshake keys) are fixed, which this script does.
 Every path is run twice in one process, on fresh connections, after a warm-up:
 once with N messages and once with 2N. Each measured run lies between two
 calls of ``os.getppid()``, and callgrind (``--dump-before=getppid``) writes its
-counts at each call, so set-up and verification stay outside; the figure is
+counts at each call, so set-up and verification stay outside (and the
+objects that exist before a run are frozen, ``gc.freeze()``, so that
+collections during it do not depend on how much the process imported); the
+figure is
 
     (I(2N) - I(N)) / N     instructions per message,
 
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -573,6 +577,10 @@ async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
     for count, measured in ((warmup, False), (n, True), (2 * n, True)):
         run = await make(count)
         MARKERS[0] = measured
+        # What exists now (modules, set-up) is never collected during the run:
+        # the count must not depend on how much else the process imported.
+        gc.collect()
+        gc.freeze()
         check = await run()
         got = check()
         if got != count:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs import Job
-from servers import ALL, FLOOR, FLOOR_BATCH, GOOMERANG_METRICS, NAMES, ServerSpec, goomerang
+from servers import ALL, FLOOR, FLOOR_BATCH, GO, GOOMERANG_METRICS, NAMES, ServerSpec, goomerang
 
 GROUPS = ("pipe", "rr", "conc", "bcast", "workers", "memory")
 
@@ -90,15 +90,24 @@ def build(
     place: Placement,
     workers: list[int],
     coalesce_us: int,
+    go: ServerSpec | None = None,
 ) -> list[Job]:
-    """All jobs of this run, in the order one rep runs them."""
+    """All jobs of this run, in the order one rep runs them.
+
+    ``go``: the Go reference server, when built; it joins the pipe, rr and conc
+    rows and the 500-receiver broadcast whenever goomerang runs (or ``go`` is named).
+    """
     groups, names = select(only)
     sizes = QUICK if quick else FULL
     # The floor is always measured (every ratio needs it); aiohttp too when goomerang
     # runs, since the pipelined target compares the two.
     wanted = set(names) | {FLOOR.name} | ({"aiohttp"} if "goomerang" in names else set())
+    if GO in names and go is None:
+        raise SystemExit("--only go: the Go server is not built (--goref DIR or GOREF_DIR)")
     servers: list[ServerSpec] = [s for s in ALL if not names or s.name in wanted]
-    want_gmr = any(s.goomerang for s in servers)
+    if go is not None and (not names or GO in names or "goomerang" in names):
+        servers.append(go)
+    want_gmr = any(s.goomerang and s.name != GO for s in servers)
     srv, cli = str(place.server), [place.client]
     jobs: list[Job] = []
 
@@ -144,6 +153,8 @@ def build(
             args = ("--receivers", str(k), "--coalesce-us", str(coalesce_us))
             variant = f"{k} rcv"
             add(Job("bcast", variant, gmr, srv, cli, "bcast", n, args, timeout=t))
+            if go is not None and go in servers and k == 500:
+                add(Job("bcast", variant, go, srv, cli, "bcast", n, args, timeout=t))
         # Informative: one broadcast in flight, so no read carries two of
         # them and each fan-out is written on its own (no cross-broadcast
         # batching): the cost of encode-once-write-many by itself. Receivers
@@ -192,6 +203,8 @@ def build(
     if "memory" in groups:
         for conns in sizes.idle_conns:
             for s in servers:
+                if s.name == GO:
+                    continue  # not compared on memory
                 add(
                     Job(
                         "memory",

@@ -19,7 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-READY = re.compile(r"listening on \w+://(\S+):(\d+)")
+# ours and the peers print "listening on SCHEME://HOST:PORT..."; the Go refserver "READY HOST:PORT"
+READY = re.compile(r"(?:listening on \w+://|^READY )(\S+):(\d+)")
 ROOT = Path(__file__).resolve().parent.parent
 _LIVE: set[Server] = set()
 

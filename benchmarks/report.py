@@ -121,8 +121,20 @@ def apply_ratios_and_targets(rows: dict[Key, Row]) -> list[tuple[str, bool | Non
         if w > 1:
             bound = 0.8 * w * one.value if one and one.value else None
             target(row, f">={0.8 * w:.1f}x w1", at_least(row.value, bound))
+    # issue 13: request/response against the Go server and aiohttp (same run)
+    gmr_conc = _find(rows, "conc", "goomerang")
+    if gmr_conc is not None:
+        go_conc = _find(rows, "conc", "go")
+        if go_conc is not None:
+            target(gmr_conc, ">=1x go", at_least(gmr_conc.value, go_conc.value))
+        aio_conc = _find(rows, "conc", "aiohttp")
+        target(gmr_conc, ">=1x aiohttp", at_least(gmr_conc.value, aio_conc and aio_conc.value))
+    go_rr = _find(rows, "rr_same", "go")
+    if gmr_rr is not None and go_rr is not None:
+        ok = None if gmr_rr.p50 is None or go_rr.p50 is None else gmr_rr.p50 <= go_rr.p50
+        target(gmr_rr, "p50 <=go p50", ok)
     for row in rows.values():
-        if row.job.group == "memory" and row.job.server.goomerang and row.job.n >= 10_000:
+        if row.job.group == "memory" and row.job.server.name == "goomerang" and row.job.n >= 10_000:
             ok = None if row.value is None else row.value <= 30.0
             target(row, "<=30 KiB/conn", ok)
     return summary
@@ -182,6 +194,46 @@ def table(rows: dict[Key, Row], header: str) -> str:
     text = [header, render(cols), render(["-" * w for w in widths])]
     text += [render(line) for line in lines]
     return "\n".join(text)
+
+
+def versus_text(rows: dict[Key, Row]) -> list[str]:
+    """Our rows as ratios to the floor, aiohttp and the Go server of the same run (issue 13).
+
+    Rates: ours / theirs (higher is better). The rr rows compare p50
+    latencies: ours / theirs (lower is better).
+    """
+    out = ["ours / theirs, same run (rates: higher is better; rr p50: lower is better):"]
+    for (group, variant, server), row in rows.items():
+        if server != "goomerang" or group not in ("pipe", "rr_same", "rr_split", "conc", "bcast"):
+            continue
+        latency = group == "rr_same"
+        mine = row.p50 if latency else row.value
+        if mine is None:
+            continue
+        ref_group = "pipe" if group == "bcast" else group
+        parts = []
+        for other in ("floor", "aiohttp", "go"):
+            # broadcast: the floor's pipelined rate; Go: its own broadcast row
+            if group == "bcast" and other == "aiohttp":
+                continue
+            if other == "go":
+                them = _find(rows, group, other, variant)
+            else:
+                them = _find(rows, ref_group, other, None if group == "bcast" else variant)
+            if them is None and other == "go":
+                if group != "bcast":
+                    parts.append("go n/a")
+                continue
+            theirs = None if them is None else (them.p50 if latency else them.value)
+            ratio = _div(mine, theirs)
+            parts.append(f"{'-' if ratio is None else f'{ratio:.2f}x'} {other}")
+        what = (
+            "p50 " + _fmt(mine, 1) + " us"
+            if latency
+            else _fmt(mine) + " " + UNITS.get(group, "msg/s")
+        )
+        out.append(f"  {TITLES[group]} {variant}: {what} = {', '.join(parts)}")
+    return out if len(out) > 1 else []
 
 
 def errors_text(rows: dict[Key, Row]) -> list[str]:

@@ -22,11 +22,13 @@ import time
 from pathlib import Path
 
 from gmrbuild import ensure_gmrload
+from goref import HOW, find_goref
 from jobs import Job, run_job
 from load import Result
 from plan import Placement, build
 from procs import raise_nofile, stop_all
-from report import aggregate, apply_ratios_and_targets, as_json, errors_text, table
+from report import aggregate, apply_ratios_and_targets, as_json, errors_text, table, versus_text
+from servers import go_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-steal", type=float, default=5.0, help="rerun above this steal%%")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ap.add_argument(
+        "--goref",
+        default=None,
+        help="folder of the built Go refserver (tools/goref/build.sh DIR); also env GOREF_DIR",
+    )
     return ap.parse_args(argv)
 
 
@@ -82,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     atexit.register(stop_all)
     binary = ensure_gmrload(verbose=not args.quiet)
-    jobs = build(args.only, args.quick, place, workers, args.coalesce_us)
+    goref = find_goref(args.goref)
+    go = go_server(goref) if goref is not None else None
+    jobs = build(args.only, args.quick, place, workers, args.coalesce_us, go)
     results: dict[tuple[str, str, str], list[Result]] = {}
     start = time.monotonic()
     for rep in range(reps):
@@ -101,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         f"128-byte messages; bcast receivers coalesce {args.coalesce_us} us; {elapsed:.0f} s"
     )
     print(table(rows, header))
+    for line in versus_text(rows):
+        print(line)
+    if go is None:
+        print(f"Go server: n/a ({HOW})")
     for line in errors_text(rows):
         print(line)
     passed = sum(1 for _, ok in summary if ok)

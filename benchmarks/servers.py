@@ -45,6 +45,19 @@ def goomerang(workers: int | None = None) -> ServerSpec:
     return ServerSpec(name, argv, (), "ws", "/ws")
 
 
+GO = "go"
+
+
+def go_server(bindir: Path) -> ServerSpec:
+    """The Go goomerang v0.3.0 server (``refserver`` of tools/goref): echoes MessageV1 like serve.
+
+    Started pinned to one CPU, Go's default GOMAXPROCS is 1 (it reads the
+    affinity mask): the per-core figure the issue compares against.
+    """
+    argv = (str(bindir / "refserver"), "-addr", "127.0.0.1:0")
+    return ServerSpec(GO, argv, (), "ws", "/ws")
+
+
 FLOOR = _peer("floor", "tcp_floor.py", ("--proto", "tcp"), "tcp")
 # Informative only (pipelined row): one write per read instead of one per message.
 FLOOR_BATCH = ServerSpec(
@@ -60,4 +73,4 @@ PEERS = (
     _peer("websockets", "websockets_echo.py", ("--raw",), "ws"),
 )
 ALL = (FLOOR, goomerang(), *PEERS)
-NAMES = (*(s.name for s in ALL), FLOOR_BATCH.name, GOOMERANG_METRICS.name)
+NAMES = (*(s.name for s in ALL), FLOOR_BATCH.name, GOOMERANG_METRICS.name, GO)

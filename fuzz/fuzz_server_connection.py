@@ -62,6 +62,7 @@ def test_one_input(data: bytes) -> None:
     for chunk in chunks:
         conn.receive_data(chunk)
         _check(conn.events())
+        conn.apply_pending()
         conn.data_to_send()
         _check(conn.events())
         if conn.should_close_transport():

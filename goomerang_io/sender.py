@@ -17,16 +17,9 @@ class _Writer(Protocol):
     peer: tuple[str, int] | None
     conn_id: int
 
-    @property
-    def outgoing_limit(self) -> int: ...
-
     def send_message(self, message: Message[Any], uuid: str) -> Awaitable[int]: ...
 
     def close(self, code: int = 1000) -> Any: ...
-
-    def subscribe_topic(self, topic: str) -> None: ...
-
-    def unsubscribe_topic(self, topic: str) -> None: ...
 
 
 class Sender:
@@ -48,8 +41,8 @@ class Sender:
     def send(self, message: Message[Any]) -> Awaitable[int]:
         """Send ``message`` to this connection's peer (the reply, for a sync request).
 
-        Raises TypeError for anything but a ``Message`` with str headers and
-        MessageTooLarge above the endpoint's ``max_message_size``; nothing is sent then.
+        Raises TypeError for anything but a ``Message`` with str headers (nothing is
+        sent then), and MessageTooLarge above the endpoint's ``max_message_size``.
         """
         check_message(message)
         return self._conn.send_message(message, self.uuid)
@@ -80,15 +73,19 @@ class Sender:
 
         Raises TypeError when ``topic`` is not a str.
         """
-        if not isinstance(topic, str):
-            raise TypeError(f"topic must be a str, got {type(topic).__name__}")
-        self._conn.subscribe_topic(topic)
+        self._topic_call("subscribe_topic", topic)
 
     def unsubscribe(self, topic: str) -> None:
         """Take this connection out of ``topic``."""
+        self._topic_call("unsubscribe_topic", topic)
+
+    def _topic_call(self, method: str, topic: str) -> None:
         if not isinstance(topic, str):
             raise TypeError(f"topic must be a str, got {type(topic).__name__}")
-        self._conn.unsubscribe_topic(topic)
+        call = getattr(self._conn, method, None)
+        if call is None:
+            raise TypeError(f"{type(self._conn).__name__} connections cannot join topics")
+        call(topic)
 
     def close(self, code: int = 1000) -> Any:
         """Start closing this connection (server side: the client's; client side: our own)."""

@@ -18,7 +18,7 @@ from .codec import (
 )
 from .connection import DEFAULT_MAX_MESSAGE_SIZE, BaseConnection, Clock
 from .errors import HandshakeError
-from .events import Connected, ConnectionClosed, HandshakeRejected
+from .events import Connected, HandshakeRejected
 from .extensions import QUEUE_GROUPS, SUPPORTED, ExtensionNotNegotiated
 from .extensions import offer as offer_extensions
 from .extensions import parse as parse_extensions
@@ -59,8 +59,11 @@ class ClientConnection(BaseConnection):
         clock: Clock | None = None,
         key: str | None = None,
         offer: Iterable[str] = SUPPORTED,
+        **options: Any,
     ) -> None:
-        super().__init__(registry=registry, max_message_size=max_message_size, raw=raw, clock=clock)
+        super().__init__(
+            registry=registry, max_message_size=max_message_size, raw=raw, clock=clock, **options
+        )
         self.host = host
         self.path = path
         self._key = key if key is not None else base64.b64encode(os.urandom(16)).decode("ascii")
@@ -79,9 +82,9 @@ class ClientConnection(BaseConnection):
         self._offered = frozenset(offered)
         if offered:
             request_headers.append(offer_extensions(offered))
-        self._out.append(
-            self._h11.send(h11.Request(method="GET", target=path, headers=request_headers)) or b""
-        )
+        request = self._h11.send(h11.Request(method="GET", target=path, headers=request_headers))
+        self._out.append(request or b"")
+        self._out_size += len(request or b"")
         self._h11.send(h11.EndOfMessage())
 
     # ------------------------------------------------------------ handshake
@@ -106,6 +109,9 @@ class ClientConnection(BaseConnection):
                 "connect with tls=ssl.create_default_context())"
             )
         )
+
+    def _handshake_timed_out(self) -> None:
+        self._h11 = None
 
     def _process_response(self) -> None:
         conn = self._h11
@@ -150,7 +156,7 @@ class ClientConnection(BaseConnection):
             return
         trailing, _closed = conn.trailing_data
         self._h11 = None
-        self.status = Status.RUNNING
+        self._running()
         self.request_headers = decode_headers(headers)
         self.extensions = parse_extensions(self.request_headers) & self._offered
         self._events.append(Connected(self.path, self.request_headers))
@@ -164,29 +170,21 @@ class ClientConnection(BaseConnection):
         reason = response.reason.decode("latin-1")
         body = b"".join(self._reject_body)
         self._h11 = None
-        self.status = Status.CLOSED
-        self.close_code = 1006
         self._close_transport = True
         self._events.append(
             HandshakeRejected(status, reason, decode_headers(list(response.headers)), body)
         )
-        self._events.append(
-            ConnectionClosed(
-                1006,
-                f"upgrade rejected with HTTP {status}",
-                by_peer=True,
-                error=HandshakeError(
-                    f"server rejected the upgrade: HTTP {status} {reason}", status
-                ),
-            )
+        self._closed(
+            1006,
+            f"upgrade rejected with HTTP {status}",
+            by_peer=True,
+            error=HandshakeError(f"server rejected the upgrade: HTTP {status} {reason}", status),
         )
 
     def _fail_handshake(self, error: HandshakeError) -> None:
         self._h11 = None
-        self.status = Status.CLOSED
-        self.close_code = 1006
         self._close_transport = True
-        self._events.append(ConnectionClosed(1006, str(error), by_peer=True, error=error))
+        self._closed(1006, str(error), by_peer=True, error=error)
 
     # ------------------------------------------------------------- commands
     def send_sync(self, message: Message[Any], uuid: str | None = None) -> str:

@@ -10,7 +10,7 @@ import h11
 from .codec import pack
 from .connection import DEFAULT_MAX_MESSAGE_SIZE, BaseConnection, Clock
 from .errors import HandshakeError, LocalProtocolError, NotRunning
-from .events import Connected, ConnectionClosed, HandshakeRequest, HttpRequest
+from .events import Connected, HandshakeRequest, HttpRequest
 from .extensions import answer as answer_extensions
 from .extensions import parse as parse_extensions
 from .frames import OP_BINARY, build_frame
@@ -27,6 +27,7 @@ from .registry import Registry
 from .status import Status
 
 DEFAULT_MAX_REQUEST_SIZE = 16 * 1024
+_SINGLE_HEADERS = (b"sec-websocket-key", b"sec-websocket-version")
 DEFAULT_MAX_HTTP_BODY = 1 << 20
 
 _REASONS = {
@@ -72,8 +73,11 @@ class ServerConnection(BaseConnection):
         auto_accept: bool = True,
         raw: bool = False,
         clock: Clock | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(registry=registry, max_message_size=max_message_size, raw=raw, clock=clock)
+        super().__init__(
+            registry=registry, max_message_size=max_message_size, raw=raw, clock=clock, **options
+        )
         self.ws_path = ws_path if ws_path is not None else ("/wss" if tls else "/ws")
         self.auto_accept = auto_accept
         self.max_http_body = max_http_body
@@ -100,6 +104,10 @@ class ServerConnection(BaseConnection):
 
     def _handshake_eof(self) -> None:
         self._h11 = None
+
+    def _handshake_timed_out(self) -> None:
+        self._h11 = None
+        self._awaiting_accept = self._awaiting_response = False
 
     def _process_http(self) -> None:
         conn = self._h11
@@ -178,6 +186,15 @@ class ServerConnection(BaseConnection):
             if "upgrade" not in header_tokens(headers, b"connection"):
                 self._reject_plain(400, "missing Connection: Upgrade")
                 return
+            repeated = [
+                name.decode("latin-1")
+                for name in _SINGLE_HEADERS
+                if sum(1 for key, _ in headers if key.lower() == name) > 1
+            ]
+            if repeated:
+                # RFC 6455 11.3.1 / 11.3.5: at most once in a request; 4.2.1: else 400
+                self._reject_plain(400, f"{', '.join(repeated)} must appear only once")
+                return
             if header_value(headers, b"sec-websocket-version") != "13":
                 self._reject_plain(
                     426, "unsupported WebSocket version", extra=[(b"Sec-WebSocket-Version", b"13")]
@@ -210,12 +227,14 @@ class ServerConnection(BaseConnection):
     #: Goomerang extensions accepted on the upgrade (see ``extensions``).
     extensions: frozenset[str] = frozenset()
 
-    def accept(self, headers: Iterable[tuple[str, str]] = ()) -> None:
-        """Complete a pending upgrade with 101 Switching Protocols.
+    def accept(self, headers: Iterable[tuple[str, str]] = (), now: float | None = None) -> None:
+        """Complete a pending upgrade with 101 Switching Protocols; keep-alive starts at ``now``.
 
         The extensions the client offered and this engine speaks are echoed
         in ``Goomerang-Extensions`` (docs/PROTOCOL-extensions.md).
         """
+        if now is not None:
+            self._now = now
         if not self._awaiting_accept or self.status is not Status.NEW:
             raise LocalProtocolError("no WebSocket upgrade is waiting to be accepted")
         conn = self._h11
@@ -231,11 +250,11 @@ class ServerConnection(BaseConnection):
         echo = answer_extensions(self.request_headers)
         self.extensions = parse_extensions(echo)
         lines.extend(f"{k}: {v}".encode("latin-1") for k, v in (*echo, *headers))
-        self._out.append(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._queue_bytes(b"\r\n".join(lines) + b"\r\n\r\n")
         trailing, _closed = conn.trailing_data
         self._h11 = None
         self._awaiting_accept = False
-        self.status = Status.RUNNING
+        self._running()
         self._events.append(Connected(self.path, self.request_headers))
         if trailing:
             self._receive_frames(bytes(trailing))
@@ -266,23 +285,31 @@ class ServerConnection(BaseConnection):
             b"Connection: close",
         ]
         head.extend(k + b": " + v for k, v in (extra or []))
-        self._out.append(b"\r\n".join(head) + b"\r\n\r\n" + data)
+        self._queue_bytes(b"\r\n".join(head) + b"\r\n\r\n" + data)
         self._finish(status, message, error=HandshakeError(message, status))
 
     def _finish(self, code: int, reason: str, error: HandshakeError | None = None) -> None:
         self._h11 = None
-        self.status = Status.CLOSED
-        self.close_code = code
         self._close_transport = True
-        self._events.append(ConnectionClosed(code, reason, by_peer=False, error=error))
+        self._closed(code, reason, by_peer=False, error=error)
+
+    def _queue_bytes(self, data: bytes) -> None:
+        self._out.append(data)
+        self._queued(len(data), True)
 
     def send_http_response(
         self,
         status: int = 404,
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
+        now: float | None = None,
     ) -> None:
-        """Answer the pending :class:`HttpRequest`; keep-alive is honoured."""
+        """Answer the pending :class:`HttpRequest`; keep-alive is honoured.
+
+        With keep-alive the next request gets a fresh ``handshake_timeout`` from ``now``.
+        """
+        if now is not None:
+            self._now = now
         conn = self._h11
         if not self._awaiting_response or conn is None:
             raise LocalProtocolError("no HTTP request is waiting for a response")
@@ -291,15 +318,15 @@ class ServerConnection(BaseConnection):
         if b"content-length" not in names:
             hdrs.append((b"Content-Length", str(len(body)).encode()))
         try:
-            self._out.append(
+            self._queue_bytes(
                 conn.send(
                     h11.Response(status_code=status, headers=hdrs, reason=_REASONS.get(status, b""))
                 )
                 or b""
             )
             if body and self._request is not None and self._request.method != b"HEAD":
-                self._out.append(conn.send(h11.Data(data=body)) or b"")
-            self._out.append(conn.send(h11.EndOfMessage()) or b"")
+                self._queue_bytes(conn.send(h11.Data(data=body)) or b"")
+            self._queue_bytes(conn.send(h11.EndOfMessage()) or b"")
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(f"invalid HTTP response: {exc}") from exc
         self._awaiting_response = False
@@ -312,11 +339,24 @@ class ServerConnection(BaseConnection):
         except h11.LocalProtocolError:
             self._finish(1000, "HTTP exchange finished")
             return
+        if self.handshake_timeout is not None:
+            # keep-alive: the next request gets the same deadline (slowloris guard)
+            self._handshake_deadline = self._now + self.handshake_timeout
         self._process_http()
 
     # ------------------------------------------------------------ fan-out
-    def send_prepared(self, frame: bytes) -> None:
-        """Write a frame made by :func:`prepare` (shared by many connections)."""
+    def send_prepared(self, frame: bytes, *, in_response: bool = False) -> bool:
+        """Write a frame made by :func:`prepare` (shared by many connections).
+
+        Returns False, queuing nothing, when the output hard cap
+        (``max_buffered``) was already passed: the connection is then failed
+        with ``overflow_code`` and ``should_abort_transport()`` is True.
+        Raises NotRunning when the connection is not RUNNING.
+        """
+        if self.max_buffered is not None and self._over_cap():
+            return False
         if self.status is not Status.RUNNING:
             raise NotRunning(f"connection is {self.status.name}: cannot send")
         self._out.append(frame)
+        self._queued(len(frame), in_response)
+        return True

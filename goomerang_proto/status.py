@@ -1,15 +1,22 @@
-"""Endpoint lifecycle: NEW -> RUNNING -> CLOSING -> CLOSED.
+"""Lifecycles: NEW -> RUNNING -> CLOSING -> CLOSED, for endpoints and for connections.
 
-Theory of operation: every allowed move is one row in a table keyed by
-(side, from); a move that is not in the table raises
-:class:`~goomerang_proto.errors.IllegalTransition`. Servers end in CLOSED;
-clients may go from CLOSED back to RUNNING by connecting again. The integer
-values are the ones exported by the status metrics (0 NEW .. 3 CLOSED).
+Theory of operation: every allowed move is one row in a table; a move that is
+not in the table raises :class:`~goomerang_proto.errors.IllegalTransition`.
+
+* Endpoints (a Server, a Client): keyed by (side, from). Servers end in CLOSED;
+  clients may go from CLOSED back to RUNNING by connecting again.
+* Connections (one engine per TCP connection): one table for both sides, no
+  way back from CLOSED. Every status change of an engine goes through
+  :func:`move_connection` (a test walks the engine's source and fails on any
+  other ``.status =`` assignment), as h11's ``_state.py`` keeps its one table.
+
+The integer values are the ones exported by the status metrics (0 NEW .. 3 CLOSED).
 """
 
 from __future__ import annotations
 
 import enum
+from typing import Protocol
 
 from .errors import IllegalTransition
 
@@ -79,3 +86,30 @@ class Lifecycle:
             raise IllegalTransition(f"{self._side.value} cannot go from {old.name} to {new.name}")
         self._status = new
         return old
+
+
+_CONNECTION_ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.NEW: frozenset({Status.RUNNING, Status.CLOSED}),
+    Status.RUNNING: frozenset({Status.CLOSING, Status.CLOSED}),
+    Status.CLOSING: frozenset({Status.CLOSED}),
+    Status.CLOSED: frozenset(),
+}
+
+
+class HasStatus(Protocol):
+    """Anything with a ``status`` attribute (an engine connection)."""
+
+    status: Status
+
+
+def move_connection(conn: HasStatus, new: Status) -> None:
+    """Move an engine connection to ``new``; IllegalTransition if the table forbids it.
+
+    Connections: NEW -> RUNNING (upgrade done) or CLOSED (rejected, failed, timed
+    out); RUNNING -> CLOSING (we sent Close) or CLOSED (the peer's Close was
+    answered, a failure, a timeout, EOF); CLOSING -> CLOSED.
+    """
+    old = conn.status
+    if new not in _CONNECTION_ALLOWED[old]:
+        raise IllegalTransition(f"connection cannot go from {old.name} to {new.name}")
+    conn.status = new

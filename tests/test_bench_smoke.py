@@ -63,7 +63,7 @@ def test_quick_floor_run_prints_a_numeric_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_client_benchmark_runs_and_reports_three_rates() -> None:
+def test_client_benchmark_runs_and_reports_every_client() -> None:
     proc = subprocess.run(
         [sys.executable, str(BENCH / "client.py"), "-n", "2000", "--reps", "1"],
         capture_output=True,
@@ -72,13 +72,37 @@ def test_client_benchmark_runs_and_reports_three_rates() -> None:
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rates = re.findall(r"^\s+(.+?)\s{2,}([\d,]+)$", proc.stdout, re.MULTILINE)
-    assert [name for name, _ in rates] == [
-        "async send+echo msg/s",
-        "send_sync sequential req/s",
-        "send_sync 200 in flight req/s",
+    block = proc.stdout.split("clients against the go server")[0]
+    assert block.startswith("clients against the goomerang server"), proc.stdout
+    rates = re.findall(r"^\s+(.+?)\s{2,}([\d,]+)$", block, re.MULTILINE)
+    ours = [name for name, _ in rates if not name.startswith("go ")]
+    assert ours == [
+        "asyncio send+echo msg/s",
+        "asyncio send_sync sequential req/s",
+        "asyncio send_sync 200 in flight req/s",
+        "blocking send_sync sequential req/s",
     ], proc.stdout
     assert all(int(value.replace(",", "")) > 0 for _, value in rates)
+    go = [name for name, _ in rates if name.startswith("go ")]
+    assert len(go) == 2 or "go refclient: n/a" in proc.stdout, proc.stdout
+
+
+def test_go_reference_is_found_only_where_built(tmp_path: Path) -> None:
+    """--goref/GOREF_DIR: a folder without refserver is an error, not a silently missing row."""
+    from goref import find_goref
+    from procs import READY
+
+    with pytest.raises(FileNotFoundError, match="refserver"):
+        find_goref(str(tmp_path))
+    (tmp_path / "bin").mkdir()
+    server = tmp_path / "bin" / "refserver"
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    assert find_goref(str(tmp_path)) == tmp_path / "bin"
+    ready = READY.search("READY 127.0.0.1:41234")  # what the Go refserver prints
+    assert ready is not None and ready.group(2) == "41234"
+    ours = READY.search("goomerang: listening on ws://127.0.0.1:8080/ws")
+    assert ours is not None and ours.group(2) == "8080"
 
 
 @pytest.mark.timeout(60)

@@ -8,7 +8,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, Unpack, cast, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.wrappers_pb2 import StringValue
@@ -50,49 +50,30 @@ from ..validate import (
     check_topic,
     expect_reply,
 )
+from .connection import Connection
 from .dispatch import HandlerRunner
 
 R = TypeVar("R", bound=ProtoMessage)
 
 
-class _ClientProtocol(asyncio.Protocol):
-    """Feeds one TCP connection into the client's engine."""
+class _ClientProtocol(Connection):
+    """The client's connection: the asyncio driver handing events to its Client."""
 
     def __init__(self, client: Client, engine: ClientConnection) -> None:
+        super().__init__(engine)
         self.client = client
-        self.engine = engine
-        self.transport: asyncio.Transport | None = None
-        self.lost = asyncio.get_running_loop().create_future()
+        self.hold_reads = False  # close(): read nothing while the handlers drain
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=self.client.options.write_limit)
-        data = self.engine.data_to_send()
-        if data:
-            transport.write(data)
+    def want_read(self) -> bool:
+        return not self.hold_reads
 
-    def data_received(self, data: bytes) -> None:
-        self.client._receive(self, data)
+    def handle_events(self, events: list[ev.Event]) -> None:
+        on_event = self.client._on_event
+        for event in events:
+            on_event(self, event)
 
-    def eof_received(self) -> bool | None:
-        self.engine.receive_eof()
-        self.client._after_input(self)
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.engine.status is not Status.CLOSED:
-            self.engine.receive_eof()
-            self.client._after_input(self)
-        if not self.lost.done():
-            self.lost.set_result(None)
+    def lost(self) -> None:
         self.client._lost(self)
-
-    def pause_writing(self) -> None:
-        self.client._paused = True
-
-    def resume_writing(self) -> None:
-        self.client._resume()
 
 
 class Client(Endpoint):
@@ -131,11 +112,6 @@ class Client(Endpoint):
         self._pending: dict[str, asyncio.Future[Message[Any]]] = {}
         self._runner: HandlerRunner | None = None
         self._sender = Sender(self, "")
-        self._paused = False
-        self._drain: asyncio.Future[None] | None = None
-        self._flush_pending = False
-        self._in_batch = False
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._connected: asyncio.Future[None] | None = None
         self._closed_by_user = False
         self._topics: set[str] = set()
@@ -145,7 +121,7 @@ class Client(Endpoint):
         self.peer: tuple[str, int] | None = None
         self.conn_id = 0
         self.close_code: int | None = None
-        self._error_replies = False  # the server echoed the negotiation header
+        self._error_replies = False  # the server accepted the error-replies extension
         self._draining = False  # close() waits for handlers: no new message starts one
         self._outbox: deque[tuple[str, Message[Any], str]] = deque()
 
@@ -166,7 +142,6 @@ class Client(Endpoint):
         if self.metrics is not None:
             self.metrics.set_max_concurrency(self.options.max_concurrency)
         self._move(Status.RUNNING)
-        self._schedule_ping()
 
     async def _open(self) -> None:
         if self.metrics is not None and not self.router.frozen:
@@ -180,13 +155,20 @@ class Client(Endpoint):
         host_header = (
             f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         )
+        opts = self.options
         engine = ClientConnection(
             host_header,
             self.path,
             headers=self._handshake_headers(),
             registry=self.router.registry,
-            max_message_size=self.options.max_message_size,
+            max_message_size=opts.max_message_size,
             clock=time.time_ns,
+            handshake_timeout=opts.handshake_timeout,
+            ping_interval=opts.heartbeat_interval or None,
+            ping_timeout=opts.ping_timeout or None,
+            close_timeout=opts.close_timeout,
+            high_water=opts.write_limit,
+            now=loop.time(),
         )
         engine.on_message = self._on_message
         self._engine = engine
@@ -215,17 +197,14 @@ class Client(Endpoint):
             raise HandshakeError(f"could not connect to {self.server} within {timeout} s") from None
         except ssl.SSLError as exc:
             self._abort_transport()
-            hostname = self.server_hostname or self.host
-            raise tls_error(self.server, hostname, exc) from exc
+            raise tls_error(self.server, self.server_hostname or self.host, exc) from exc
         except OSError as exc:
             raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
         except BaseException:
             self._abort_transport()
             raise
-        if self._proto is not None and self._proto.transport is not None:
-            peer = self._proto.transport.get_extra_info("peername")
-            if isinstance(peer, tuple):
-                self.peer = (str(peer[0]), int(peer[1]))
+        if self._proto is not None:
+            self.peer = self._proto.peer
 
     def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
         """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
@@ -259,25 +238,6 @@ class Client(Endpoint):
         self.hooks.run("on_worker_end")
 
     # ------------------------------------------------------------- input
-    def _receive(self, proto: _ClientProtocol, data: bytes) -> None:
-        self._in_batch = True
-        try:
-            proto.engine.receive_data(data)
-            self._after_input(proto)
-        finally:
-            self._in_batch = False
-        self._flush()
-
-    def _after_input(self, proto: _ClientProtocol) -> None:
-        engine = proto.engine
-        events = engine.events()
-        while events:
-            for event in events:
-                self._on_event(event)
-            events = engine.events()
-        if not self._in_batch:
-            self._flush()
-
     def _on_message(self, message: Message[Any]) -> None:
         """A sync reply or a message: the engine's direct delivery (the hot path)."""
         if self._error_replies and message.headers and self._server_error(message):
@@ -314,11 +274,9 @@ class Client(Endpoint):
             self.report_error(error)
         return True
 
-    def _on_event(self, event: ev.Event) -> None:
+    def _on_event(self, proto: _ClientProtocol, event: ev.Event) -> None:
         if isinstance(event, (ev.SyncReplyReceived, ev.MessageReceived)):
             self._on_message(event.message)
-        elif isinstance(event, ev.PongReceived):
-            self._cancel("ping_timeout")
         elif isinstance(event, ev.ErrorOccurred):
             error = event.error
             if isinstance(error, UnknownKind) and error.uuid:
@@ -332,14 +290,20 @@ class Client(Endpoint):
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
         elif isinstance(event, ev.ConnectionClosed):
+            if proto is not self._proto:
+                return
             self.close_code = event.code
             if self._connected is not None and not self._connected.done():
                 err = event.error or HandshakeError(
                     f"connection closed during the upgrade: {event.reason}"
                 )
                 self._connected.set_exception(err)
-            elif event.error is not None:
+                return
+            if event.error is not None:
                 self.report_error(event.error)
+            if self.status is Status.RUNNING and event.by_peer:
+                # Go's sequence when the server starts the close: RUNNING -> CLOSING -> CLOSED
+                self._move(Status.CLOSING)
 
     # ------------------------------------------------------------ output
     def _check_running(self) -> ClientConnection:
@@ -353,74 +317,43 @@ class Client(Endpoint):
             raise NotRunning("the connection is closing or lost: no new messages are accepted")
         raise NotRunning(f"client is {status.name}: connect() first")
 
-    def _schedule_flush(self) -> None:
-        if self._in_batch:
-            return
-        if not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
     def _flush(self) -> None:
-        self._flush_pending = False
         proto = self._proto
-        if proto is None or proto.transport is None:
-            return
-        engine = proto.engine
-        data = engine.data_to_send()
-        if data:
-            proto.transport.write(data)
-        if engine.has_events():  # a framing fault found earlier is applied on output
-            for event in engine.events():
-                self._on_event(event)
-        if engine.should_close_transport():
-            proto.transport.close()
-
-    def _resume(self) -> None:
-        self._paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-        self._drain = None
+        if proto is not None:
+            proto.schedule_flush()
 
     def _wait_drain(self, value: int) -> Any:
-        if not self._paused:
+        proto = self._proto
+        if proto is None or proto.engine.is_writable():
             return Ready(value)
-        if self._drain is None or self._drain.done():
-            self._drain = asyncio.get_running_loop().create_future()
-        return AfterDrain(self._drain, value)
+        return AfterDrain(proto.drain_future(), value)
 
     def send_message(self, message: Message[Any], uuid: str) -> Any:
         """Used by the Sender given to client handlers (they may still send while closing)."""
-        engine = self._engine
-        if not self._draining or engine is None or engine.status is not Status.RUNNING:
-            engine = self._check_running()
-        size = engine.send(message, uuid=uuid, is_sync=bool(uuid))
-        self._schedule_flush()
-        return self._wait_drain(size)
-
-    @property
-    def outgoing_limit(self) -> int:
-        """Largest message this client sends (its own ``max_message_size``)."""
-        return int(self.options.max_message_size)
+        proto = self._proto
+        if not (self._draining and proto is not None and proto.engine.status is Status.RUNNING):
+            self._check_running()
+        assert self._proto is not None
+        return self._proto.write_message(message, uuid, in_response=True)
 
     async def send(self, message: Message[Any]) -> int:
         """Send ``message`` (no reply expected); return the payload size in bytes.
 
         Raises TypeError for anything but a ``Message`` with str headers,
         MessageTooLarge above ``max_message_size`` and NotRunning/Closing when
-        not connected; nothing is sent then.
+        not connected (OutboxFull while reconnecting with a full outbox);
+        nothing is sent then.
         """
         check_message(message)
         if self._outbox_open():
             return self._queue("send", message)
-        engine = self._check_running()
+        self._check_running()
+        assert self._proto is not None
         t0 = time.perf_counter()
-        size = engine.send(message)
-        self._schedule_flush()
+        result = self._proto.write_message(message)
         if self.metrics is not None:
-            self.metrics.message_sent(message.kind, size, time.perf_counter() - t0)
-        if self._paused:
-            return int(await self._wait_drain(size))
-        return size
+            self.metrics.message_sent(message.kind, result.value, time.perf_counter() - t0)
+        return int(await result)
 
     @overload
     async def send_sync(
@@ -450,7 +383,7 @@ class Client(Endpoint):
         check_message(message)
         check_timeout(timeout)
         check_reply_class(reply)
-        engine = self._check_running()
+        self._check_running()
         if len(self._pending) >= self.options.max_pending_sync:
             raise TooManyPending(
                 f"{len(self._pending)} sync requests already pending "
@@ -461,8 +394,7 @@ class Client(Endpoint):
         self._pending[uid] = fut
         t0 = time.perf_counter()
         try:
-            engine.send(message, uuid=uid, is_sync=True)
-            self._schedule_flush()
+            await self._proto.write_message(message, uid)  # type: ignore[union-attr]
             if timeout is None:
                 result = await fut
             else:
@@ -485,7 +417,8 @@ class Client(Endpoint):
             return self._queue("broadcast", message)
         engine = self._check_running()
         size = engine.broadcast(message)
-        self._schedule_flush()
+        self._flush()
+        await self._wait_drain(0)
         if self.metrics is not None:
             self.metrics.broadcast_cmd_sent(message.kind)
         return size
@@ -498,7 +431,8 @@ class Client(Endpoint):
             return self._queue("publish", message, topic)
         engine = self._check_running()
         size = engine.publish(topic, message)
-        self._schedule_flush()
+        self._flush()
+        await self._wait_drain(0)
         if self.metrics is not None:
             self.metrics.publish_cmd_sent(topic, message.kind)
         return size
@@ -523,23 +457,9 @@ class Client(Endpoint):
             self._topics.add(topic)
         else:
             self._groups.add((topic, group))
-        self._schedule_flush()
+        self._flush()
         if self.metrics is not None:
             self.metrics.subscribe_cmd_sent(topic)
-
-    def subscribe_topic(self, topic: str) -> None:
-        """``sender.subscribe`` in a client handler: subscribe without awaiting."""
-        engine = self._check_running()
-        engine.subscribe(topic)
-        self._topics.add(topic)
-        self._schedule_flush()
-
-    def unsubscribe_topic(self, topic: str) -> None:
-        """``sender.unsubscribe`` in a client handler."""
-        engine = self._check_running()
-        engine.unsubscribe(topic)
-        self._topics.discard(topic)
-        self._schedule_flush()
 
     async def unsubscribe(self, topic: str, group: str | None = None) -> None:
         """Unsubscribe from ``topic`` (or leave its queue ``group``); raises as subscribe."""
@@ -552,9 +472,23 @@ class Client(Endpoint):
             self._topics.discard(topic)
         else:
             self._groups.discard((topic, group))
-        self._schedule_flush()
+        self._flush()
         if self.metrics is not None:
             self.metrics.unsubscribe_cmd_sent(topic)
+
+    def subscribe_topic(self, topic: str) -> None:
+        """``sender.subscribe`` in a client handler: subscribe without awaiting."""
+        engine = self._check_running()
+        engine.subscribe(topic)
+        self._topics.add(topic)
+        self._flush()
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """``sender.unsubscribe`` in a client handler."""
+        engine = self._check_running()
+        engine.unsubscribe(topic)
+        self._topics.discard(topic)
+        self._flush()
 
     # ------------------------------------------------------------- close
     async def close(self, code: int = 1000) -> None:
@@ -564,6 +498,7 @@ class Client(Endpoint):
         cancels those still running after ``close_timeout``, then sends the
         Close frame (``code``, default 1000) and waits up to ``close_timeout``
         for the answer. Pending ``send_sync`` calls fail with ConnectionLost.
+        Raises NotRunning when not RUNNING; TypeError/ValueError for a bad ``code``.
         """
         check_close_code(code)
         status = self.status
@@ -577,20 +512,21 @@ class Client(Endpoint):
         self._closed_by_user = True
         self._move(Status.CLOSING)
         proto = self._proto
-        self._cancel_timers()
         runner = self._runner
         if runner is not None and proto is not None and proto.transport is not None:
             self._draining = True  # until the next connect
-            proto.transport.pause_reading()
+            proto.hold_reads = True
+            proto.flush()  # reading pauses
             await runner.wait_idle(self.options.close_timeout)
             await runner.cancel_and_wait(self.options.close_timeout)
-            if not proto.transport.is_closing():
-                proto.transport.resume_reading()
+            proto.hold_reads = False
+            proto.flush()
         if proto is not None and proto.transport is not None:
-            proto.engine.close(code)
-            self._flush()
+            proto.close(code)  # the engine aborts the transport after close_timeout
             try:
-                await asyncio.wait_for(asyncio.shield(proto.lost), self.options.close_timeout)
+                await asyncio.wait_for(
+                    asyncio.shield(proto.closed), self.options.close_timeout + 1.0
+                )
             except TimeoutError:
                 proto.transport.abort()
         if self._runner is not None:
@@ -619,16 +555,16 @@ class Client(Endpoint):
     def _lost(self, proto: _ClientProtocol) -> None:
         if proto is not self._proto:
             return
-        self._cancel_timers()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-        self._paused = False
         self._fail_pending(ConnectionLost(f"connection to {self.server} lost"))
-        if self.status is Status.RUNNING:
-            if self.close_code not in (1000, 1001):  # a clean close by the server is no error
+        status = self.status
+        if status is Status.RUNNING or (status is Status.CLOSING and not self._closed_by_user):
+            # a clean close by the server (1000, 1001, or a Close without status: 1005) is no error
+            if self.close_code not in (1000, 1001, 1005):
                 self.report_error(
                     ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
                 )
+            if status is Status.RUNNING:
+                self._move(Status.CLOSING)
             self._move(Status.CLOSED)
             self.hooks.run("on_close")
             if self.options.reconnect and not self._closed_by_user:
@@ -690,7 +626,6 @@ class Client(Endpoint):
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue
             self._move(Status.RUNNING)
-            self._schedule_ping()
             engine = self._engine
             if engine is not None:
                 for topic in sorted(self._topics):
@@ -703,38 +638,3 @@ class Client(Endpoint):
                 self._send_outbox(engine)
                 self._flush()
             return
-
-    # ----------------------------------------------------------- timers
-    def _cancel(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _cancel_timers(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-
-    def _schedule_ping(self) -> None:
-        interval = self.options.heartbeat_interval
-        if interval:
-            self._timers["ping"] = asyncio.get_running_loop().call_later(interval, self._ping)
-
-    def _ping(self) -> None:
-        self._timers.pop("ping", None)
-        engine = self._engine
-        if engine is None or engine.status is not Status.RUNNING:
-            return
-        engine.ping(b"ping")
-        self._flush()
-        timeout = self.options.ping_timeout
-        if timeout and "ping_timeout" not in self._timers:
-            self._timers["ping_timeout"] = asyncio.get_running_loop().call_later(
-                timeout, self._ping_timeout
-            )
-        self._schedule_ping()
-
-    def _ping_timeout(self) -> None:
-        self._timers.pop("ping_timeout", None)
-        self.report_error(ConnectionLost(f"{self.server} did not answer pings; dropping"))
-        self._abort_transport()

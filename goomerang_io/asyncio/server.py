@@ -193,8 +193,12 @@ class Server(Endpoint):
         return f"{scheme}://{self.addr}{self._ws_path}"
 
     def connections(self) -> int:
-        """Open WebSocket connections in this process."""
+        """WebSocket connections in this process, counted until their transport is closed."""
         return len(self._conns)
+
+    def is_closed(self) -> bool:
+        """True once the server is CLOSED."""
+        return self._is_closed
 
     def counts_workers(self) -> bool:
         """Whether handler start/end must be tracked (metrics or worker hooks)."""
@@ -240,7 +244,11 @@ class Server(Endpoint):
         if self._sock is not None:
             sock = self._sock
             self._aserver = await loop.create_server(
-                self._factory, sock=sock, ssl=self.tls, start_serving=False
+                self._factory,
+                sock=sock,
+                ssl=self.tls,
+                ssl_handshake_timeout=self._tls_timeout(),
+                start_serving=False,
             )
         else:
             self._aserver = await loop.create_server(
@@ -248,6 +256,7 @@ class Server(Endpoint):
                 self.host,
                 self.port,
                 ssl=self.tls,
+                ssl_handshake_timeout=self._tls_timeout(),
                 reuse_port=self.reuse_port or None,
                 backlog=2048,
                 start_serving=False,
@@ -261,6 +270,7 @@ class Server(Endpoint):
         if self.backplane is not None:
             if self.metrics is not None:
                 self.backplane.on_health_change = self.metrics.set_backplane_up
+                self.backplane.on_drop = self.metrics.backplane_dropped
             await self.backplane.start(self._from_backplane, self.report_error)
         if self.metrics is not None:
             self.metrics.set_max_concurrency(self.options.max_concurrency)
@@ -269,7 +279,15 @@ class Server(Endpoint):
         await self._aserver.start_serving()
 
     def _factory(self) -> ServerProtocol:
+        # Called at accept, before any TLS handshake: the engine's handshake
+        # deadline (the whole upgrade) starts here.
         return ServerProtocol(self, next(self._ids))
+
+    def _tls_timeout(self) -> float | None:
+        """The TLS part of the upgrade is bounded by handshake_timeout too (not asyncio's 60 s)."""
+        if self.tls is None:
+            return None
+        return self.options.handshake_timeout or None
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -381,7 +399,7 @@ class Server(Endpoint):
         self._tcp[proto] = None
 
     def tcp_closed(self, proto: ServerProtocol) -> None:
-        """A TCP connection ended."""
+        """A TCP connection ended: it stops counting (connections(), the metric) now."""
         self._tcp.pop(proto, None)
         if proto in self._conns:
             self.ws_closed(proto)
@@ -393,13 +411,17 @@ class Server(Endpoint):
             self.metrics.connection_opened()
         self.hooks.run("on_connect", proto.sender)
 
+    def ws_ended(self, proto: ServerProtocol) -> None:
+        """A WebSocket connection is CLOSED: it leaves every topic and group (still counted)."""
+        for topic in self.topics.unsubscribe_all(proto):
+            self._backplane_call("unsubscribe", topic)
+        for topic, group in self.groups.leave_all(proto):
+            self._group_left(topic, group)
+
     def ws_closed(self, proto: ServerProtocol) -> None:
-        """A WebSocket connection ended: drop it from the table and every topic."""
+        """A WebSocket connection's transport is gone: drop it from the table."""
         if self._conns.pop(proto, 0) is None:
-            for topic in self.topics.unsubscribe_all(proto):
-                self._backplane_call("unsubscribe", topic)
-            for topic, group in self.groups.leave_all(proto):
-                self._group_left(topic, group)
+            self.ws_ended(proto)
             if self.metrics is not None:
                 self.metrics.connection_closed()
             self.hooks.run("on_disconnect", proto.sender)
@@ -424,6 +446,10 @@ class Server(Endpoint):
             ok = proto.write_prepared(frame, defer)
             results.append(BroadcastResult(size, perf() - t0, proto.conn_id, ok))
         return results
+
+    def has_dirty(self) -> bool:
+        """Whether fan-out frames wait to be written (see flush_dirty)."""
+        return bool(self._dirty)
 
     def mark_dirty(self, proto: ServerProtocol) -> None:
         """``proto`` has queued fan-out frames to write when the current read is handled."""
@@ -454,7 +480,7 @@ class Server(Endpoint):
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
         results = self._fanout(frame, self._conns, size)
-        self._backplane_call("broadcast", message.kind, envelope)
+        self._backplane_send("broadcast_nowait", message.kind, envelope)
         duration = time.perf_counter() - t0
         if self.metrics is not None:
             self.metrics.broadcast_sent(message.kind, duration)
@@ -489,7 +515,7 @@ class Server(Endpoint):
                 proto = self._pick_member(topic, group)
                 if proto is not None:
                     results.extend(self._fanout(frame, (proto,), size))
-        self._backplane_call("publish", topic, message.kind, envelope)
+        self._backplane_send("publish_nowait", topic, message.kind, envelope)
         if self.metrics is not None:
             self.metrics.published(topic, message.kind)
         self.hooks.run("on_publish", topic, message.kind)
@@ -668,6 +694,16 @@ class Server(Endpoint):
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._backplane_done)
+
+    def _backplane_send(self, method: str, *args: Any) -> None:
+        """Hand a fan-out to the backplane: queued at once (bounded in bytes), no task."""
+        backplane = self.backplane
+        if backplane is None or self.status is Status.CLOSED:
+            return
+        try:
+            getattr(backplane, method)(*args)
+        except Exception as exc:
+            self.report_error(exc)
 
     def _backplane_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -5,6 +5,8 @@
   domain socket; no external service).
 * ``RedisBackplane``: Redis pub/sub, for several machines or several
   independent server processes.
+* ``RedisClusterBackplane``: Redis Cluster sharded pub/sub (Redis 7), so
+  topics spread over the shards (``rediscluster://host:port[,host:port]``).
 
 Delivery across nodes is **at most once**: see ``base`` for the details.
 """
@@ -30,6 +32,7 @@ __all__ = [
     "LocalBackplane",
     "LocalHub",
     "RedisBackplane",
+    "RedisClusterBackplane",
     "backplane_from_url",
 ]
 
@@ -44,6 +47,10 @@ def backplane_from_url(url: str | None, *, hub_path: str | None = None) -> Backp
     """
     if url is None:
         return LocalBackplane(hub_path) if hub_path is not None else None
+    if url.startswith("rediscluster://"):
+        from .redis_cluster import RedisClusterBackplane
+
+        return RedisClusterBackplane(url)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .redis import RedisBackplane
 
@@ -56,7 +63,7 @@ def backplane_from_url(url: str | None, *, hub_path: str | None = None) -> Backp
         return LocalBackplane(hub_path)
     raise ValueError(
         f"unknown backplane {url!r}: use None (embedded, for workers on one machine) "
-        "or 'redis://host:port/db'"
+        "or 'redis://host:port/db' or 'rediscluster://host:port[,host:port]'"
     )
 
 
@@ -67,4 +74,8 @@ def __getattr__(name: str) -> object:
         from .redis import RedisBackplane
 
         return RedisBackplane
+    if name == "RedisClusterBackplane":
+        from .redis_cluster import RedisClusterBackplane
+
+        return RedisClusterBackplane
     raise AttributeError(name)

@@ -18,10 +18,12 @@ The wire is protobuf (``goomerang.backplane.Envelope``), never pickle.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from goomerang_proto.pb import goomerang_backplane_pb2 as pb
 
@@ -118,6 +120,15 @@ def decode_envelope(data: bytes) -> pb.Envelope:
     return env
 
 
+_background: set[asyncio.Future[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 class Backplane(ABC):
     """Carries broadcast and publish between nodes. One instance per node.
 
@@ -141,6 +152,37 @@ class Backplane(ABC):
     #: every node (the node then leaves group choice to it while healthy);
     #: False: each node chooses among its own members (one per node).
     routes_groups: bool = False
+    #: Called with the number of messages just dropped (outage, or a byte
+    #: bound reached), on the node's loop; e.g. the server's metric
+    #: ``goomerang_server_backplane_dropped_total``. Set it before ``start``.
+    on_drop: Callable[[int], None] | None = None
+    dropped: int = 0
+    dropped_bytes: int = 0
+
+    def _count_drop(self, messages: int, nbytes: int = 0) -> None:
+        """Count ``messages`` (``nbytes`` in all) that did not reach the other nodes."""
+        if messages <= 0:
+            return
+        self.dropped += messages
+        self.dropped_bytes += nbytes
+        hook = self.on_drop
+        if hook is not None:
+            try:
+                hook(messages)
+            except Exception:  # a hook must not break the backplane
+                pass
+
+    def broadcast_nowait(self, kind: str, frame: bytes) -> None:
+        """Queue a broadcast without waiting (never blocks; drops past a byte bound).
+
+        The default runs :meth:`broadcast` in a task; the built-in backplanes
+        queue synchronously, so a fan-out costs no task.
+        """
+        _spawn(self.broadcast(kind, frame))
+
+    def publish_nowait(self, topic: str, kind: str, frame: bytes) -> None:
+        """Queue a publish without waiting; see :meth:`broadcast_nowait`."""
+        _spawn(self.publish(topic, kind, frame))
 
     async def join(self, topic: str, group: str) -> None:
         """One more local member of queue ``group`` on ``topic`` (called per member).

@@ -21,8 +21,16 @@ by its length as a 4-byte big-endian unsigned integer. Never pickle.
 
 Faults: a worker that stops reading does not stall the hub: past
 ``max_buffer`` bytes queued for it, further envelopes for that worker are
-dropped and counted (at most once). A worker that loses the hub reconnects
-with capped exponential backoff forever and re-announces its topics.
+dropped and counted (at most once). The other way round, a hub that stops
+reading does not grow a worker: past ``max_outbox_bytes`` (default 16 MiB)
+waiting to be written to the hub (transport buffer plus this loop turn's
+batch), further broadcasts and publishes are dropped for the other workers
+(local delivery goes on), counted in ``status()["dropped"]`` /
+``["dropped_bytes"]`` and through ``on_drop`` (the server's metric
+``goomerang_server_backplane_dropped_total``), and reported once per episode.
+Sending never waits and spawns no task. A worker that loses the hub
+reconnects with capped exponential backoff forever and re-announces its
+topics and queue-group members.
 """
 
 from __future__ import annotations
@@ -87,8 +95,11 @@ class LocalBackplane(Backplane):
         reconnect_backoff: tuple[float, float] = (0.05, 2.0),
         ack_timeout: float = 5.0,
         max_envelope: int = DEFAULT_MAX_ENVELOPE,
+        max_outbox_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.path = path
+        self.max_outbox_bytes = max_outbox_bytes
+        self._overload_reported = False
         self.node_id = node_id or new_node_id()
         self.reconnect_backoff = reconnect_backoff
         self.ack_timeout = ack_timeout
@@ -108,7 +119,6 @@ class LocalBackplane(Backplane):
         self._first_attempt: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None
         self.reconnects = 0
-        self.dropped = 0
         self.sent = 0
         self.received = 0
         self.last_error: str | None = None
@@ -129,14 +139,22 @@ class LocalBackplane(Backplane):
         await self._first_attempt.wait()
 
     async def broadcast(self, kind: str, frame: bytes) -> None:
-        """Send a broadcast to every other worker."""
-        await self._send(encode_envelope(_DELIVER, self.node_id, "", kind, frame))
+        """Send a broadcast to every other worker (never waits; see ``broadcast_nowait``)."""
+        self.broadcast_nowait(kind, frame)
 
     async def publish(self, topic: str, kind: str, frame: bytes) -> None:
-        """Send a publish to the workers holding ``topic``."""
+        """Send a publish to the workers holding ``topic`` (never waits)."""
+        self.publish_nowait(topic, kind, frame)
+
+    def broadcast_nowait(self, kind: str, frame: bytes) -> None:
+        """Queue a broadcast for every other worker; dropped past ``max_outbox_bytes``."""
+        self._send(encode_envelope(_DELIVER, self.node_id, "", kind, frame))
+
+    def publish_nowait(self, topic: str, kind: str, frame: bytes) -> None:
+        """Queue a publish for the workers holding ``topic``; raises ValueError for ``""``."""
         if not topic:
             raise ValueError("publish needs a non-empty topic (an empty topic means broadcast)")
-        await self._send(encode_envelope(_DELIVER, self.node_id, topic, kind, frame))
+        self._send(encode_envelope(_DELIVER, self.node_id, topic, kind, frame))
 
     async def subscribe(self, topic: str) -> None:
         """Announce local interest in ``topic`` (kept across reconnects)."""
@@ -207,7 +225,17 @@ class LocalBackplane(Backplane):
             "sent": self.sent,
             "received": self.received,
             "dropped": self.dropped,
+            "dropped_bytes": self.dropped_bytes,
+            "queued_bytes": self.queued_bytes(),
         }
+
+    def queued_bytes(self) -> int:
+        """Bytes waiting to be written to the hub (bounded by ``max_outbox_bytes``)."""
+        proto = self._protocol
+        buffered = 0
+        if proto is not None and proto.transport is not None:
+            buffered = proto.transport.get_write_buffer_size()
+        return buffered + self._wbuf_size
 
     # internals -------------------------------------------------------------
 
@@ -252,10 +280,10 @@ class LocalBackplane(Backplane):
                     fut.cancel()
         self._acks.clear()
 
-    async def _send(self, payload: bytes) -> None:
+    def _send(self, payload: bytes) -> None:
         proto = self._protocol
         if proto is None or proto.transport is None or proto.transport.is_closing():
-            self.dropped += 1
+            self._count_drop(1, len(payload))
             if not self._outage_reported:
                 self._outage_reported = True
                 self._report(
@@ -265,9 +293,24 @@ class LocalBackplane(Backplane):
                     )
                 )
             return
-        self._write(proto.transport, frame_envelope(payload))
+        framed = frame_envelope(payload)
+        queued = proto.transport.get_write_buffer_size() + self._wbuf_size
+        if queued + len(framed) > self.max_outbox_bytes:
+            self._count_drop(1, len(framed))
+            if not self._overload_reported:
+                self._overload_reported = True
+                self._report(
+                    BackplaneUnavailable(
+                        f"backplane hub {self.path} is not reading: {queued} bytes queued "
+                        f"(max_outbox_bytes={self.max_outbox_bytes}); message not relayed to "
+                        "other workers (further drops are counted)"
+                    )
+                )
+            return
+        if self._overload_reported and queued < self.max_outbox_bytes // 2:
+            self._overload_reported = False
+        self._write(proto.transport, framed)
         self.sent += 1
-        await proto.drain()
 
     def _write(self, transport: asyncio.Transport, framed: bytes) -> None:
         """Coalesce the writes of one loop turn into one transport write."""
@@ -378,7 +421,7 @@ class LocalBackplane(Backplane):
                 if not self._closing:
                     self._health_changed(False)
                 self._fail_acks()
-                self.dropped += len(self._wbuf)  # nothing to write them to: lost
+                self._count_drop(len(self._wbuf), self._wbuf_size)  # nothing to write to: lost
                 self._flush_wbuf()
             if self._closing:
                 return

@@ -18,7 +18,8 @@ placeholder   environment         value
 What each task asks of the program (the client profile; docs/conformance/README.md):
 
 * ``send``: connect, send N async MessageV1, wait for the N echoes, close;
-* ``sync``: connect, send N sync MessageV1 (any concurrency), check each reply's text, close;
+* ``sync``: connect, send N sync MessageV1 (any concurrency), check each reply's text, close
+  (the server answers concurrent requests pairwise out of order: replies match by uuid);
 * ``headers``: send MessageV1 async and sync with headers UNICODE_HEADERS, then with
   no headers, check the echoes (the sync one adds ``echo: 1``), close;
 * ``big``: one async and one sync MessageV1 whose text is SIZE bytes, check the echoes;
@@ -97,6 +98,7 @@ def _run_task(
     env.update({f"GOOMERANG_{k.upper()}": v for k, v in values.items()})
     argv = [arg.format(**values) for arg in command]
     server.take_records()
+    server.reorder_sync = task == "sync"
     start = time.monotonic()
     try:
         proc = subprocess.run(
@@ -160,6 +162,7 @@ def _judge(run: TaskRun, n: int) -> tuple[Status, str, list[str]]:
     """Verdict for one task: FAILED problems first, then informational notes."""
     fails: list[str] = []
     notes: list[str] = []
+    swapped, extra = 0, ""
     if run.exit_code is None:
         fails.append("the program did not finish in time")
     elif run.exit_code != 0:
@@ -187,6 +190,8 @@ def _judge(run: TaskRun, n: int) -> tuple[Status, str, list[str]]:
         ids = {e.uuid for e in got}
         if len(got) != n or len(ids) != n:
             fails.append(f"{len(got)} sync requests with {len(ids)} distinct uuids, expected {n}")
+        swapped = sum(r.swapped for r in run.records)
+        extra = f"{swapped} reply pairs sent out of order"
     elif task == "headers":
         seen = [(e.is_sync, dict(e.headers)) for e in msgs]
         for want in ((False, UNICODE_HEADERS), (True, UNICODE_HEADERS), (False, {}), (True, {})):
@@ -225,7 +230,14 @@ def _judge(run: TaskRun, n: int) -> tuple[Status, str, list[str]]:
     if notes:
         return Status.INFORMATIONAL, "all checks passed; " + notes[0], notes[1:]
     conns = len(run.records)
-    return Status.OK, f"exit 0, {conns} connection(s), every envelope valid, Close 1000", []
+    summary = f"exit 0, {conns} connection(s), every envelope valid, Close 1000"
+    if task == "sync":
+        summary += (
+            f"; {extra} (the client sends one request at a time)"
+            if not swapped
+            else (f"; {extra}, each matched by uuid")
+        )
+    return Status.OK, summary, []
 
 
 def _prefix_problems(cmds: list[pb.Frame]) -> list[str]:

@@ -63,9 +63,16 @@ def run(args: argparse.Namespace) -> int:
         if (args.url is None) == (command is None):
             print("goomerang conformance server: give a URL or `-- COMMAND`", file=sys.stderr)
             return 2
-        target = Target(args.url, command)
+        try:
+            target = Target(args.url, command)
+        except ValueError as exc:
+            print(f"goomerang conformance server: {exc}", file=sys.stderr)
+            return 2
         try:
             report = run_server_suite(target, only=args.cases, notes=notes, progress=progress)
+        except (RuntimeError, OSError) as exc:
+            print(f"goomerang conformance server: the server did not start: {exc}", file=sys.stderr)
+            return 2
         finally:
             target.close()
     else:

@@ -3,9 +3,11 @@
 It follows the conformance server profile (echo ``goomerang.example.MessageV1``
 async and sync, the sync reply with header ``echo: 1``; broadcast and
 publish/subscribe of MessageV1) on the engine in raw mode, so it sees each
-envelope exactly as the client wrote it. Each connection's frames are handled
-in arrival order, so a client knows its subscription is in place once a sync
-request sent after it on the same connection has been answered.
+envelope exactly as the client wrote it. With ``reorder_sync`` it answers
+sync requests pairwise out of order (the protocol correlates by uuid only).
+Each connection's frames are handled in arrival order, so a client knows its
+subscription is in place once a sync request sent after it on the same
+connection has been answered.
 
 Runs an asyncio loop on a daemon thread; ``with ProfileServer() as server:``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +48,8 @@ class ConnRecord:
     closed_by_client: bool | None = None
     delivered: int = 0
     """Fan-out messages this server sent to the connection."""
+    swapped: int = 0
+    """Pairs of sync replies sent in the opposite order of their requests."""
 
 
 class _Proto(asyncio.Protocol):
@@ -53,6 +58,8 @@ class _Proto(asyncio.Protocol):
         self.engine = ServerConnection(raw=True, clock=time.time_ns)
         self.transport: asyncio.Transport | None = None
         self.record = server.new_record()
+        self.held: bytes | None = None
+        self.held_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -68,6 +75,8 @@ class _Proto(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.held_timer is not None:
+            self.held_timer.cancel()
         if self.engine.status is not Status.CLOSED:
             self.engine.abort()
             self._events()
@@ -76,6 +85,11 @@ class _Proto(asyncio.Protocol):
 
     def _after(self) -> None:
         self._events()
+        # engines that defer a framing fault found after complete messages apply it here
+        apply_pending: Callable[[], None] | None = getattr(self.engine, "apply_pending", None)
+        if apply_pending is not None:
+            apply_pending()
+            self._events()
         self.flush()
 
     def flush(self) -> None:
@@ -86,7 +100,10 @@ class _Proto(asyncio.Protocol):
             return
         if out:
             transport.write(out)
-        if self.engine.should_close_transport():
+        abort: Callable[[], bool] | None = getattr(self.engine, "should_abort_transport", None)
+        if abort is not None and abort():
+            transport.abort()
+        elif self.engine.should_close_transport():
             transport.close()
 
     def _events(self) -> None:
@@ -110,6 +127,26 @@ class _Proto(asyncio.Protocol):
                 self.server.topics.unsubscribe_all(self)
                 self.server.changed()
 
+    def _reply_out_of_order(self, reply: bytes) -> None:
+        """Hold a sync reply until the next request's reply has gone out (or 50 ms passed)."""
+        held = self.held
+        if held is None:
+            self.held = reply
+            self.held_timer = asyncio.get_running_loop().call_later(0.05, self._release)
+            return
+        self.held = None
+        if self.held_timer is not None:
+            self.held_timer.cancel()
+        self.engine.send_bytes(reply)
+        self.engine.send_bytes(held)
+        self.record.swapped += 1
+
+    def _release(self) -> None:
+        held, self.held = self.held, None
+        if held is not None and self.engine.status is Status.RUNNING:
+            self.engine.send_bytes(held)
+            self.flush()
+
     def _binary(self, data: bytes) -> None:
         rec = self.record
         rec.sizes.append(len(data))
@@ -132,7 +169,10 @@ class _Proto(asyncio.Protocol):
                 is_sync=env.is_sync,
                 creation_ns=time.time_ns(),
             )
-            self.engine.send_bytes(reply)
+            if env.is_sync and self.server.reorder_sync:
+                self._reply_out_of_order(reply)
+            else:
+                self.engine.send_bytes(reply)
         elif kind == codec.SUBSCRIBE_CMD:
             self.server.topics.subscribe(pb.SubscribeCmd.FromString(env.payload).topic, self)
         elif kind == codec.UNSUBSCRIBE_CMD:
@@ -171,6 +211,8 @@ class ProfileServer:
         self.topics: Topics[_Proto] = Topics()
         self.loop = asyncio.new_event_loop()
         self.port = 0
+        self.reorder_sync = False
+        """Answer sync requests out of order (pairwise), to check clients correlate by uuid."""
         self._server: asyncio.AbstractServer | None = None
         self._ready = threading.Event()
         self._lock = threading.RLock()

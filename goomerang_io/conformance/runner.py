@@ -1,10 +1,11 @@
 """Runs the server cases against a target and collects a report.
 
-Cases that need nothing but a URL run first, on one server; then each
-``managed`` case (hostile input, graceful shutdown) gets a freshly started
-server, so a peer that does not survive one case (the Go server spins on
-some hostile input) is judged fairly on the next. With a bare URL the
-managed cases are NOT APPLICABLE.
+Cases that need nothing but a URL run first, on one server (started again
+only if a case took it down); then the ``managed`` cases (hostile input,
+graceful shutdown), each on a server that came through the previous case
+cleanly: after any verdict but OK, or when the process ended, the runner
+starts a fresh one, so a peer that does not survive one case is judged
+fairly on the next. With a bare URL the managed cases are NOT APPLICABLE.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import cases_frames, cases_handshake, cases_lifecycle, cases_messages  # noqa: F401
+from . import (  # noqa: F401
+    cases_fanout,
+    cases_frames,
+    cases_golden,
+    cases_handshake,
+    cases_lifecycle,
+    cases_messages,
+)
 from .peer import PeerClosed, PeerTimeout
 from .suite import CASES, GROUPS, Case, Context, Outcome, Status, Verdict
 from .target import Target

@@ -240,6 +240,7 @@ class ServerMetrics(_Recorder):
         # backplane exposes no series rather than a misleading 0.
         self.backplane_up: Gauge | None = None
         self._group_families: dict[str, Any] | None = None
+        self._backplane_dropped: Any = None
         self._broadcast_duration = _Children(self.broadcast_duration)
         self._broadcast_client = _Children(self.broadcast_client)
         self._subscribe = _Children(self.pubsub_subscribe)
@@ -315,6 +316,17 @@ class ServerMetrics(_Recorder):
             else:
                 names.add(group)
         return families[what].get(group)
+
+    def backplane_dropped(self, messages: int) -> None:
+        """``messages`` broadcasts/publishes did not reach the other workers or nodes."""
+        if self._backplane_dropped is None:
+            # Created on first use, as backplane_up: no backplane, no series.
+            self._backplane_dropped = self._f.counter(
+                f"{self.prefix}_backplane_dropped",
+                "Broadcasts and publishes not relayed to the other workers or nodes "
+                "(backplane down, or its byte bound reached)",
+            )
+        self._backplane_dropped.inc(messages)
 
     def set_backplane_up(self, up: bool) -> None:
         """Record whether the backplane is connected (the series appears on the first call)."""

@@ -73,12 +73,10 @@ from .handshake import open_connection
 from .inbox import Inbox
 
 T = TypeVar("T")
+R = TypeVar("R", bound=ProtoMessage)
 
 _CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes from the server that end the connection without an error (1005: no status)."""
-
-
-R = TypeVar("R", bound=ProtoMessage)
 
 
 class _Pending:
@@ -124,6 +122,7 @@ class Client(Endpoint):
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         if self.options.outbox_size:
             raise ValueError("outbox_size is an option of the asyncio Client only (not blocking)")
+        self._error_replies = False  # the server accepted the error-replies extension
         self._lock = threading.RLock()
         self._link: Connection | None = None
         self._inbox: Inbox | None = None
@@ -138,7 +137,6 @@ class Client(Endpoint):
         self.peer: tuple[str, int] | None = None
         self.conn_id = 0
         self.close_code: int | None = None
-        self._error_replies = False  # the server accepted the error-replies extension
 
     # ------------------------------------------------------------ registry
     def _move(self, status: Status) -> None:
@@ -212,39 +210,37 @@ class Client(Endpoint):
     # ---------------------------------------------------- IO thread events
     def _on_events(self, conn: Connection, inbox: Inbox, events: list[ev.Event]) -> None:
         """Called on the IO thread: replies resolve here, user code goes to the handler thread."""
+        batch: list[tuple[Callable[[], None], int]] = []
         for event in events:
             if (
                 self._error_replies
                 and isinstance(event, ev.SyncReplyReceived | ev.MessageReceived)
                 and event.message.headers
-                and self._server_error(inbox, event.message)
+                and self._server_error(batch, event.message)
             ):
                 continue
-            if isinstance(event, ev.SyncReplyReceived):
-                message = event.message
-                with self._lock:
-                    pending = self._pending.pop(message.uuid, None)
-                if pending is None:
-                    inbox.put(
-                        partial(
-                            self.report_error,
-                            UnexpectedReply(
-                                f"sync reply {message.uuid} ({message.kind}) arrived after its "
-                                "caller gave up, or was never asked for; dropped"
-                            ),
-                        )
-                    )
-                else:
-                    pending.reply = message
-                    pending.done.set()
-            elif isinstance(event, ev.MessageReceived):
+            if isinstance(event, ev.MessageReceived):
                 message = event.message
                 chain = self.router.resolve(message.kind)
                 if chain is None:
                     err = GoomerangError(f"no handler for kind {message.kind!r}")
-                    inbox.put(partial(self.report_error, err))
+                    batch.append((partial(self.report_error, err), 0))
                 else:
-                    inbox.put(partial(self._run_handler, chain, message), message.payload_size)
+                    handler = partial(self._run_handler, conn, chain, message)
+                    batch.append((handler, message.payload_size))
+            elif isinstance(event, ev.SyncReplyReceived):
+                message = event.message
+                with self._lock:
+                    pending = self._pending.pop(message.uuid, None)
+                if pending is None:
+                    late = UnexpectedReply(
+                        f"sync reply {message.uuid} ({message.kind}) arrived after its "
+                        "caller gave up, or was never asked for; dropped"
+                    )
+                    batch.append((partial(self.report_error, late), 0))
+                else:
+                    pending.reply = message
+                    pending.done.set()
             elif isinstance(event, ev.ErrorOccurred):
                 error = event.error
                 if isinstance(error, UnknownKind) and error.uuid:
@@ -253,13 +249,15 @@ class Client(Endpoint):
                     if waiting is not None:
                         waiting.error = error  # the caller learns now, not at its timeout
                         waiting.done.set()
-                inbox.put(partial(self.report_error, error))
+                batch.append((partial(self.report_error, error), 0))
             elif isinstance(event, ev.ConnectionClosed):
                 self.close_code = event.code
                 if event.error is not None:
                     with self._lock:
                         if conn.failure is None:
                             conn.failure = event.error
+        if batch:
+            inbox.put_many(batch)
 
     def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
         """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
@@ -271,7 +269,9 @@ class Client(Endpoint):
         except Exception as exc:
             raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
 
-    def _server_error(self, inbox: Inbox, message: Message[Any]) -> bool:
+    def _server_error(
+        self, batch: list[tuple[Callable[[], None], int]], message: Message[Any]
+    ) -> bool:
         """An error reply (negotiated peers only): fail its request or report it."""
         error = error_of(message)
         if error is None:
@@ -282,22 +282,38 @@ class Client(Endpoint):
             pending.error = error
             pending.done.set()
         else:
-            inbox.put(partial(self.report_error, error))
+            batch.append((partial(self.report_error, error), 0))
         return True
 
-    def _run_handler(self, chain: Callable[..., Any], message: Message[Any]) -> None:
+    def _run_handler(
+        self, conn: Connection, chain: Callable[..., Any], message: Message[Any]
+    ) -> None:
+        """Run one handler; its exception goes to on_error as HandlerError.
+
+        Except a send that failed because the connection is ending
+        (ConnectionLost, NotRunning, Closing once ``conn`` is dead or the
+        client is no longer RUNNING): that end is reported once by the
+        connection (or is the user's close), not again by every handler still
+        queued behind it.
+        """
         self.hooks.run("on_worker_start")
         try:
             result = chain(self._sender, message)
             if inspect.iscoroutine(result):
                 result.close()
                 raise TypeError("async handlers need the asyncio Client; this one is blocking")
+        except (ConnectionLost, NotRunning, Closing) as exc:
+            if not conn.dead and self.status is Status.RUNNING:
+                self._handler_failed(message, exc)
         except Exception as exc:
-            err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
-            err.__cause__ = exc
-            self.report_error(err)
+            self._handler_failed(message, exc)
         finally:
             self.hooks.run("on_worker_end")
+
+    def _handler_failed(self, message: Message[Any], exc: Exception) -> None:
+        err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
+        err.__cause__ = exc
+        self.report_error(err)
 
     def _end(self, conn: Connection, inbox: Inbox) -> None:
         """The IO thread closed ``conn``'s socket: fail waiters, report, maybe reconnect.
@@ -376,12 +392,19 @@ class Client(Endpoint):
             self._call(op, check=False)
 
     # ------------------------------------------------------------- output
-    def _call(self, op: Callable[[ClientConnection], T], check: bool = True) -> T:
+    def _call(
+        self,
+        op: Callable[[ClientConnection], T],
+        check: bool = True,
+        deadline: float | None = None,
+    ) -> T:
         """Run ``op`` on the engine and queue its bytes (in engine order); wait for drain.
 
-        Raises Closing or NotRunning when the client cannot send, and
+        Raises Closing or NotRunning when the client cannot send,
         ConnectionLost when the connection ends before the bytes were written
-        (a server that stopped reading: within ``ping_timeout``).
+        (a server that stopped reading: within ``ping_timeout``), and
+        TimeoutError when the ``deadline`` (``time.monotonic()``) passes while
+        waiting for drain.
         """
         with self._lock:
             link = self._link
@@ -395,16 +418,11 @@ class Client(Endpoint):
                 raise NotRunning("client is not connected")
             if link.dead or link.engine.status is not Status.RUNNING:
                 raise NotRunning(f"connection to {self.server} is {link.engine.status.name}")
-            return link.submit(op)  # its wait for drain releases the lock
+            return link.submit(op, deadline=deadline)  # its wait for drain releases the lock
 
     def send_message(self, message: Message[Any], uuid: str) -> Ready[int]:
         """Used by the Sender given to handlers."""
         return Ready(self._call(lambda e: e.send(message, uuid=uuid, is_sync=bool(uuid))))
-
-    @property
-    def outgoing_limit(self) -> int:
-        """Largest message this client sends (its own ``max_message_size``)."""
-        return int(self.options.max_message_size)
 
     def send(self, message: Message[Any]) -> int:
         """Send ``message`` (no reply expected); return the payload size in bytes.
@@ -429,11 +447,13 @@ class Client(Endpoint):
 
         With ``reply=ReplyClass`` the result is a ``Message[ReplyClass]`` (typed
         for a checker, checked at run time: another kind raises UnexpectedReply).
+        RemoteError at once on an error reply, UnknownKind at once for a reply
+        kind not registered here; argument errors (TypeError/ValueError,
+        MessageTooLarge) before anything is sent.
 
-        Raises ConnectionLost when the connection drops while waiting, and
-        TooManyPending past ``max_pending_sync`` waiting requests, RemoteError at
-        once on an error reply, UnknownKind at once for a reply kind not registered
-        here; argument errors (TypeError/ValueError, MessageTooLarge) before sending.
+        ``timeout`` (seconds, None: no limit) bounds the whole call, writing
+        included. Raises ConnectionLost when the connection drops while
+        waiting, and TooManyPending past ``max_pending_sync`` waiting requests.
         """
         check_message(message)
         check_timeout(timeout)
@@ -458,9 +478,17 @@ class Client(Endpoint):
             self._pending[uid] = waiter
             return size
 
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._call(op)
-            if not waiter.done.wait(timeout):
+            try:
+                self._call(op, deadline=deadline)
+            except TimeoutError:
+                raise SyncTimeout(
+                    f"sync request {uid} ({message.kind}) still waits to be written after "
+                    f"{timeout} s (the server reads slowly or not at all)"
+                ) from None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not waiter.done.wait(left):
                 raise SyncTimeout(
                     f"no reply to sync request {uid} ({message.kind}) within {timeout} s"
                 )
@@ -490,8 +518,7 @@ class Client(Endpoint):
         to one member of the group (see the asyncio ``Client.subscribe``).
         Raises ``ValueError`` for an empty topic or group and
         ``ExtensionNotNegotiated`` for a group on a server that did not accept
-        the ``queue-groups`` extension (the Go goomerang). TypeError for a
-        non-str topic or group.
+        the ``queue-groups`` extension (the Go goomerang).
         """
         check_topic(topic)
         if group is not None:
@@ -513,6 +540,7 @@ class Client(Endpoint):
         else:
             self._groups.discard((topic, group))
 
+    # -------------------------------------------------------------- close
     def subscribe_topic(self, topic: str) -> None:
         """``sender.subscribe`` in a handler."""
         self.subscribe(topic)
@@ -521,7 +549,6 @@ class Client(Endpoint):
         """``sender.unsubscribe`` in a handler."""
         self.unsubscribe(topic)
 
-    # -------------------------------------------------------------- close
     def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait for the server to end TCP, end CLOSED.
 

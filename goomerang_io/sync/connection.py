@@ -139,6 +139,8 @@ class Connection:
         self.closed = threading.Event()
         """Set once the IO thread has closed the socket."""
         self.pongs = 0
+        self.peak_buffered = 0
+        """Most bytes ever queued and unsent at once (what a stalled server made us hold)."""
         # keep-alive and close deadlines (monotonic seconds): see _timer / _on_timer
         interval = options.heartbeat_interval
         self._next_ping: float | None = time.monotonic() + interval if interval else None
@@ -155,20 +157,21 @@ class Connection:
         self.thread.start()
 
     # ------------------------------------------------------------- output
-    def submit(self, op: Callable[[ClientConnection], T], *, wait: bool = True) -> T:
+    def submit(self, op: Callable[[ClientConnection], T], *, deadline: float | None = None) -> T:
         """Run ``op`` on the engine and queue its bytes; wait for drain above write_limit.
 
         Raises NotRunning when the connection is no longer RUNNING (before
-        ``op`` runs), and ConnectionLost when it ends before this call's bytes
-        were written while waiting.
+        ``op`` runs), ConnectionLost when it ends before this call's bytes
+        were written while waiting, and TimeoutError when the ``deadline``
+        (``time.monotonic()`` seconds) passes first (the bytes stay queued and
+        go out if the server reads again).
         """
         with self._lock:
             if self.dead or self.engine.status is not Status.RUNNING:
                 raise NotRunning(f"connection is {self.engine.status.name}")
             result = op(self.engine)
             end = self._queue_engine_output()
-            if wait:
-                self._wait_written(end)
+            self._wait_written(end, deadline)
         return result
 
     def close(self, code: int) -> None:
@@ -210,6 +213,7 @@ class Connection:
 
         Returns the output position (total bytes queued) after them.
         """
+        self.engine.apply_pending()  # a fault found after messages: its Close goes out now
         data = self.engine.data_to_send()
         if self.tls is not None:
             data = self.tls.encode(data)
@@ -219,6 +223,7 @@ class Connection:
             self._out.append(data)
             self.buffered += len(data)
             self._queued_total += len(data)
+            self.peak_buffered = max(self.peak_buffered, self.buffered)
             self._write_some()
             if self.buffered:
                 self._wake()
@@ -250,11 +255,14 @@ class Connection:
             self._progress = time.monotonic()
             self._drained.notify_all()
 
-    def _wait_written(self, end: int) -> None:
+    def _wait_written(self, end: int, deadline: float | None) -> None:
         """Wait (lock held) until at most write_limit bytes before ``end`` are unwritten."""
         limit = self.options.write_limit
         while end - self._written_total > limit and not self.dead:
-            self._drained.wait()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("the message is still queued")
+            self._drained.wait(left)
         if self.dead and self._written_total < end:
             raise ConnectionLost(str(self.failure or "connection to the server lost"))
 

@@ -23,10 +23,16 @@ HIGH_COUNT = 1024
 """Queued items above which reading pauses."""
 ITEM_OVERHEAD = 64
 """Bytes counted per item on top of its payload (so tiny messages count too)."""
+BATCH = 32
+"""Items the handler thread takes per lock acquisition (their bytes count until all ran)."""
 
 
 class Inbox:
-    """A FIFO of callables run by one daemon thread; ``pause``/``resume`` gate the reader."""
+    """A FIFO of callables run by one daemon thread; ``pause``/``resume`` gate the reader.
+
+    ``pause`` and ``resume`` are called with the inbox's lock held, so they
+    alternate strictly; they may take the connection's lock, never the reverse.
+    """
 
     def __init__(self, name: str, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         self._items: deque[tuple[Callable[[], None], int]] = deque()
@@ -41,16 +47,22 @@ class Inbox:
 
     def put(self, fn: Callable[[], None], size: int = 0) -> None:
         """Queue ``fn`` (``size``: its payload bytes); pauses reading above the high-water mark."""
-        size += ITEM_OVERHEAD
+        self.put_many([(fn, size)])
+
+    def put_many(self, items: list[tuple[Callable[[], None], int]]) -> None:
+        """Queue ``(fn, size)`` pairs in order, under one lock (what one read produced)."""
         with self._cond:
-            self._items.append((fn, size))
-            self._bytes += size
+            queue = self._items
+            total = self._bytes
+            for fn, size in items:
+                size += ITEM_OVERHEAD
+                queue.append((fn, size))
+                total += size
+            self._bytes = total
             self._cond.notify()
-            pause = not self._paused and (self._bytes > HIGH_BYTES or len(self._items) > HIGH_COUNT)
-            if pause:
+            if not self._paused and (total > HIGH_BYTES or len(queue) > HIGH_COUNT):
                 self._paused = True
-        if pause:
-            self._pause()
+                self._pause()  # under the lock: a resume can never overtake it
 
     def close(self) -> None:
         """Run what is queued, then end the thread."""
@@ -65,28 +77,30 @@ class Inbox:
             return len(self._items), self._bytes
 
     def _run(self) -> None:
+        items = self._items
         while True:
             with self._cond:
-                while not self._items and not self._closed:
+                while not items and not self._closed:
                     self._cond.wait()
-                if not self._items:
+                if not items:
                     return
-                fn, size = self._items.popleft()
-            try:
-                fn()
-            except Exception:  # pragma: no cover - the client's items report their own errors
-                pass
+                batch = [items.popleft() for _ in range(min(len(items), BATCH))]
+            done = 0
+            for fn, size in batch:
+                try:
+                    fn()
+                except Exception:  # pragma: no cover - the client's items report their own errors
+                    pass
+                done += size
             with self._cond:
-                self._bytes -= size
-                resume = (
+                self._bytes -= done
+                if (
                     self._paused
                     and self._bytes <= HIGH_BYTES // 4
-                    and len(self._items) <= HIGH_COUNT // 4
-                )
-                if resume:
+                    and len(items) <= HIGH_COUNT // 4
+                ):
                     self._paused = False
-            if resume:
-                self._resume()
+                    self._resume()
 
 
 __all__ = ["HIGH_BYTES", "HIGH_COUNT", "Inbox"]

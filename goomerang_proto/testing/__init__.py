@@ -19,6 +19,8 @@ tests live in ``goomerang_io.testing``.
 """
 
 from .clock import VirtualClock
-from .pair import Done, Pair, PairClient, PairSender, PairServer, drive
+from .endpoints import PairClient, PairSender, PairServer
+from .pair import Pair
+from .runner import Done, drive
 
 __all__ = ["Done", "Pair", "PairClient", "PairSender", "PairServer", "VirtualClock", "drive"]

@@ -35,7 +35,8 @@ from ..errors import UnexpectedReply
 from ..message import Message
 from ..status import Status
 from . import strategies
-from .pair import Pair, PairClient, PairServer
+from .endpoints import PairClient, PairServer
+from .pair import Pair
 
 
 def _wire_form(message: Message[Any]) -> bytes:

@@ -20,10 +20,8 @@ that await real IO or ``asyncio.sleep``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, Generic, TypeVar
-
-from google.protobuf.message import Message as ProtoMessage
+from collections.abc import Callable
+from typing import Any
 
 from .. import events as ev
 from ..client_connection import ClientConnection
@@ -38,215 +36,40 @@ from ..errors import (
 )
 from ..message import Message
 from ..registry import Registry
-from ..router import Handler, Middleware, Router
+from ..router import Handler
 from ..server_connection import ServerConnection, prepare
 from ..status import Status
-from ..topics import Topics
 from .clock import VirtualClock
-
-T = TypeVar("T")
-Runner = Callable[[Awaitable[Any]], Any]
+from .endpoints import PairClient, PairSender, PairServer, takes
+from .runner import Runner, drive
 
 DEFAULT_HOST = "goomerang.test:80"
 MAX_ROUNDS = 100_000
 
 
-class Done(Generic[T]):
-    """An awaitable whose value is known: what ``sender.send`` returns (await it or not)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: T) -> None:
-        self.value = value
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self.value
-        yield  # pragma: no cover - makes this a generator
-
-
-def drive(awaitable: Awaitable[T]) -> T:
-    """Run ``awaitable`` to completion without an event loop; return its result.
-
-    Works for coroutines that await other coroutines, ``sender.send`` and
-    ``asyncio.sleep(0)``-style bare yields. RuntimeError when it waits on a
-    future (real IO, timers): give the Pair a real ``runner`` for those.
-    """
-    it = awaitable.__await__()
-    value: Any = None
-    while True:
-        try:
-            yielded = it.send(value)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        if yielded is not None:
-            it.close()
-            raise RuntimeError(
-                f"handler awaited {yielded!r}, which needs an event loop: "
-                "build the Pair with runner=asyncio.run (or another runner)"
-            )
-        value = None
-
-
-class PairSender:
-    """The ``sender`` a handler gets: replies on the connection the message came from.
-
-    Same surface as ``goomerang_io.Sender``: ``send(message)`` (returns an
-    awaitable of the payload size; the write happens at the call), ``uuid``
-    (set while answering a sync request), ``identity``, ``peer``, ``conn_id``,
-    ``close(code)``.
-    """
-
-    __slots__ = ("_conn", "_log", "conn_id", "identity", "peer", "uuid")
-
-    def __init__(
-        self,
-        conn: BaseConnection,
-        log: list[Message[Any]],
-        conn_id: int,
-        uuid: str = "",
-    ) -> None:
-        self._conn = conn
-        self._log = log
-        self.conn_id = conn_id
-        self.uuid = uuid
-        self.identity: Any = None
-        self.peer: tuple[str, int] | None = ("127.0.0.1", 40000 + conn_id)
-
-    def send(self, message: Message[Any]) -> Done[int]:
-        """Queue ``message`` (the reply to a sync request when ``uuid`` is set)."""
-        size = self._conn.send(message, uuid=self.uuid, is_sync=bool(self.uuid))
-        self._log.append(message)
-        return Done(size)
-
-    def close(self, code: int = 1000) -> Done[None]:
-        """Start the close handshake on this connection."""
-        self._conn.close(code)
-        return Done(None)
-
-    def __repr__(self) -> str:
-        return f"PairSender(conn={self.conn_id}, uuid={self.uuid!r})"
-
-
-class _Endpoint:
-    """What the server end and every client share: a router and an error list."""
-
-    def __init__(self, registry: Registry | None) -> None:
-        self.router = Router(registry if registry is not None else Registry())
-        self.errors: list[GoomerangError] = []
-        """Errors the real endpoint would give its ``on_error`` hooks, in order."""
-
-    def handle(self, cls: type[ProtoMessage], handler: Handler) -> None:
-        """Route messages of ``cls`` to ``handler(sender, message)``."""
-        self.router.handle(cls, handler)
-
-    def middleware(self, middleware: Middleware) -> None:
-        """Add ``middleware(next_handler) -> handler``; the first added runs outermost."""
-        self.router.middleware(middleware)
-
-    def register_message(self, cls: type[ProtoMessage]) -> None:
-        """Make ``cls`` decodable without a handler (for broadcast, publish, replies)."""
-        self.router.register_message(cls)
-
-
-class PairServer(_Endpoint):
-    """The server end: handlers, middlewares, client broadcast and publish, topics.
-
-    ``sent[client]`` lists, in order, every message this end queued for that
-    client (handler replies and fan-out), for comparing with ``client.inbox``.
-    """
-
-    def __init__(self, registry: Registry | None = None) -> None:
-        super().__init__(registry)
-        self.topics: Topics[PairClient] = Topics()
-        self.sent: dict[PairClient, list[Message[Any]]] = {}
-
-
-class PairClient(_Endpoint):
-    """One client connection of the pair, with the engine-level client API.
-
-    What arrived: ``inbox`` (every message in arrival order, sync replies
-    included), ``received`` (messages that were not sync replies), ``replies``
-    (sync replies by uuid), ``errors``, ``closed`` (the ConnectionClosed event,
-    once closed). ``events`` keeps every engine event.
-    """
-
-    def __init__(self, pair: Pair, conn_id: int, conn: ClientConnection) -> None:
-        super().__init__(conn.registry)
-        self.pair = pair
-        self.conn_id = conn_id
-        self.conn = conn
-        self.server_conn: ServerConnection | None = None
-        self.inbox: list[Message[Any]] = []
-        self.received: list[Message[Any]] = []
-        self.replies: dict[str, Message[Any]] = {}
-        self.pending: set[str] = set()
-        self.events: list[ev.Event] = []
-        self.closed: ev.ConnectionClosed | None = None
-        self.handler_sent: list[Message[Any]] = []
-
-    @property
-    def status(self) -> Status:
-        """The client engine's status."""
-        return self.conn.status
-
-    def send(self, message: Message[Any]) -> int:
-        """Queue an async message; return its payload size. NotRunning/Closing when closed."""
-        return self.conn.send(message)
-
-    def send_sync(self, message: Message[Any], uuid: str | None = None) -> str:
-        """Queue a sync request; return its uuid (the reply lands in ``replies[uuid]``)."""
-        uid = self.conn.send_sync(message, uuid)
-        self.pending.add(uid)
-        return uid
-
-    def request(self, message: Message[Any]) -> Message[Any]:
-        """Send a sync request, run the pair, return the reply. AssertionError without one."""
-        uid = self.send_sync(message)
-        self.pair.run()
-        reply = self.replies.get(uid)
-        if reply is None:
-            raise AssertionError(f"no reply to sync request {uid} ({message!r})")
-        return reply
-
-    def broadcast(self, message: Message[Any]) -> int:
-        """Ask the server to send ``message`` to every client (this one included)."""
-        return self.conn.broadcast(message)
-
-    def publish(self, topic: str, message: Message[Any]) -> int:
-        """Ask the server to send ``message`` to the subscribers of ``topic``."""
-        return self.conn.publish(topic, message)
-
-    def subscribe(self, topic: str) -> None:
-        """Subscribe to ``topic``."""
-        self.conn.subscribe(topic)
-
-    def unsubscribe(self, topic: str) -> None:
-        """Unsubscribe from ``topic``."""
-        self.conn.unsubscribe(topic)
-
-    def ping(self, payload: bytes = b"ping") -> None:
-        """Send a WebSocket Ping (at most 125 bytes)."""
-        self.conn.ping(payload)
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the close handshake (``pair.run()`` completes it)."""
-        self.conn.close(code, reason)
-
-    def __repr__(self) -> str:
-        return f"PairClient({self.conn_id}, {self.conn.status.name})"
-
-
 class _Wire:
-    """The two byte streams of one connection and whether each writer ended it."""
+    """The two byte streams of one connection, whether each writer ended it, and holds."""
 
-    __slots__ = ("c2s", "client_fin", "s2c", "server_fin")
+    __slots__ = (
+        "c2s",
+        "client_fin",
+        "eof_to_client",
+        "eof_to_server",
+        "hold_c2s",
+        "hold_s2c",
+        "s2c",
+        "server_fin",
+    )
 
     def __init__(self) -> None:
         self.c2s = bytearray()
         self.s2c = bytearray()
         self.client_fin = False
         self.server_fin = False
+        self.eof_to_client = False
+        self.eof_to_server = False
+        self.hold_c2s = False
+        self.hold_s2c = False
 
 
 def next_deadline(conn: BaseConnection) -> float | None:
@@ -273,7 +96,8 @@ class Pair:
     """A goomerang server and its clients, connected in memory.
 
     ``Pair(registry=None, *, clock=None, runner=None, raise_errors=True,
-    chunk=None, client_options=None, server_options=None, connect=True)``:
+    chunk=None, client_options=None, server_options=None, connect=True,
+    max_rounds=100_000)``:
 
     * ``registry``: message types known to both sides (handlers add theirs);
     * ``runner``: callable that runs a handler's awaitable (default: :func:`drive`);
@@ -285,7 +109,9 @@ class Pair:
       engine connections (``max_message_size``, and the deadline options
       ``ping_interval`` / ``ping_timeout`` / ``handshake_timeout`` /
       ``close_timeout`` in seconds where the engine has them);
-    * ``connect``: create ``pair.client`` and complete its upgrade now.
+    * ``connect``: create ``pair.client`` and complete its upgrade now;
+    * ``max_rounds``: bound on delivery rounds in ``run()`` and deadlines in
+      ``advance()`` (default 100,000); past it, RuntimeError.
     """
 
     def __init__(
@@ -299,7 +125,9 @@ class Pair:
         client_options: dict[str, Any] | None = None,
         server_options: dict[str, Any] | None = None,
         connect: bool = True,
+        max_rounds: int = MAX_ROUNDS,
     ) -> None:
+        self.max_rounds = max_rounds
         self.clock = clock if clock is not None else VirtualClock()
         self.server = PairServer(registry)
         self.runner: Runner = runner if runner is not None else drive
@@ -324,16 +152,18 @@ class Pair:
         """Open one more client connection, complete its upgrade, return it."""
         conn_id = len(self.clients) + 1
         registry = self.server.router.registry
+        # engines that own deadlines start them at ``now``: the virtual one
+        now = {"now": self.clock.now} if hasattr(ClientConnection, "get_timer") else {}
         engine = ClientConnection(
             DEFAULT_HOST,
             headers=headers,
             registry=registry,
             clock=self.clock.wall_ns,
-            **self.client_options,
+            **{**now, **self.client_options},
         )
         client = PairClient(self, conn_id, engine)
         client.server_conn = ServerConnection(
-            registry=registry, clock=self.clock.wall_ns, **self.server_options
+            registry=registry, clock=self.clock.wall_ns, **{**now, **self.server_options}
         )
         self.clients.append(client)
         self._wires[client] = _Wire()
@@ -347,14 +177,17 @@ class Pair:
     def run(self) -> int:
         """Deliver every byte both ways and run handlers until quiet; return the rounds used.
 
-        RuntimeError when it does not settle within 100,000 rounds (handlers
-        that answer each other forever).
+        RuntimeError when it does not settle within ``max_rounds`` rounds
+        (handlers that answer each other forever).
         """
         rounds = 0
         while self._round():
             rounds += 1
-            if rounds >= MAX_ROUNDS:
-                raise RuntimeError("the pair did not settle: handlers keep sending to each other")
+            if rounds >= self.max_rounds:
+                raise RuntimeError(
+                    f"the pair did not settle in {self.max_rounds} rounds: "
+                    "handlers keep sending to each other"
+                )
         return rounds
 
     def advance(self, seconds: float) -> None:
@@ -368,7 +201,7 @@ class Pair:
             raise ValueError(f"a clock does not go back: advance({seconds})")
         target = self.clock.now + seconds
         self.run()
-        for _ in range(MAX_ROUNDS):
+        for _ in range(self.max_rounds):
             due = [
                 when
                 for conn in self._engines()
@@ -384,6 +217,19 @@ class Pair:
             raise RuntimeError("a deadline keeps falling due without moving: engine timer bug")
         self.clock.now = target
         self.run()
+
+    def stall(self, client: PairClient, *, to_client: bool = True, to_server: bool = True) -> None:
+        """Stop delivering bytes (and the FIN) on ``client``'s connection in the given
+        directions: a peer that stopped reading, or a network that went quiet. Bytes stay
+        queued until :meth:`unstall`."""
+        wire = self._wires[client]
+        wire.hold_s2c = wire.hold_s2c or to_client
+        wire.hold_c2s = wire.hold_c2s or to_server
+
+    def unstall(self, client: PairClient) -> None:
+        """Deliver again in both directions (what was held goes at the next ``run()``)."""
+        wire = self._wires[client]
+        wire.hold_s2c = wire.hold_c2s = False
 
     def close_all(self) -> None:
         """Close every running client (code 1000) and run until every connection ended."""
@@ -407,27 +253,31 @@ class Pair:
             wire = self._wires[client]
             server_conn = client.server_conn
             assert server_conn is not None
-            progressed = self._drain(client.conn, wire.c2s, wire, is_client=True) or progressed
-            progressed = self._drain(server_conn, wire.s2c, wire, is_client=False) or progressed
+            progressed = self._drain(client, is_client=True) or progressed
+            progressed = self._drain(client, is_client=False) or progressed
             if wire.c2s and not wire.server_fin:
-                server_conn.receive_data(self._take(wire.c2s))
-                self._server_events(client)
-                progressed = True
+                if not wire.hold_c2s:
+                    self._feed(server_conn, self._take(wire.c2s))
+                    self._handle(client, is_client=False)
+                    progressed = True
             elif wire.c2s:
-                wire.c2s.clear()
-            elif wire.client_fin and server_conn.status is not Status.CLOSED:
-                server_conn.receive_eof()
-                self._server_events(client)
+                wire.c2s.clear()  # the server's socket is gone: unread bytes die with it
+            elif wire.client_fin and not wire.hold_c2s and not wire.eof_to_server:
+                wire.eof_to_server = True
+                self._feed(server_conn, None)
+                self._handle(client, is_client=False)
                 progressed = True
             if wire.s2c and not wire.client_fin:
-                client.conn.receive_data(self._take(wire.s2c))
-                self._client_events(client)
-                progressed = True
+                if not wire.hold_s2c:
+                    self._feed(client.conn, self._take(wire.s2c))
+                    self._handle(client, is_client=True)
+                    progressed = True
             elif wire.s2c:
                 wire.s2c.clear()
-            elif wire.server_fin and not client.conn.should_close_transport():
-                client.conn.receive_eof()
-                self._client_events(client)
+            elif wire.server_fin and not wire.hold_s2c and not wire.eof_to_client:
+                wire.eof_to_client = True
+                self._feed(client.conn, None)
+                self._handle(client, is_client=True)
                 progressed = True
         return progressed
 
@@ -437,16 +287,45 @@ class Pair:
         del buf[:n]
         return data
 
-    def _drain(self, conn: BaseConnection, buf: bytearray, wire: _Wire, *, is_client: bool) -> bool:
-        """Move ``conn``'s output onto the wire; end its transport when the engine says so."""
+    def _feed(self, conn: BaseConnection, data: bytes | None) -> None:
+        """``receive_data`` (or ``receive_eof`` for None), at the virtual ``now`` when the
+        engine takes time as an argument."""
+        timed = takes(type(conn).receive_data, "now")
+        kwargs = {"now": self.clock.now} if timed else {}
+        engine: Any = conn  # the keyword exists only on engines that own deadlines
+        if data is None:
+            engine.receive_eof(**kwargs)
+        else:
+            engine.receive_data(data, **kwargs)
+
+    def _handle(self, client: PairClient, *, is_client: bool) -> None:
+        """Handle the events, let the engine apply a deferred fault, handle what that added."""
+        conn = client.conn if is_client else client.server_conn
+        assert conn is not None
+        handle = self._client_events if is_client else self._server_events
+        handle(client)
+        apply_pending: Callable[[], None] | None = getattr(conn, "apply_pending", None)
+        if apply_pending is not None:
+            apply_pending()
+        if conn.has_events():
+            handle(client)
+
+    def _drain(self, client: PairClient, *, is_client: bool) -> bool:
+        """Move an engine's output onto the wire; end its transport when the engine says so."""
+        wire = self._wires[client]
+        conn = client.conn if is_client else client.server_conn
+        assert conn is not None
+        buf = wire.c2s if is_client else wire.s2c
         fin = wire.client_fin if is_client else wire.server_fin
-        if fin:
-            conn.data_to_send()  # nothing may be written after the transport closed
-            return False
         out = conn.data_to_send()
+        if conn.has_events():  # an engine may finish a deferred fault while writing
+            self._handle(client, is_client=is_client)
+        if fin:
+            return False  # nothing may be written after the transport closed
         if out:
             buf += out
-        if conn.should_close_transport():
+        abort: Callable[[], bool] | None = getattr(conn, "should_abort_transport", None)
+        if conn.should_close_transport() or (abort is not None and abort()):
             if is_client:
                 wire.client_fin = True
             else:
@@ -539,14 +418,4 @@ class Pair:
             errors.append(err)
 
 
-__all__ = [
-    "Done",
-    "Pair",
-    "PairClient",
-    "PairSender",
-    "PairServer",
-    "Runner",
-    "drive",
-    "fire_timer",
-    "next_deadline",
-]
+__all__ = ["Pair", "fire_timer", "next_deadline"]

@@ -62,14 +62,16 @@ class EchoClientProtocol(asyncio.Protocol):
 
     def _process(self) -> None:
         conn = self.conn
-        for event in conn.events():
-            if isinstance(event, ev.RawMessage):
-                if event.opcode == 1:
-                    self.texts.append(event.data.decode("utf-8"))
-                try:
-                    conn.send_raw(event.opcode, event.data)
-                except GoomerangError:
-                    pass  # closing: nothing more is sent
+        for _ in range(2):  # the read's events, then those of a fault applied after them
+            for event in conn.events():
+                if isinstance(event, ev.RawMessage):
+                    if event.opcode == 1:
+                        self.texts.append(event.data.decode("utf-8"))
+                    try:
+                        conn.send_raw(event.opcode, event.data)
+                    except GoomerangError:
+                        pass  # closing: nothing more is sent
+            conn.apply_pending()
         self._flush()
 
     def _flush(self) -> None:

@@ -58,14 +58,16 @@ class EchoProtocol(asyncio.Protocol):
         conn = self.conn
         transport = self.transport
         assert transport is not None
-        for event in conn.events():
-            if isinstance(event, ev.RawMessage):
-                try:
-                    conn.send_raw(event.opcode, event.data)
-                except GoomerangError:
-                    pass  # closing: nothing more is sent
-            elif isinstance(event, ev.HttpRequest):
-                conn.send_http_response(404, body=b"not found\n")
+        for _ in range(2):  # the read's events, then those of a fault applied after them
+            for event in conn.events():
+                if isinstance(event, ev.RawMessage):
+                    try:
+                        conn.send_raw(event.opcode, event.data)
+                    except GoomerangError:
+                        pass  # closing: nothing more is sent
+                elif isinstance(event, ev.HttpRequest):
+                    conn.send_http_response(404, body=b"not found\n")
+            conn.apply_pending()
         data = conn.data_to_send()
         if data and not transport.is_closing():
             transport.write(data)

@@ -4,6 +4,7 @@
   ServerConnection on asyncio) in a subprocess.
 * Client side: ``kosoku`` serves the cases (fuzzingserver mode) and
   ``echo_client`` (a raw ClientConnection) runs them from a subprocess.
+* Both again on the trio runtime's connection driver (``echo_trio``).
 
 Groups 1-7, 9 and 10 run (12 and 13 are permessage-deflate, not offered).
 Every case must be OK or INFORMATIONAL for both the message exchange and the
@@ -73,11 +74,22 @@ def _check(title: str, results: list[Any]) -> None:
     assert not bad, table
 
 
-async def _start_echo_server() -> tuple[asyncio.subprocess.Process, int]:
+# The peers per runtime: raw engines on asyncio, and on the trio connection driver.
+SERVERS = {
+    "asyncio": ["tests.autobahn.echo_server"],
+    "trio": ["tests.autobahn.echo_trio", "server"],
+}
+CLIENTS = {
+    "asyncio": ["tests.autobahn.echo_client"],
+    "trio": ["tests.autobahn.echo_trio", "client"],
+}
+
+
+async def _start_echo_server(runtime: str = "asyncio") -> tuple[asyncio.subprocess.Process, int]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.autobahn.echo_server",
+        *SERVERS[runtime],
         "--port",
         "0",
         cwd=ROOT,
@@ -95,8 +107,8 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-async def _run_server_side() -> list[Any]:
-    proc, port = await _start_echo_server()
+async def _run_server_side(runtime: str) -> list[Any]:
+    proc, port = await _start_echo_server(runtime)
     try:
         try:
             return list(
@@ -113,12 +125,12 @@ async def _run_server_side() -> list[Any]:
         await _stop(proc)
 
 
-async def _run_client_side() -> list[Any]:
+async def _run_client_side(runtime: str) -> list[Any]:
     async with kosoku.run_fuzzingserver(CASES, EXCLUDE, host="127.0.0.1", port=0) as server:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.autobahn.echo_client",
+            *CLIENTS[runtime],
             f"127.0.0.1:{server.port}",
             "--parallel",
             str(PARALLEL),
@@ -137,13 +149,15 @@ async def _run_client_side() -> list[Any]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_autobahn_server_side() -> None:
+@pytest.mark.parametrize("runtime", SERVERS)
+def test_autobahn_server_side(runtime: str) -> None:
     """Our ServerConnection against the fuzzing client."""
-    _check("server side", asyncio.run(_run_server_side()))
+    _check(f"server side {runtime}", asyncio.run(_run_server_side(runtime)))
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_autobahn_client_side() -> None:
+@pytest.mark.parametrize("runtime", CLIENTS)
+def test_autobahn_client_side(runtime: str) -> None:
     """Our ClientConnection against the fuzzing server."""
-    _check("client side", asyncio.run(_run_client_side()))
+    _check(f"client side {runtime}", asyncio.run(_run_client_side(runtime)))

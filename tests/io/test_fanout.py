@@ -254,9 +254,9 @@ def test_fanouts_from_one_read_reach_each_target_in_one_write() -> None:
                 (sender,) = [p for p in server._conns if p.conn_id not in receivers]
                 receive = sender.engine.receive_data
 
-                def counted_read(data: Any) -> None:
+                def counted_read(data: Any, now: float | None = None) -> None:
                     reads.append(len(data))
-                    receive(data)
+                    receive(data, now)
 
                 sender.engine.receive_data = counted_read  # type: ignore[method-assign]
                 frames = b"".join(

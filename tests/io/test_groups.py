@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 import threading
 from typing import Any
 
@@ -299,54 +296,7 @@ def test_blocking_client_groups_and_refusal() -> None:
     run(main())
 
 
-# ---------------------------------------------------------------- the Go peer
-
-
-def _goref_server() -> str:
-    base = os.environ.get("GOREF_DIR")
-    if not base:
-        pytest.skip("GOREF_DIR is not set: build the Go peer with shared/tools/goref/build.sh")
-    exe = os.path.join(base, "bin", "refserver")
-    if not os.path.exists(exe):
-        exe = os.path.join(base, "refserver")
-    assert shutil.which(exe), f"GOREF_DIR={base} holds no refserver"
-    return exe
-
-
-def test_a_group_subscribe_is_refused_against_the_go_server() -> None:
-    exe = _goref_server()
-    proc = subprocess.Popen(
-        [exe, "-addr", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode().split()
-        assert line[:1] == ["READY"], line
-        addr = line[1]
-
-        async def main() -> None:
-            client = Client(addr, heartbeat_interval=None)
-            client.register_message(MessageV1)
-            async with connected(client):
-                assert "queue-groups" not in client_extensions(client)
-                with pytest.raises(ExtensionNotNegotiated):
-                    await client.subscribe("t", group="g")
-                await client.subscribe("t")  # a plain subscribe is still sent
-                reply = await client.send_sync(msg("still connected"), timeout=WAIT)
-                assert reply.payload.message == "still connected"
-
-        run(main())
-        with SyncClient(addr, heartbeat_interval=None) as c, pytest.raises(ExtensionNotNegotiated):
-            c.subscribe("t", group="g")
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def client_extensions(client: Client) -> frozenset[str]:
-    engine = client._engine
-    assert engine is not None
-    return engine.extensions
+# ---------------------------------------------------------------- engine
 
 
 def test_engine_negotiation_without_sockets() -> None:

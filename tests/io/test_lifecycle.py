@@ -567,10 +567,10 @@ def test_server_keeps_a_client_that_answers_pings() -> None:
                 # count the pings the client engine answers (its events pass by _on_event)
                 on_event = client._on_event
 
-                def spy(event: Any) -> None:
+                def spy(proto: Any, event: Any) -> None:
                     if isinstance(event, events.PingReceived):
                         pongs.put(event)
-                    on_event(event)
+                    on_event(proto, event)
 
                 client._on_event = spy  # type: ignore[method-assign]
                 await pongs.wait_count(5)  # five ping intervals, each well past ping_timeout/2
@@ -706,7 +706,7 @@ def test_client_reconnects_and_resubscribes_after_the_server_comes_back() -> Non
             (m,) = await got.wait_count(1)
             assert m.payload == MessageV1(message="after reconnect")
             await asyncio.wait_for(client.close(), WAIT)
-        assert statuses.items == [R, CD, R, CG, CD]
+        assert statuses.items == [R, CG, CD, R, CG, CD]  # Go: RUNNING -> CLOSING -> CLOSED
 
     run(main())
 

@@ -642,7 +642,7 @@ def test_text_frame_from_server_is_reported_on_the_client() -> None:
             async with connected(client):
                 (proto,) = list(server._conns)
                 proto.engine.send_raw(1, b"text from server")
-                proto._flush()
+                proto.flush()
                 await errors.wait_for(lambda e: isinstance(e, UnexpectedText))
                 got = await client.send_sync(msg("after"), timeout=WAIT)
                 assert got.payload == ReplyV1(message="after")

@@ -381,3 +381,24 @@ def test_server_that_never_answers_pings_is_dropped_after_ping_timeout() -> None
         client.send(Message(MessageV1(message="x")))
     thread.join(WAIT)
     listener.close()
+
+
+def test_pipelined_sends_and_echoes_all_arrive_in_order() -> None:
+    """More echoes than the handler queue holds: reading pauses and resumes, nothing is lost."""
+    count = 5000
+    got: list[str] = []
+    done = threading.Event()
+
+    def on_reply(_sender: Any, message: Message[Any]) -> None:
+        got.append(message.payload.message)
+        if len(got) == count:
+            done.set()
+
+    with ThreadedServer(echo_server) as ts:
+        client = new_client(ts)
+        client.handle(ReplyV1, on_reply)
+        with client:
+            for i in range(count):
+                client.send(Message(MessageV1(message=str(i))))
+            assert done.wait(WAIT * 2), f"{len(got)} of {count} echoes arrived"
+    assert got == [str(i) for i in range(count)]

@@ -21,7 +21,7 @@ import pytest
 from goomerang_io.sync import Client
 from goomerang_io.sync.connection import READ_SIZE
 from goomerang_io.sync.inbox import HIGH_BYTES
-from goomerang_proto import ConnectionLost, Message, Status
+from goomerang_proto import ConnectionLost, Message, Status, SyncTimeout
 from goomerang_proto.frames import OP_CLOSE, OP_PING, build_frame, close_payload
 from goomerang_proto.handshake import accept_token
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -319,29 +319,36 @@ def test_server_that_closes_but_keeps_tcp_open_is_dropped_after_close_timeout() 
 
 
 def test_ping_flood_from_a_server_that_never_reads_is_bounded_then_dropped() -> None:
-    """Pongs the client cannot write pause its reading; the write stall then drops the server."""
+    """Pongs the client cannot write stay bounded; the write stall then drops the server."""
     ping_timeout = 1.0
-    bound = 16 * MiB
-    offered = 5 * bound
+    write_limit = 256 * 1024
     result: queue.Queue[tuple[int, float]] = queue.Queue()
 
     def ping_flood(server: RawServer, conn: socket.socket) -> None:
-        result.put(flood(server, conn, build_frame(OP_PING, b"p" * 125), offered))
+        result.put(flood(server, conn, build_frame(OP_PING, b"p" * 125), 80 * MiB))
         server.stop.wait(WAIT)
 
     server = RawServer(ping_flood, sndbuf=64 * 1024)
     watch = Watch()
     client = Client(
-        server.addr, heartbeat_interval=None, ping_timeout=ping_timeout, **watch.hooks()
+        server.addr,
+        heartbeat_interval=None,
+        ping_timeout=ping_timeout,
+        write_limit=write_limit,
+        **watch.hooks(),
     )
     client.connect()
+    link = client._link
+    assert link is not None
     try:
-        sent, last_send = result.get(timeout=WAIT * 2)
-        # what the client read is at most its queued pongs (write_limit plus one read's worth)
-        # plus what the kernels buffer; far less than what the server offered
-        assert sent <= bound, sent
+        sent, _ = result.get(timeout=WAIT * 2)
         assert watch.closed.wait(WAIT)
-        assert watch.closed_at - last_send <= ping_timeout + SLACK
+        # the stall deadline counts from the last byte the socket took
+        assert watch.closed_at - link._progress <= ping_timeout + SLACK
+        # queued pongs: at most write_limit plus what one read of pings asks for
+        assert link.peak_buffered <= write_limit + 2 * READ_SIZE, link.peak_buffered
+        # the client held a fraction of what it was sent (the rest it answered or dropped)
+        assert sent >= 2 * link.peak_buffered, (sent, link.peak_buffered)
         errors = watch.error_list()
         assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
         assert "stopped reading" in str(errors[0])
@@ -403,3 +410,77 @@ def test_flood_to_slow_handlers_is_held_back_by_tcp_and_nothing_is_lost() -> Non
         resume.set()
         client.close()
         server.close()
+
+
+def test_replies_to_a_server_that_never_reads_are_bounded_then_dropped() -> None:
+    """Handler replies fill the output; the handler waits, reading pauses, the stall drops it."""
+    ping_timeout = 1.0
+    bound = 16 * MiB
+    frame = prepare(Message(MessageV1(message="q" * 1000)))
+    result: queue.Queue[tuple[int, float]] = queue.Queue()
+
+    def request_flood(server: RawServer, conn: socket.socket) -> None:
+        result.put(flood(server, conn, frame, 5 * bound))
+        server.stop.wait(WAIT)
+
+    server = RawServer(request_flood, sndbuf=64 * 1024)
+    watch = Watch()
+    client = Client(
+        server.addr, heartbeat_interval=None, ping_timeout=ping_timeout, **watch.hooks()
+    )
+    client.handle(MessageV1, lambda sender, message: sender.send(message))  # echo every request
+    client.connect()
+    try:
+        sent, last_send = result.get(timeout=WAIT * 2)
+        assert sent <= bound, sent
+        assert watch.closed.wait(WAIT)
+        assert watch.closed_at - last_send <= ping_timeout + SLACK
+        errors = watch.error_list()
+        # once: not again as a HandlerError from each reply that could not be sent
+        assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
+        assert "stopped reading" in str(errors[0])
+    finally:
+        server.close()
+
+
+def test_send_sync_timeout_bounds_the_write_to_a_server_that_stopped_reading() -> None:
+    server = RawServer(stall)
+    watch = Watch()
+    client = Client(
+        server.addr,
+        heartbeat_interval=None,
+        ping_timeout=30,
+        max_message_size=16_000_000,  # our own sends are checked against it
+        **watch.hooks(),
+    )
+    client.connect()
+    link = client._link
+    assert link is not None
+    outcome: queue.Queue[BaseException | None] = queue.Queue()
+
+    def fill() -> None:
+        try:
+            client.send(Message(MessageV1(message="x" * 8_000_000)))
+            outcome.put(None)
+        except BaseException as exc:
+            outcome.put(exc)
+
+    filler = threading.Thread(target=fill, daemon=True)
+    filler.start()
+    try:
+        deadline = time.monotonic() + WAIT
+        while link.buffered < 1_000_000 and time.monotonic() < deadline:
+            filler.join(0.01)
+        assert link.buffered >= 1_000_000  # the socket is full: what follows waits
+        started = time.monotonic()
+        with pytest.raises(SyncTimeout, match="still waits to be written"):
+            client.send_sync(Message(MessageV1(message="small")), timeout=0.5)
+        took = time.monotonic() - started
+        assert took <= 0.5 + SLACK, f"send_sync raised after {took:.2f} s"
+        assert client._pending == {}
+        assert client.status is Status.RUNNING  # only the caller gave up; ping_timeout decides
+        assert watch.error_list() == []
+    finally:
+        server.close()
+        filler.join(WAIT)
+    assert isinstance(outcome.get(timeout=WAIT), ConnectionLost)  # the server went away

@@ -1,14 +1,12 @@
 """The blocking client sees a server's graceful shutdown as a clean close, not an error.
 
-Against the asyncio Server (always) and against the real Go goomerang v0.3.0
-server (when ``GOREF_DIR`` names the directory holding ``refserver``, as
-``make interop`` sets it; build it with ``../shared/tools/goref/build.sh DIR``,
-then ``GOREF_DIR=DIR/bin``).
+Against the asyncio Server (``make test``) and against the real Go goomerang
+v0.3.0 server (marked ``goref``: ``make interop`` builds the Go peer, sets
+``GOREF_DIR`` and runs it; ``make test`` deselects it).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
@@ -62,16 +60,9 @@ def test_graceful_shutdown_of_the_asyncio_server_is_no_error() -> None:
             assert watch.statuses == [Status.RUNNING, Status.CLOSING, Status.CLOSED]
 
 
-GOREF_DIR = os.environ.get("GOREF_DIR", "")
-
-
-@pytest.mark.skipif(
-    not GOREF_DIR,
-    reason="GOREF_DIR is not set (make interop sets it to the built Go refserver's directory)",
-)
-def test_graceful_shutdown_of_the_go_server_is_no_error() -> None:
-    binary = Path(GOREF_DIR) / "refserver"
-    assert binary.exists(), f"GOREF_DIR={GOREF_DIR} has no refserver"
+@pytest.mark.goref
+def test_graceful_shutdown_of_the_go_server_is_no_error(goref_dir: Path) -> None:
+    binary = goref_dir / "refserver"
     proc = subprocess.Popen(
         [str(binary), "-addr", "127.0.0.1:0"],
         stdout=subprocess.PIPE,

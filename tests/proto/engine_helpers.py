@@ -116,11 +116,12 @@ splits = kit.splits
 def step(conn: BaseConnection, chunk: bytes) -> tuple[list[ev.Event], bytes]:
     """Feed ``chunk`` the way an adapter does: receive, handle events, write, handle again.
 
-    A framing fault found after complete messages in the same read is applied at
-    ``data_to_send()`` (so replies to those messages precede the Close); its
-    ConnectionClosed event therefore comes after the write.
+    A framing fault found after complete messages in the same read is applied by
+    ``apply_pending()`` once their events were handled (so replies to those
+    messages precede the Close); its ConnectionClosed event comes after them.
     """
     conn.receive_data(chunk)
     events = conn.events()
+    conn.apply_pending()
     out = conn.data_to_send()
     return events + conn.events(), out

@@ -119,6 +119,7 @@ class ConnectionPair(RuleBasedStateMachine):
     def _flush(self, end: End) -> None:
         """Do what an adapter does after every engine call: events, write, maybe close TCP."""
         self._collect(end)
+        end.conn.apply_pending()
         out = end.conn.data_to_send()
         self._collect(end)
         if out:

@@ -227,6 +227,7 @@ def _drive_http(conn: ServerConnection, chunks: list[bytes]) -> tuple[list[ev.Ev
         for e in new:
             if isinstance(e, ev.HttpRequest) and conn.status is Status.NEW:
                 conn.send_http_response(404, body=b"no route\n")
+        conn.apply_pending()
         out += conn.data_to_send()
     return events, out
 
@@ -412,6 +413,7 @@ def test_on_message_keeps_every_event_in_order(side: str, data: st.DataObject) -
     for chunk in chunks:
         direct.receive_data(chunk)
         seen += [norm_event(e) for e in direct.events()]
+        direct.apply_pending()
         out += direct.data_to_send()
         seen += [norm_event(e) for e in direct.events()]
     assert seen == expected

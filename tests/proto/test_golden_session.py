@@ -249,6 +249,7 @@ def test_client_stream_through_a_server_in_one_chunk() -> None:
     assert pub.message == Message(ex.MessageV1(message="pub"), {"k": "v"})
     assert isinstance(bcast, ev.BroadcastRequested)
     assert bcast.message == Message(ex.MessageV1(message="bcast"), {"k": "v"})
+    server.apply_pending()
     out = server.data_to_send()
     response, _, frames_out = out.partition(b"\r\n\r\n")
     assert f"Sec-WebSocket-Accept: {accept_token(CLIENT_KEY)}".encode() in response.split(b"\r\n")
@@ -283,6 +284,7 @@ def test_server_replays_the_go_server_byte_for_byte() -> None:
                 server.send(reply, uuid=event.message.uuid, is_sync=True)
             elif isinstance(event, ev.PublishRequested | ev.BroadcastRequested):
                 server.send_prepared(prepare(event.message, creation_ns=clock()))
+        server.apply_pending()
         out += server.data_to_send()
     expected = b"".join(r.wire for r in _stream("S->C"))
     assert bytes(out) == expected
@@ -326,6 +328,7 @@ def test_client_replays_the_go_client_byte_for_byte(monkeypatch: pytest.MonkeyPa
     client.ping()
     client.ping()
     client.close()
+    client.apply_pending()
     out += client.data_to_send()
     assert bytes(out) == b"".join(r.wire for r in client_frames)
     for rec in server_records[1:]:

@@ -89,11 +89,16 @@ export interface SendOptions {
 }
 
 /** Options of `sendSync`. */
-export interface SendSyncOptions extends SendOptions {
+export interface SendSyncOptions<R extends DescMessage = DescMessage> extends SendOptions {
   /** Milliseconds to wait for the reply (default: the client's `syncTimeoutMs`); `Infinity`: no limit. */
   timeoutMs?: number;
   /** Aborting it rejects the call with {@link Aborted}; a late reply is then dropped. */
   signal?: AbortSignal;
+  /**
+   * The reply's type: the result is typed by it, it need not be registered,
+   * and a reply of another kind rejects the call with {@link UnexpectedReply}.
+   */
+  replyType?: R;
 }
 
 /** Hooks: each option takes a function or a list of functions; `addHook` adds more later. */
@@ -175,6 +180,7 @@ interface Pending {
   resolve: (reply: Received) => void;
   reject: (error: GoomerangError) => void;
   kind: string;
+  replyType: DescMessage | undefined;
 }
 
 interface Route {
@@ -233,7 +239,6 @@ export class Client {
   #closedByUser = false;
   #connecting = false;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #reconnecting = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #pongDeadline: ReturnType<typeof setTimeout> | undefined;
   #closeWaiter: (() => void) | undefined;
@@ -499,13 +504,22 @@ export class Client {
       return;
     }
     this.#pending.delete(frame.uuid);
-    const route = this.#routes.get(frame.kind);
-    if (route === undefined) {
+    let schema = call.replyType;
+    if (schema !== undefined && schema.typeName !== frame.kind) {
+      call.reject(
+        new UnexpectedReply(
+          `sync reply ${frame.uuid} is a ${frame.kind}, not the ${schema.typeName} asked for`,
+        ),
+      );
+      return;
+    }
+    schema ??= this.#routes.get(frame.kind)?.schema;
+    if (schema === undefined) {
       call.reject(new UnknownKind(frame.kind));
       return;
     }
     try {
-      call.resolve(received_(frame, route.schema));
+      call.resolve(received_(frame, schema));
     } catch (err) {
       call.reject(
         new MalformedFrame(`reply payload of kind '${frame.kind}' does not decode: ${String(err)}`),
@@ -623,8 +637,12 @@ export class Client {
    * @throws Aborted when `signal` aborts.
    * @throws ConnectionLost when the connection goes away first (at once, never left hanging).
    * @throws UnknownKind / MalformedFrame when the reply cannot be decoded.
+   * @throws UnexpectedReply when `replyType` is given and the reply is of another kind.
    */
-  sendSync(message: Message, options: SendSyncOptions = {}): Promise<Received> {
+  sendSync<R extends DescMessage = DescMessage>(
+    message: Message,
+    options: SendSyncOptions<R> = {},
+  ): Promise<Received<MessageShape<R>>> {
     let sock: SocketLike;
     let frame: Uint8Array;
     const uuid = uuidv4();
@@ -650,7 +668,7 @@ export class Client {
     }
     const timeoutMs = options.timeoutMs ?? this.options.syncTimeoutMs;
     const signal = options.signal;
-    return new Promise<Received>((resolve, reject) => {
+    return new Promise<Received<MessageShape<R>>>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const onAbort = (): void => {
         if (this.#pending.get(uuid) !== call) return;
@@ -664,9 +682,10 @@ export class Client {
       };
       const call: Pending = {
         kind,
+        replyType: options.replyType,
         resolve: (reply) => {
           done();
-          resolve(reply);
+          resolve(reply as Received<MessageShape<R>>);
         },
         reject: (error) => {
           done();
@@ -698,8 +717,13 @@ export class Client {
     return payload.byteLength;
   }
 
-  /** Ask the server to send `message` to the subscribers of `topic`. Resolves with the payload size. */
+  /**
+   * Ask the server to send `message` to the subscribers of `topic`. Resolves with the payload size.
+   *
+   * @throws RangeError for the empty topic, which is reserved (docs/PROTOCOL-extensions.md).
+   */
   async publish(topic: string, message: Message, options: SendOptions = {}): Promise<number> {
+    checkTopic(topic);
     const sock = this.#checkRunning();
     const payload = toBinary(this.#schemaOf(message), message);
     this.#write(sock, packPublish(topic, message.$typeName, payload, options.headers));
@@ -712,6 +736,7 @@ export class Client {
    * the server has processed it.
    */
   async subscribe(topic: string): Promise<void> {
+    checkTopic(topic);
     const sock = this.#checkRunning();
     this.#write(sock, packSubscribe(topic));
     this.#topics.add(topic);
@@ -719,6 +744,7 @@ export class Client {
 
   /** Unsubscribe from `topic`. */
   async unsubscribe(topic: string): Promise<void> {
+    checkTopic(topic);
     const sock = this.#checkRunning();
     this.#write(sock, packUnsubscribe(topic));
     this.#topics.delete(topic);
@@ -735,7 +761,7 @@ export class Client {
    */
   async close(code = 1000): Promise<void> {
     if (this.#status !== Status.RUNNING) {
-      if (this.#status === Status.CLOSED && (this.#reconnectTimer !== undefined || this.#reconnecting)) {
+      if (this.#status === Status.CLOSED && (this.#reconnectTimer !== undefined || this.#connecting)) {
         this.#closedByUser = true;
         this.#cancelReconnect();
         return;
@@ -799,18 +825,18 @@ export class Client {
   async #reconnect(attempt: number, delayMs: number, waited: number): Promise<void> {
     if (this.#closedByUser || this.#status !== Status.CLOSED || this.#connecting) return;
     this.#run("onReconnectAttempt", attempt, waited);
-    this.#reconnecting = true;
+    this.#connecting = true; // connect() meanwhile: AlreadyRunning, never a second socket
     try {
       await this.#open();
     } catch (err) {
-      this.#reconnecting = false;
+      this.#connecting = false;
       this.#report(new ConnectionLost(`reconnect attempt ${attempt} failed: ${errorText(err)}`));
       if (!this.#closedByUser && this.#status === Status.CLOSED) {
         this.#scheduleReconnect(attempt + 1, Math.min(delayMs * 2, this.options.reconnectMaxMs));
       }
       return;
     }
-    this.#reconnecting = false;
+    this.#connecting = false;
     const sock = this.#socket;
     if (sock === null) return; // lost again before we got here; its close handler decided
     if (this.#closedByUser) {
@@ -891,6 +917,11 @@ export class Client {
       }
     }
   }
+}
+
+/** The empty topic is reserved (the servers' backplanes use it for broadcast). */
+function checkTopic(topic: string): void {
+  if (topic === "") throw new RangeError("the empty topic is reserved: name a topic");
 }
 
 function received_(frame: Frame, schema: DescMessage): Received {

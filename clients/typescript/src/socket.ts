@@ -26,13 +26,9 @@ export interface SocketLike {
   readonly bufferedAmount: number;
   // `any`: the platform's handlers take DOM events, ws's its own; the client
   // reads only the fields of SocketMessageEvent, SocketCloseEvent and SocketErrorEvent.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   onopen: ((ev: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   onmessage: ((ev: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   onclose: ((ev: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   onerror: ((ev: any) => void) | null;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;

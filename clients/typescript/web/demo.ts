@@ -59,13 +59,18 @@ setInterval(() => {
   $("total").textContent = total.toLocaleString("en-US");
 }, 500);
 
+// The round-trip gauge: the median of the last 10 pings, one a second.
+const rtts: number[] = [];
 setInterval(async () => {
   if (statusName(client.status) !== "RUNNING") return;
   const t0 = performance.now();
   try {
     await client.sendSync(msg("ping"), { timeoutMs: 2000 });
+    rtts.push(performance.now() - t0);
+    if (rtts.length > 10) rtts.shift();
+    const sorted = [...rtts].sort((a, b) => a - b);
     const rtt = $("rtt");
-    rtt.textContent = `${(performance.now() - t0).toFixed(2)} ms`;
+    rtt.textContent = `${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} ms`;
     rtt.dataset["n"] = String(Number(rtt.dataset["n"] ?? "0") + 1);
   } catch {
     $("rtt").textContent = "timeout";

@@ -6,21 +6,39 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Client, HandshakeError, statusName } from "../src/index.js";
-import { MessageV1Schema, ReplyV1Schema } from "../src/gen/goomerang_example_pb.js";
+import {
+  BadReplyV1Schema,
+  MessageV1Schema,
+  ReplyV1Schema,
+} from "../src/gen/goomerang_example_pb.js";
 
-interface Results {
+/** What the page records; the tests read it. */
+export interface Results {
   ready: boolean;
   error: string;
   reply: { kind: string; message: string; headers: Record<string, string> } | null;
   received: { message: string; headers: Record<string, string> }[];
   errors: string[];
   statuses: string[];
+  closes: (number | undefined)[];
+  lost: string[];
+  tiny: { errors: string[]; status: string; closeCode: number | undefined; received: number };
 }
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
 const target = params.get("ws") ?? (token !== null ? `/ws?token=${encodeURIComponent(token)}` : "/ws");
-const results: Results = { ready: false, error: "", reply: null, received: [], errors: [], statuses: [] };
+const results: Results = {
+  ready: false,
+  error: "",
+  reply: null,
+  received: [],
+  errors: [],
+  statuses: [],
+  closes: [],
+  lost: [],
+  tiny: { errors: [], status: "NEW", closeCode: undefined, received: 0 },
+};
 const out = document.getElementById("out")!;
 const show = (): void => {
   out.textContent = JSON.stringify(results, null, 2);
@@ -42,6 +60,39 @@ function newClient(url: string): Client {
 
 const client = newClient(target);
 client.addHook("onStatusChange", (s) => results.statuses.push(statusName(s)));
+client.addHook("onClose", (code) => results.closes.push(code));
+client.registerMessage(BadReplyV1Schema);
+
+/** `n` sendSync calls that the server leaves unanswered (no handler); their outcomes go to `results.lost`. */
+function pendingCalls(n: number): number {
+  for (let i = 0; i < n; i++) {
+    client
+      .sendSync(create(BadReplyV1Schema, { message: `q${i}` }), { timeoutMs: 60_000 })
+      .then(
+        () => results.lost.push("resolved"),
+        (e: Error) => results.lost.push(e.name),
+      );
+  }
+  return client.pendingCount;
+}
+
+/** A second client with maxMessageSize 512, subscribed to `big`; what happens goes to `results.tiny`. */
+async function tinyClient(): Promise<void> {
+  const t = results.tiny;
+  const c = new Client(target, {
+    maxMessageSize: 512,
+    onError: (e) => t.errors.push(e.name),
+    onStatusChange: (s) => (t.status = statusName(s)),
+    onClose: (code) => (t.closeCode = code),
+  });
+  c.handle(MessageV1Schema, () => {
+    t.received++;
+  });
+  c.registerMessage(ReplyV1Schema);
+  await c.connect();
+  await c.subscribe("big");
+  await c.sendSync(msg("sync-point"), { timeoutMs: 5000 });
+}
 client.handle(MessageV1Schema, (_sender, m) => {
   results.received.push({ message: m.payload.message, headers: { ...m.headers } });
   show();
@@ -89,9 +140,15 @@ async function bench(n: number, window: number): Promise<Record<string, number>>
   await c.connect();
   const m = msg("bench");
   for (let i = 0; i < 200; i++) await c.sendSync(m); // warm-up
+  const rtts: number[] = [];
   let t0 = performance.now();
-  for (let i = 0; i < n; i++) await c.sendSync(m);
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await c.sendSync(m);
+    rtts.push(performance.now() - t);
+  }
   const sequential = n / ((performance.now() - t0) / 1000);
+  rtts.sort((a, b) => a - b);
   t0 = performance.now();
   let sent = 0;
   const worker = async (): Promise<void> => {
@@ -122,18 +179,17 @@ async function bench(n: number, window: number): Promise<Record<string, number>>
   lat.sort((a, b) => a - b);
   return {
     syncSequentialPerS: sequential,
+    syncP50Ms: rtts[Math.floor(rtts.length / 2)]!,
     syncWindowedPerS: windowed,
     pubsubP50Ms: lat[Math.floor(lat.length * 0.5)]!,
     pubsubP99Ms: lat[Math.floor(lat.length * 0.99)]!,
   };
 }
 
-(window as unknown as { goomerangTest: unknown }).goomerangTest = {
-  results,
-  cookieConnect,
-  anonymousConnect,
-  bench,
-};
+const api = { results, cookieConnect, anonymousConnect, bench, pendingCalls, tinyClient };
+/** `window.goomerangTest`: what the tests call in the page. */
+export type PageApi = typeof api;
+(window as unknown as { goomerangTest: PageApi }).goomerangTest = api;
 
 try {
   await client.connect();

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file goomerang_frame.proto.
  */
 export const file_goomerang_frame: GenFile = /*@__PURE__*/
-  fileDesc("ChVnb29tZXJhbmdfZnJhbWUucHJvdG8SEmdvb21lcmFuZy5wcm90b2NvbCLxAQoFRnJhbWUSDAoEdXVpZBgBIAEoCRIMCgRraW5kGAIgASgJEhMKC3BheWxvYWRTaXplGAMgASgDEg8KB2lzX3N5bmMYBCABKAgSLAoIY3JlYXRpb24YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKB2hlYWRlcnMYBiADKAsyJi5nb29tZXJhbmcucHJvdG9jb2wuRnJhbWUuSGVhZGVyc0VudHJ5Eg8KB3BheWxvYWQYByABKAwaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoMQnJvYWRjYXN0Q21kEgwKBGtpbmQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDCIdCgxTdWJzY3JpYmVDbWQSDQoFdG9waWMYASABKAkiHwoOVW5zdWJzY3JpYmVDbWQSDQoFdG9waWMYASABKAkiOgoKUHVibGlzaENtZBINCgV0b3BpYxgBIAEoCRIMCgRraW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAxiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChVnb29tZXJhbmdfZnJhbWUucHJvdG8SEmdvb21lcmFuZy5wcm90b2NvbCLxAQoFRnJhbWUSDAoEdXVpZBgBIAEoCRIMCgRraW5kGAIgASgJEhMKC3BheWxvYWRTaXplGAMgASgDEg8KB2lzX3N5bmMYBCABKAgSLAoIY3JlYXRpb24YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKB2hlYWRlcnMYBiADKAsyJi5nb29tZXJhbmcucHJvdG9jb2wuRnJhbWUuSGVhZGVyc0VudHJ5Eg8KB3BheWxvYWQYByABKAwaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLQoMQnJvYWRjYXN0Q21kEgwKBGtpbmQYAiABKAkSDwoHbWVzc2FnZRgDIAEoDCIsCgxTdWJzY3JpYmVDbWQSDQoFdG9waWMYASABKAkSDQoFZ3JvdXAYZCABKAkiLgoOVW5zdWJzY3JpYmVDbWQSDQoFdG9waWMYASABKAkSDQoFZ3JvdXAYZCABKAkiOgoKUHVibGlzaENtZBINCgV0b3BpYxgBIAEoCRIMCgRraW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAxiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message goomerang.protocol.Frame
@@ -94,6 +94,15 @@ export type SubscribeCmd = Message<"goomerang.protocol.SubscribeCmd"> & {
    * @generated from field: string topic = 1;
    */
   topic: string;
+
+  /**
+   * Extension outside goomerang v0.3.0 (docs/PROTOCOL-extensions.md): the
+   * queue group joined; empty for a plain subscription. Sent only after the
+   * server echoed "queue-groups" in Goomerang-Extensions on the upgrade.
+   *
+   * @generated from field: string group = 100;
+   */
+  group: string;
 };
 
 /**
@@ -111,6 +120,13 @@ export type UnsubscribeCmd = Message<"goomerang.protocol.UnsubscribeCmd"> & {
    * @generated from field: string topic = 1;
    */
   topic: string;
+
+  /**
+   * Extension outside goomerang v0.3.0: the queue group left; empty for plain.
+   *
+   * @generated from field: string group = 100;
+   */
+  group: string;
 };
 
 /**

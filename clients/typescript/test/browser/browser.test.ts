@@ -8,54 +8,32 @@
  * `goomerang demo --web` page and takes the README's screenshot.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { LineProcess, PKG, PYTHON, REPO, type ServerHandle, startPeer, startTestServer } from "../helpers.js";
+import type { BrowserContext, Page } from "playwright-core";
+import {
+  launchChromium,
+  LineProcess,
+  PKG,
+  PYTHON,
+  REPO,
+  type ServerHandle,
+  startPeer,
+  startTestServer,
+} from "../helpers.js";
+import type { PageApi, Results as PageResults } from "../../web/test-page.js";
 
-const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
-const FLAGS = [
-  "--no-sandbox", // root on CI
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-interface PageResults {
-  ready: boolean;
-  error: string;
-  reply: { kind: string; message: string; headers: Record<string, string> } | null;
-  received: { message: string; headers: Record<string, string> }[];
-  errors: string[];
-  statuses: string[];
-}
-
-let profile: string;
+let browser: Awaited<ReturnType<typeof launchChromium>>;
 let context: BrowserContext;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: run scripts/ensure-chromium.sh (apt-get install chromium)`);
-  }
-  profile = mkdtempSync(join(tmpdir(), "goomerang-chromium-"));
-  // A persistent context is how playwright takes a fresh --user-data-dir of our own.
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true, // --headless
-    args: FLAGS,
-    viewport: { width: 1100, height: 620 },
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
+  context = browser.context;
 });
 
 after(async () => {
-  await context?.close();
-  if (profile !== undefined) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
 });
 
 describe("in Chromium, against the Python server that served the page", () => {
@@ -116,6 +94,26 @@ describe("in Chromium, against the Python server that served the page", () => {
     assert.deepEqual(r.errors, []);
   });
 
+  it("a message above maxMessageSize: the browser client closes (4009), reports MessageTooLarge", async () => {
+    await page.evaluate(() => (window as unknown as { goomerangTest: PageApi }).goomerangTest.tinyClient());
+    const peer = await startPeer(server.addr, "s3cret");
+    try {
+      await peer.command({ op: "publish", topic: "big", message: "b".repeat(2000) });
+    } finally {
+      await peer.command({ op: "close" });
+      await peer.stop();
+    }
+    await page.waitForFunction(
+      () => (window as unknown as { goomerangTest: PageApi }).goomerangTest.results.tiny.status === "CLOSED",
+      undefined,
+      { timeout: 10_000 },
+    );
+    const { tiny } = await results(page);
+    assert.equal(tiny.received, 0);
+    assert.equal(tiny.closeCode, 1009);
+    assert.deepEqual(tiny.errors, ["MessageTooLarge", "ConnectionLost"]);
+  });
+
   it("auth in the browser: token by cookie works, no token is refused", async () => {
     const viaCookie = await page.evaluate(() =>
       (window as unknown as { goomerangTest: { cookieConnect(v: string): Promise<string> } }).goomerangTest.cookieConnect(
@@ -127,6 +125,39 @@ describe("in Chromium, against the Python server that served the page", () => {
       (window as unknown as { goomerangTest: { anonymousConnect(): Promise<string> } }).goomerangTest.anonymousConnect(),
     );
     assert.equal(anonymous, "HandshakeError");
+  });
+});
+
+describe("in Chromium: the server shuts down", () => {
+  it("pending sendSync calls are rejected with ConnectionLost; CLOSED with code 1000", async () => {
+    const server = await startTestServer(["--static", join(PKG, "build/web")]);
+    const page = await context.newPage();
+    try {
+      await page.goto(`http://${server.addr}/`);
+      await page.waitForFunction(
+        () => (window as unknown as { goomerangTest?: PageApi }).goomerangTest?.results.ready === true,
+        undefined,
+        { timeout: 15_000 },
+      );
+      const pending = await page.evaluate(() =>
+        (window as unknown as { goomerangTest: PageApi }).goomerangTest.pendingCalls(5),
+      );
+      assert.equal(pending, 5);
+      const stopped = server.proc.stop();
+      await page.waitForFunction(
+        () => (window as unknown as { goomerangTest: PageApi }).goomerangTest.results.lost.length === 5,
+        undefined,
+        { timeout: 10_000 }, // the calls' own timeout is 60 s
+      );
+      const r = await results(page);
+      assert.deepEqual(r.lost, Array(5).fill("ConnectionLost"));
+      assert.deepEqual(r.statuses, ["RUNNING", "CLOSED"]);
+      assert.deepEqual(r.closes, [1000]);
+      assert.equal(await stopped, 0);
+    } finally {
+      await page.close();
+      await server.proc.stop();
+    }
   });
 });
 
@@ -182,6 +213,11 @@ describe("goomerang demo --web", () => {
         seen,
         { timeout: 10_000 },
       );
+      // The picture while a second burst flows, so that the live counter shows it.
+      await alice.click("#burst");
+      await alice.waitForFunction(() => document.getElementById("rate")!.textContent !== "0", undefined, {
+        timeout: 10_000,
+      });
       const shot = join(PKG, "build/typescript-web-demo.png");
       mkdirSync(join(PKG, "build"), { recursive: true });
       await alice.screenshot({ path: shot });

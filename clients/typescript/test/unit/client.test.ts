@@ -34,6 +34,7 @@ import {
   MessageV1Schema,
   ReplyV1Schema,
 } from "../../src/gen/goomerang_example_pb.js";
+import { Waiter, within } from "../helpers.js";
 
 /** A WebSocket whose peer is the test. */
 class FakeSocket implements SocketLike {
@@ -95,25 +96,36 @@ interface Rig {
   errors: GoomerangError[];
   statuses: Status[];
   sock(): FakeSocket;
+  /** What the next socket does: opens, is refused, or waits for the test. */
+  server: "open" | "refuse" | "manual";
 }
 
 function rig(options: ClientOptions = {}, autoOpen = true): Rig {
   const sockets: FakeSocket[] = [];
   const errors: GoomerangError[] = [];
   const statuses: Status[] = [];
-  const client = new Client("ws://test/ws", {
+  const r: Rig = {
+    client: undefined as unknown as Client,
+    sockets,
+    errors,
+    statuses,
+    sock: () => sockets[sockets.length - 1]!,
+    server: autoOpen ? "open" : "manual",
+  };
+  r.client = new Client("ws://test/ws", {
     ...options,
     onError: (e) => errors.push(e),
     onStatusChange: (s) => statuses.push(s),
     webSocket: () => {
       const s = new FakeSocket();
       sockets.push(s);
-      if (autoOpen) queueMicrotask(() => s.open());
+      if (r.server === "open") queueMicrotask(() => s.open());
+      if (r.server === "refuse") queueMicrotask(() => s.peerClose(1006));
       return s;
     },
   });
-  client.registerMessage(MessageV1Schema, ReplyV1Schema);
-  return { client, sockets, errors, statuses, sock: () => sockets[sockets.length - 1]! };
+  r.client.registerMessage(MessageV1Schema, ReplyV1Schema);
+  return r;
 }
 
 const msg = (text: string) => create(MessageV1Schema, { message: text });
@@ -181,6 +193,19 @@ describe("client over a scripted socket", () => {
     assert.equal(r.client.pendingCount, 0);
   });
 
+  it("sendSync with replyType: a typed reply, unregistered is fine, another kind rejects", async () => {
+    const r = rig();
+    await r.client.connect();
+    const typed = r.client.sendSync(msg("t"), { replyType: BadReplyV1Schema });
+    const wrong = r.client.sendSync(msg("w"), { replyType: BadReplyV1Schema });
+    r.sock().reply(0, "goomerang.example.BadReplyV1", "typed");
+    r.sock().reply(1, "goomerang.example.ReplyV1", "wrong");
+    const reply = await typed;
+    assert.equal(reply.payload.message, "typed"); // typed as BadReplyV1: no cast
+    assert.equal(reply.payload.$typeName, "goomerang.example.BadReplyV1");
+    await assert.rejects(wrong, (e: unknown) => e instanceof UnexpectedReply && /not the goomerang.example.BadReplyV1/.test(e.message));
+  });
+
   it("handler errors, sync and async, and hook errors go to onError", async () => {
     const r = rig();
     const boom = new Error("boom");
@@ -243,6 +268,109 @@ describe("client over a scripted socket", () => {
     assert.deepEqual(r.statuses, [Status.RUNNING, Status.CLOSING, Status.CLOSED]);
   });
 
+  it("reconnect: backoff while refused, connect() meanwhile refused, topics re-subscribed; close() stops it", async () => {
+    const r = rig({ reconnect: true, reconnectInitialMs: 5, reconnectMaxMs: 20 });
+    const attempts: number[] = [];
+    const waiter = new Waiter();
+    r.client.addHook("onReconnectAttempt", (n, delay) => {
+      assert.ok(delay > 0 && delay <= 20);
+      attempts.push(n);
+      if (n === 3) r.server = "manual";
+      waiter.poke();
+    });
+    await r.client.connect();
+    await r.client.subscribe("a");
+    await r.client.subscribe("b");
+    const pending = r.client.sendSync(msg("p"), { timeoutMs: 60_000 });
+    r.server = "refuse";
+    r.sock().peerClose(1006);
+    await assert.rejects(pending, ConnectionLost);
+    assert.equal(r.client.status, Status.CLOSED);
+    await waiter.until(() => attempts.length >= 3, 5_000, "three reconnect attempts");
+    await new Promise((resolve) => setImmediate(resolve));
+    // Attempt 3 is waiting for its socket to open: connect() must not open a second one.
+    const count = r.sockets.length;
+    await assert.rejects(r.client.connect(), /under way/);
+    assert.equal(r.sockets.length, count);
+    r.sock().open();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(r.client.status, Status.RUNNING);
+    const resent = r.sock().sent.map((b) => unpackFrame(b).kind);
+    assert.deepEqual(resent, ["goomerang.protocol.SubscribeCmd", "goomerang.protocol.SubscribeCmd"]);
+    assert.deepEqual(attempts, [1, 2, 3]);
+    assert.ok(r.errors.some((e) => e instanceof ConnectionLost && /code 1006/.test(e.message)));
+    assert.ok(r.errors.some((e) => /reconnect attempt 2 failed/.test(e.message)));
+    // Lost again, then closed by the user during the backoff: no attempt in the
+    // next 60 ms, where an unstopped backoff (at most 20 ms) would make several.
+    r.server = "refuse";
+    r.sock().peerClose(1006);
+    await r.client.close();
+    const before = r.sockets.length;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(r.sockets.length, before);
+    assert.equal(r.client.status, Status.CLOSED);
+  });
+
+  it("Node heartbeat: pings, and a server that stops answering is dropped", async () => {
+    const errors: GoomerangError[] = [];
+    const waiter = new Waiter();
+    class PingSocket extends FakeSocket {
+      pings = 0;
+      answer = true;
+      terminated = false;
+      #pong: (() => void) | undefined;
+      ping(): void {
+        this.pings++;
+        waiter.poke();
+        if (this.answer) queueMicrotask(() => this.#pong?.());
+      }
+      terminate(): void {
+        this.terminated = true;
+        this.peerClose(1006);
+      }
+      on(_event: "pong", listener: () => void): this {
+        this.#pong = listener;
+        return this;
+      }
+    }
+    let sock: PingSocket | undefined;
+    const c = new Client("ws://test/ws", {
+      heartbeatIntervalMs: 5,
+      pingTimeoutMs: 15,
+      onError: (e) => {
+        errors.push(e);
+        waiter.poke();
+      },
+      onClose: () => waiter.poke(),
+      webSocket: () => {
+        sock = new PingSocket();
+        const s = sock;
+        queueMicrotask(() => s.open());
+        return s;
+      },
+    });
+    await c.connect();
+    await waiter.until(() => sock!.pings >= 10, 5_000, "ten answered pings (50 ms > the 15 ms deadline)");
+    assert.equal(c.status, Status.RUNNING); // answered pings keep it up
+    sock!.answer = false;
+    await waiter.until(() => c.status === Status.CLOSED, 5_000, "the dead server dropped");
+    assert.ok(sock!.terminated);
+    assert.ok(errors.some((e) => e instanceof ConnectionLost && /did not answer pings/.test(e.message)));
+  });
+
+  it("send waits while the socket buffers more than writeLimit", async () => {
+    const r = rig({ writeLimit: 100 });
+    await r.client.connect();
+    r.sock().bufferedAmount = 1000;
+    let done = false;
+    const sending = r.client.send(msg("x")).then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(done, false); // still above the limit
+    r.sock().bufferedAmount = 0;
+    await within(sending, 2_000, "send after the drain");
+    assert.equal(r.sock().sent.length, 1);
+  });
+
   it("sends carry kind, headers and payload; unregistered types throw UnknownKind", async () => {
     const r = rig();
     await r.client.connect();
@@ -250,6 +378,9 @@ describe("client over a scripted socket", () => {
     const f = unpackFrame(r.sock().sent[0]!);
     assert.deepEqual([f.kind, f.isSync, f.uuid, { ...f.headers }], ["goomerang.example.MessageV1", false, "", { k: "v" }]);
     await assert.rejects(r.client.send(create(BadReplyV1Schema, { message: "x" })), UnknownKind);
+    for (const call of [r.client.publish("", msg("x")), r.client.subscribe(""), r.client.unsubscribe("")]) {
+      await assert.rejects(call, RangeError); // the empty topic is reserved
+    }
     assert.equal(r.sock().sent.length, 1);
   });
 });

@@ -1,9 +1,10 @@
 """Our clients behind one blocking facade, so each interop case is written once.
 
 ``open_client(runtime, addr)`` gives a :class:`Peer` for the asyncio client on
-the standard loop (``asyncio``) or on uvloop (``uvloop``), or for the blocking
-client (``sync``). The asyncio client lives on its own loop in a thread; the
-facade submits each call there and waits for it (bounded). Received messages
+the standard loop (``asyncio``) or on uvloop (``uvloop``), for the blocking
+client (``sync``) or for the trio client (``trio``). The asyncio and trio
+clients live on their own loop in a thread; the facade submits each call there
+and waits for it (bounded). Received messages
 land in ``peer.inbox`` (a thread-safe queue), statuses in ``peer.statuses``,
 and ``peer.closed`` is set by the ``on_close`` hook.
 """
@@ -15,16 +16,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, TypeVar
 
 from goomerang_io import Client as AsyncClient
 from goomerang_io.loop import new_event_loop
 from goomerang_io.sync import Client as SyncClient
+from goomerang_io.trio import Client as TrioClient
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import BadReplyV1, MessageV1, ReplyV1
 
 T = TypeVar("T")
-CLIENTS = ["asyncio", "uvloop", "sync"]
+CLIENTS = ["asyncio", "uvloop", "sync", "trio"]
 WAIT = 10.0
 
 
@@ -189,11 +192,94 @@ class AsyncioPeer(Peer):
             self.loop.close()
 
 
+class TrioPeer(Peer):
+    """The trio client in ``trio.run`` on its own thread; ``async with client`` spans the test."""
+
+    def __init__(self, addr: str, **options: Any) -> None:
+        import trio
+
+        super().__init__(addr, **options)
+        self.trio = trio
+        self.client = self._setup(TrioClient(addr, **self.options))
+        self._started: queue.Queue[BaseException | None] = queue.Queue()
+        self._token: Any = None
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+        self.thread.start()
+        assert self._ready.wait(WAIT), "trio did not start"
+
+    async def _main(self) -> None:
+        trio = self.trio
+        self._token = trio.lowlevel.current_trio_token()
+        self._go, self._stop = trio.Event(), trio.Event()
+        self._ready.set()
+        await self._go.wait()
+        try:
+            async with self.client:  # connects; closes (if still running) on exit
+                self._started.put(None)
+                await self._stop.wait()
+        except BaseException as exc:
+            self._started.put(exc)
+            raise
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self.trio.from_thread.run(partial(fn, *args, **kwargs), trio_token=self._token)
+
+    def connect(self) -> None:
+        self.trio.from_thread.run_sync(self._go.set, trio_token=self._token)
+        error = self._started.get(timeout=WAIT + 5)
+        if error is not None:
+            raise error
+
+    def send(self, message: Message[Any]) -> int:
+        return int(self._call(self.client.send, message))
+
+    def send_sync(self, message: Message[Any], timeout: float = WAIT) -> Message[Any]:
+        reply: Message[Any] = self._call(self.client.send_sync, message, timeout=timeout)
+        return reply
+
+    def broadcast(self, message: Message[Any]) -> int:
+        return int(self._call(self.client.broadcast, message))
+
+    def publish(self, topic: str, message: Message[Any]) -> int:
+        return int(self._call(self.client.publish, topic, message))
+
+    def subscribe(self, topic: str) -> None:
+        self._call(self.client.subscribe, topic)
+
+    def close(self) -> None:
+        self._call(self.client.close)
+
+    @property
+    def status(self) -> Status:
+        return self.client.status
+
+    @property
+    def close_code(self) -> int | None:
+        return self.client.close_code
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.thread.is_alive() and self._token is not None:
+                try:
+                    self.trio.from_thread.run_sync(self._go.set, trio_token=self._token)
+                    self.trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+                except self.trio.RunFinishedError:
+                    pass
+            self.thread.join(WAIT)
+
+
 def open_client(runtime: str, addr: str, **options: Any) -> Peer:
     """A connected client of ``runtime`` (one of ``CLIENTS``)."""
-    peer: Peer = (
-        SyncPeer(addr, **options) if runtime == "sync" else AsyncioPeer(addr, runtime, **options)
-    )
+    peer: Peer
+    if runtime == "sync":
+        peer = SyncPeer(addr, **options)
+    elif runtime == "trio":
+        peer = TrioPeer(addr, **options)
+    else:
+        peer = AsyncioPeer(addr, runtime, **options)
     try:
         peer.connect()
     except BaseException:

@@ -1,0 +1,214 @@
+"""The asyncio driver of one engine connection: one ``asyncio.Protocol`` for server and client.
+
+It follows the engine's loop contract (``goomerang_proto.connection``): feed
+each read with ``now = loop.time()``, hand the events to the owner once
+``receive_data`` returned, write ``data_to_send()``, report the transport's
+unsent bytes, pause reading while ``should_read()`` is False, wake senders
+waiting in ``await send`` once ``is_writable()``, keep one timer armed at
+``get_timer()``, and close or abort the transport when the engine says so.
+Deadlines and flow-control rules live in the engine; nothing here decides them.
+
+Subclasses (the server's and the client's connection) implement
+``handle_events`` and may override ``after_read`` (write what the read fanned
+out), ``want_read`` (an extra reason to pause reading) and ``lost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from goomerang_proto import BaseConnection, Message, Status
+from goomerang_proto import events as ev
+
+from ..awaitables import AfterDrain, Ready
+
+
+class Connection(asyncio.Protocol):
+    """One transport and its engine."""
+
+    def __init__(self, engine: BaseConnection) -> None:
+        self.engine = engine
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._reading_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._flush_pending = False
+        self._in_batch = False
+        self._closing_transport = False
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        """Resolved once the transport is really gone (closed or aborted)."""
+
+    # ---------------------------------------------------------- subclass hooks
+    def handle_events(self, events: list[ev.Event]) -> None:  # pragma: no cover - abstract
+        """Act on the engine's events (called after ``receive_data`` returned)."""
+        raise NotImplementedError
+
+    def after_read(self) -> None:
+        """Called once a read's events were handled, before the output is written."""
+
+    def want_read(self) -> bool:
+        """An extra reason to pause reading (e.g. too many messages wait for handlers)."""
+        return True
+
+    def lost(self) -> None:
+        """The transport is gone (``closed`` is resolved just after)."""
+
+    # --------------------------------------------------------------- transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (str(peer[0]), int(peer[1]))
+        engine = self.engine
+        transport.set_write_buffer_limits(high=engine.high_water, low=engine.low_water)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        engine = self.engine
+        self._in_batch = True
+        try:
+            engine.receive_data(data, self._loop.time())
+            if engine.has_events():
+                self.handle_events(engine.events())
+            engine.apply_pending()
+            if engine.has_events():
+                self.handle_events(engine.events())
+        finally:
+            self._in_batch = False
+        self.after_read()
+        self.flush()
+
+    def eof_received(self) -> bool | None:
+        self.engine.receive_eof(self._loop.time())
+        self.process()
+        self.flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        engine = self.engine
+        if engine.status is not Status.CLOSED:
+            engine.receive_eof(self._loop.time())
+        engine.transport_closed()
+        self.process()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
+        self._wake_senders()
+        self.lost()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.engine.set_transport_buffer_size(self.transport.get_write_buffer_size())
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.engine.set_transport_buffer_size(self.transport.get_write_buffer_size())
+        self.flush()
+
+    # ------------------------------------------------------------------ output
+    def process(self) -> None:
+        """Hand the engine's pending events to ``handle_events``."""
+        engine = self.engine
+        while engine.has_events():
+            self.handle_events(engine.events())
+
+    def schedule_flush(self) -> None:
+        """Write on the next loop turn (sends made outside a read batch are gathered)."""
+        if not self._flush_pending and not self._in_batch:
+            self._flush_pending = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what the engine queued, apply its flow-control state, arm its timer."""
+        self._flush_pending = False
+        transport = self.transport
+        if transport is None:
+            return
+        engine = self.engine
+        data = engine.data_to_send()
+        if data:
+            transport.write(data)
+            engine.set_transport_buffer_size(transport.get_write_buffer_size())
+        if engine.has_events():
+            self.process()
+            data = engine.data_to_send()
+            if data:
+                transport.write(data)
+                engine.set_transport_buffer_size(transport.get_write_buffer_size())
+        if engine.status is not Status.RUNNING:  # neither can be true while RUNNING
+            if engine.should_abort_transport():
+                transport.abort()
+                return
+            if engine.should_close_transport() and not self._closing_transport:
+                self._closing_transport = True
+                transport.close()
+        # flow control: reading, then waiting senders
+        if engine.should_read() and self.want_read():
+            if self._reading_paused:
+                self._reading_paused = False
+                if not self._closing_transport:
+                    transport.resume_reading()
+        elif not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        if self._drain is not None and engine.is_writable():
+            self._wake_senders()
+        at = engine.get_timer()
+        if at != self._timer_at:
+            self._arm(at)
+
+    def _arm(self, at: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.engine.handle_timer(self._loop.time())
+        self.process()
+        self.flush()
+
+    def _wake_senders(self) -> None:
+        drain = self._drain
+        self._drain = None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def write_message(
+        self, message: Message[Any], uuid: str = "", *, in_response: bool = False
+    ) -> Ready[int] | AfterDrain[int]:
+        """Queue ``message``; the awaitable waits while the connection is not writable."""
+        engine = self.engine
+        try:
+            size = engine.send(message, uuid=uuid, is_sync=bool(uuid), in_response=in_response)
+        finally:
+            self.schedule_flush()
+        if engine.is_writable():
+            return Ready(size)
+        return AfterDrain(self.drain_future(), size)
+
+    def drain_future(self) -> asyncio.Future[None]:
+        """A future resolved when the connection is writable again (or gone)."""
+        if self._drain is None or self._drain.done():
+            self._drain = self._loop.create_future()
+        return self._drain
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake with ``code`` (the engine arms the close timeout)."""
+        self.engine.close(code, reason, now=self._loop.time())
+        self.process()
+        self.flush()
+
+    def abort(self) -> None:
+        """Drop the connection now."""
+        self.engine.abort()
+        self.process()
+        self.flush()

@@ -1,0 +1,114 @@
+"""Client drivers for the misbehaving-peer suite: one per client runtime.
+
+``CLIENT_DRIVERS`` is the parametrization: add the blocking client (or a trio
+one) as one more entry implementing :class:`misbehave_peers.ClientDriver`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from misbehave_peers import ClientDriver, rss_kb
+
+from goomerang_proto import Message, Status
+from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
+
+
+class AsyncioDriver:
+    """goomerang_io.Client on asyncio."""
+
+    def send_until_stuck(
+        self, addr: str, count: int, size: int, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        return asyncio.run(self._send_until_stuck(addr, count, size, options))
+
+    async def _send_until_stuck(
+        self, addr: str, count: int, size: int, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        from goomerang_io import Client
+
+        errors: list[tuple[float, BaseException]] = []
+        failed = asyncio.Event()
+
+        def on_error(exc: BaseException) -> None:
+            errors.append((time.monotonic(), exc))
+            failed.set()
+
+        client = Client(addr, on_error=[on_error], **options)
+        await client.connect()
+        rss0, _ = rss_kb(os.getpid())
+        t0 = time.monotonic()
+        returned = 0
+
+        async def sender() -> None:
+            nonlocal returned
+            payload = Message(MessageV1(message="s" * size))
+            for _ in range(count):
+                await client.send(payload)
+                returned += 1
+
+        task = asyncio.ensure_future(sender())
+        try:
+            async with asyncio.timeout(8.0):
+                await failed.wait()
+        except TimeoutError:
+            pass
+        rss1, _ = rss_kb(os.getpid())
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if client.status is Status.RUNNING:
+            await client.close()
+        first = errors[0] if errors else None
+        return {
+            "returned": returned,
+            "error": None if first is None else repr(first[1]),
+            "error_after": None if first is None else first[0] - t0,
+            "rss_growth_kb": rss1 - rss0,
+        }
+
+    def close_against_stalled(self, addr: str, options: dict[str, Any]) -> dict[str, Any]:
+        return asyncio.run(self._close_against_stalled(addr, options))
+
+    async def _close_against_stalled(self, addr: str, options: dict[str, Any]) -> dict[str, Any]:
+        from goomerang_io import Client
+
+        client = Client(addr, on_error=[lambda _e: None], **options)
+        await client.connect()
+        payload = Message(MessageV1(message="c" * 100_000))
+        sends = [asyncio.ensure_future(client.send(payload)) for _ in range(40)]
+        await asyncio.sleep(0)  # let the first writes reach the (stalled) socket
+        t0 = time.monotonic()
+        await client.close()
+        seconds = time.monotonic() - t0
+        for task in sends:
+            task.cancel()
+        await asyncio.gather(*sends, return_exceptions=True)
+        return {"seconds": seconds, "status": client.status.name}
+
+    def clean_close_from_server(self, addr: str) -> dict[str, Any]:
+        return asyncio.run(self._clean_close(addr))
+
+    async def _clean_close(self, addr: str) -> dict[str, Any]:
+        from goomerang_io import Client
+
+        errors: list[str] = []
+        statuses: list[str] = []
+        closed = asyncio.Event()
+
+        def on_status(status: Status) -> None:
+            statuses.append(status.name)
+            if status is Status.CLOSED:
+                closed.set()
+
+        client = Client(addr, on_error=[lambda e: errors.append(repr(e))], heartbeat_interval=None)
+        client.on_status_change(on_status)
+        await client.connect()
+        async with asyncio.timeout(5.0):
+            await closed.wait()
+        return {"errors": errors, "statuses": statuses, "code": client.close_code}
+
+
+CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver()}

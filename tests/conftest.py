@@ -1,0 +1,35 @@
+"""Suite-wide markers and fixtures.
+
+``goref``: a test that needs the real Go goomerang v0.3.0 peer. ``make test``
+deselects them (``-m "not goref"``); ``make interop`` builds the peer, sets
+``GOREF_DIR`` (the folder holding ``refserver`` and ``refclient``) and runs
+exactly them, so in CI each runs once and none is skipped. Everything under
+``tests/interop/`` is ``goref``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "interop" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.goref)
+
+
+@pytest.fixture
+def goref_dir() -> Path:
+    """The folder of the Go binaries, from ``GOREF_DIR``; fails (never skips) when missing."""
+    value = os.environ.get("GOREF_DIR")
+    if not value:
+        pytest.fail("GOREF_DIR is not set: run `make interop` (it builds the Go peer and sets it)")
+    path = Path(value)
+    for name in ("refserver", "refclient"):
+        binary = path / name
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
+            pytest.fail(f"GOREF_DIR={value}: no executable {name} there (run `make goref`)")
+    return path

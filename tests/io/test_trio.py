@@ -1,0 +1,295 @@
+"""The trio runtime in-process: its own timers, errors and bounds (the features are in
+test_runtimes.py and, against the Go peer, in tests/interop).
+
+Raw peers are plain trio streams that speak only what a case needs. Every case
+runs under ``trio.fail_after``; nothing waits on a sleep.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+
+from goomerang_io.cli import echo_handler
+from goomerang_io.options import ServerOptions
+from goomerang_io.trio import Client, Server
+from goomerang_io.trio.connection import Connection
+from goomerang_proto import (
+    ConnectionLost,
+    HandlerError,
+    HandshakeError,
+    Message,
+    NotRunning,
+    ServerConnection,
+    Status,
+    SyncTimeout,
+)
+from goomerang_proto.frames import OP_CLOSE, FrameReader, build_frame, parse_close_payload
+from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
+
+LIMIT = 10.0  # bound of every case, in seconds
+
+
+def run(case: Callable[[], Awaitable[None]]) -> None:
+    async def bounded() -> None:
+        with trio.fail_after(LIMIT):
+            await case()
+
+    trio.run(bounded)
+
+
+def msg(text: str) -> Message[MessageV1]:
+    return Message(MessageV1(message=text))
+
+
+def echo_server(**options: Any) -> Server:
+    server = Server("127.0.0.1:0", **options)
+    server.handle(MessageV1, echo_handler)
+    server.register_message(ReplyV1)
+    return server
+
+
+def client(addr: str, **options: Any) -> Client:
+    c = Client(addr, heartbeat_interval=None, **options)
+    c.register_message(MessageV1)
+    return c
+
+
+class RawPeer:
+    """A WebSocket client on a bare trio stream: it upgrades, then sends what a case wants."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream, self.buf, self.frames = stream, b"", FrameReader(expect_masked=False)
+        self.pending: list[tuple[int, bytes]] = []
+
+    @classmethod
+    async def connect(cls, addr: str, upgrade: bool = True) -> RawPeer:
+        host, _, port = addr.rpartition(":")
+        peer = cls(await trio.open_tcp_stream(host, int(port)))
+        if upgrade:
+            key = base64.b64encode(os.urandom(16)).decode()
+            await peer.stream.send_all(
+                f"GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade"
+                f"\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert (await peer.head()).startswith(b"HTTP/1.1 101")
+        return peer
+
+    async def head(self) -> bytes:
+        while b"\r\n\r\n" not in self.buf:
+            chunk = await self.stream.receive_some(65536)
+            assert chunk, "closed before the response head"
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return head
+
+    async def next_frame(self) -> tuple[int, bytes] | None:
+        """The next frame from the server, None at EOF."""
+        if self.buf:
+            self.frames.feed(self.buf, self.pending)
+            self.buf = b""
+        while not self.pending:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            self.frames.feed(data, self.pending)
+        return self.pending.pop(0)
+
+    async def close_code(self) -> int | None:
+        """Read until the server's Close frame; its code (None: EOF without one)."""
+        while (frame := await self.next_frame()) is not None:
+            if frame[0] == OP_CLOSE:
+                return parse_close_payload(frame[1])[0]
+        return None
+
+    async def at_eof(self) -> bool:
+        """True once the server closed the TCP connection (frames before it are skipped)."""
+        try:
+            while await self.stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+        return True
+
+
+def test_handler_error_is_reported_and_the_connection_lives() -> None:
+    async def case() -> None:
+        errors: list[BaseException] = []
+        server = Server("127.0.0.1:0", on_error=[errors.append])
+
+        def boom(sender: Any, message: Message[Any]) -> None:
+            if message.payload.message == "boom":
+                raise ValueError("boom")
+            sender.send(Message(message.payload, message.headers))
+
+        server.handle(MessageV1, boom)
+        async with server, client(server.addr) as c:
+            with pytest.raises(SyncTimeout):
+                await c.send_sync(msg("boom"), timeout=0.3)
+            assert (await c.send_sync(msg("fine"))).payload.message == "fine"
+        assert [type(e) for e in errors] == [HandlerError]
+        assert isinstance(errors[0].__cause__, ValueError)
+
+    run(case)
+
+
+def test_async_handlers_run_concurrently_up_to_max_concurrency() -> None:
+    async def case() -> None:
+        running, peak, release = 0, 0, trio.Event()
+
+        async def slow(sender: Any, message: Message[Any]) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            if peak == 3:
+                release.set()
+            await release.wait()
+            running -= 1
+            await sender.send(Message(message.payload))
+
+        server = Server("127.0.0.1:0", max_concurrency=3)
+        server.handle(MessageV1, slow)
+        async with server, client(server.addr) as c:
+            async with trio.open_nursery() as nursery:
+                for i in range(5):
+                    nursery.start_soon(c.send_sync, msg(f"s{i}"))
+        assert peak == 3
+
+    run(case)
+
+
+def test_connect_refused_is_connection_lost_and_send_before_connect_is_not_running() -> None:
+    async def case() -> None:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        await listener.aclose()  # nothing listens there now
+        refused = Client(f"127.0.0.1:{port}")
+        with pytest.raises(NotRunning):
+            await refused.send(msg("early"))
+        with pytest.raises(ConnectionLost):
+            async with refused:
+                pass
+        assert refused.status is Status.NEW
+
+    run(case)
+
+
+def test_client_handshake_timeout_against_a_silent_server() -> None:
+    async def case() -> None:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        silent = Client(f"127.0.0.1:{port}", handshake_timeout=0.3)
+        t0 = trio.current_time()
+        with pytest.raises(HandshakeError):
+            async with silent:
+                pass
+        assert trio.current_time() - t0 < 2.0
+        await listener.aclose()
+
+    run(case)
+
+
+def test_server_drops_a_connection_that_never_sends_its_request() -> None:
+    async def case() -> None:
+        async with echo_server(handshake_timeout=0.3) as server:
+            peer = await RawPeer.connect(server.addr, upgrade=False)
+            t0 = trio.current_time()
+            assert await peer.at_eof()
+            assert trio.current_time() - t0 < 2.0
+
+    run(case)
+
+
+def test_other_paths_get_404() -> None:
+    async def case() -> None:
+        async with echo_server() as server:
+            peer = await RawPeer.connect(server.addr, upgrade=False)
+            await peer.stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await peer.head()).startswith(b"HTTP/1.1 404")
+
+    run(case)
+
+
+def test_malformed_frame_closes_that_connection_with_1002_only() -> None:
+    async def case() -> None:
+        errors: list[BaseException] = []
+        async with echo_server(on_error=[errors.append]) as server:
+            async with client(server.addr) as bystander:
+                bad = await RawPeer.connect(server.addr)
+                await bad.stream.send_all(build_frame(2, b"unmasked"))  # clients must mask
+                assert await bad.close_code() == 1002
+                assert await bad.at_eof()
+                assert (await bystander.send_sync(msg("still here"))).payload.message == (
+                    "still here"
+                )
+        assert errors, "the protocol error is reported"
+
+    run(case)
+
+
+def test_shutdown_is_bounded_when_a_client_never_answers_the_close() -> None:
+    async def case() -> None:
+        server = echo_server(close_timeout=0.3, shutdown_timeout=0.2)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            peer = await RawPeer.connect(server.addr)  # it never answers the Close
+            t0 = trio.current_time()
+            await server.shutdown()
+            assert trio.current_time() - t0 < 2.0
+            assert server.status is Status.CLOSED
+            assert await peer.close_code() == 1000
+            assert await peer.at_eof()
+
+    run(case)
+
+
+def test_a_fan_out_target_that_does_not_read_is_closed_once_past_the_limit() -> None:
+    async def case() -> None:
+        async with echo_server(slow_client_limit=256 * 1024, slow_client_code=1008) as server:
+            slow = await RawPeer.connect(server.addr)  # never reads
+            assert server.connections() == 1
+            big = msg("x" * 100_000)
+            for _ in range(2000):  # at most 200 MB offered; the limit trips long before
+                results = await server.broadcast(big)
+                if not results or not results[0].ok:
+                    break
+                await trio.sleep(0)  # let the writer fill the socket
+            else:
+                raise AssertionError("the slow client was never dropped")
+            assert await slow.close_code() == 1008
+
+    run(case)
+
+
+def test_a_fault_in_the_owner_ends_that_connection_only_and_is_reported() -> None:
+    class Faulty:
+        options = ServerOptions()
+        errors: list[BaseException] = []
+
+        async def on_event(self, conn: Connection, event: Any) -> None:
+            raise RuntimeError("owner bug")
+
+        def report_error(self, exc: BaseException) -> None:
+            self.errors.append(exc)
+
+    async def case() -> None:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            peer_stream = await trio.open_tcp_stream("127.0.0.1", port)
+            server_stream = await listener.accept()
+            owner = Faulty()
+            conn = Connection(server_stream, ServerConnection(), owner, 1)
+            nursery.start_soon(conn.run)
+            await peer_stream.send_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+            await conn.closed.wait()  # run() ended: the stream is closed
+            assert [str(e) for e in owner.errors] == ["owner bug"]
+            assert await peer_stream.receive_some(100) == b""  # EOF
+        await listener.aclose()
+
+    run(case)
