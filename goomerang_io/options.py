@@ -41,6 +41,13 @@ class ServerOptions:
     """Seconds ``shutdown`` waits for running handlers after closing the connections."""
     compression: bool = False
     """permessage-deflate; not supported yet, must stay False."""
+    client_subscribe: bool | tuple[str, ...] = True
+    """Topics clients may subscribe to: True (any, as in Go), False (none; the server
+    joins connections with ``sender.subscribe``) or fnmatch patterns (``("room.*",)``)."""
+    client_publish: bool | tuple[str, ...] = True
+    """Topics clients may publish to (PublishCmd): True (any, as in Go), False or patterns."""
+    client_broadcast: bool = True
+    """Whether clients may broadcast (BroadcastCmd) to every connection (True, as in Go)."""
 
 
 @dataclass
@@ -71,3 +78,7 @@ class ClientOptions:
     """First reconnect delay, in seconds."""
     reconnect_max: float = 10.0
     """Cap of the reconnect delay, in seconds."""
+    outbox_size: int = 0
+    """With ``reconnect``: messages (send, broadcast, publish) kept while reconnecting and
+    sent, in order, once connected again; past it OutboxFull. 0 (default): such sends raise
+    NotRunning. asyncio client only."""

@@ -113,6 +113,7 @@ from .errors import (
     GoomerangError,
     HandshakeError,
     LocalProtocolError,
+    MessageTooLarge,
     NotRunning,
     RemoteProtocolError,
     UnexpectedText,
@@ -536,7 +537,7 @@ class BaseConnection:
                 continue
             cls = classes.get(kind)
             if cls is None:
-                self._events.append(ErrorOccurred(UnknownKind(kind)))
+                self._events.append(ErrorOccurred(UnknownKind(kind, frame.uuid)))
                 continue
             body = frame.payload
             try:
@@ -652,9 +653,14 @@ class BaseConnection:
         self._queued(len(frame), in_response)
 
     def send_bytes(self, envelope: bytes, *, in_response: bool = False) -> None:
-        """Send already-packed Frame bytes as one binary message."""
+        """Send already-packed Frame bytes as one binary message.
+
+        Raises MessageTooLarge above our own ``max_message_size`` (nothing is queued).
+        """
         self._over_cap()
         self._check_can_send()
+        if len(envelope) > self._reader.max_message_size:
+            raise MessageTooLarge(len(envelope), self._reader.max_message_size)
         self._write_frame(OP_BINARY, envelope, in_response)
 
     def send(
@@ -680,6 +686,8 @@ class BaseConnection:
         size = len(payload)
         message.payload_size = size
         head = envelope_head(message.kind, size, message.headers, uuid, is_sync, self.clock())
+        if size + len(head) > self._reader.max_message_size:  # our own limit, checked first
+            raise MessageTooLarge(size + len(head), self._reader.max_message_size)
         if self.is_client:
             frame = masked_binary(head + payload, self._mask_keys.next())
             self._out.append(frame)

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from misbehave_peers import ClientDriver, rss_kb
+from misbehave_sync_client import SyncDriver
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -130,4 +131,4 @@ class AsyncioDriver:
         return {"rss_growth_kb": hwm - rss0, "status": client.status.name}
 
 
-CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver()}
+CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver(), "blocking": SyncDriver()}

@@ -331,3 +331,47 @@ def test_timestamp_cache_is_safe_across_threads() -> None:
         sys.setswitchinterval(old)
     assert not any(t.is_alive() for t in threads)
     assert wrong == []
+
+
+def _uncached_headers(headers: dict[str, str]) -> bytes:
+    return b"".join(codec._header_entry(k, v) for k, v in headers.items())
+
+
+@given(headers_st)
+def test_headers_encode_the_same_from_the_cache(headers: dict[str, str]) -> None:
+    """The per-entry cache of encoded headers changes no byte (first call, then cached)."""
+    first = codec.encode_headers(headers)
+    assert first == _uncached_headers(headers)
+    assert codec.encode_headers(headers) == first
+
+
+@given(one_header_st)
+def test_one_header_is_byte_identical_to_the_runtime(headers: dict[str, str]) -> None:
+    expected = pb.Frame(headers=headers).SerializeToString()
+    assert codec.encode_headers(headers) == expected
+    assert codec.encode_headers(headers) == expected  # from the cache
+
+
+def test_header_cache_is_bounded_in_entries_and_entry_size() -> None:
+    """Headers may come from the peer (an echo): the cache cannot grow without bound."""
+    for i in range(codec._HEADER_CACHE_MAX + 100):
+        codec.encode_headers({f"key-{i}": "value"})
+    assert len(codec._HEADER_CACHE) <= codec._HEADER_CACHE_MAX
+    codec._HEADER_CACHE.clear()
+    big = {"k": "v" * (codec._HEADER_CACHE_ENTRY_MAX + 1)}
+    assert codec.encode_headers(big) == _uncached_headers(big)
+    assert ("k", big["k"]) not in codec._HEADER_CACHE
+
+
+@pytest.mark.parametrize(
+    "uuid", ["cccccccc-0000-4000-8000-000000000001", "é" * 36, "x" * 35, "x" * 37, "x" * 200]
+)
+def test_uuid_field_lengths_are_byte_identical_to_the_runtime(uuid: str) -> None:
+    """36 characters is the common uuid (a fixed field head), not always 36 bytes (UTF-8)."""
+    payload = ex.MessageV1(message="m").SerializeToString()
+    message = Message(ex.MessageV1(message="m"), {"echo": "1"})
+    got = codec.pack(message, uuid=uuid, is_sync=True, creation_ns=1_700_000_000_123_456_789)
+    want = _expected_frame(
+        kind_of(ex.MessageV1), payload, {"echo": "1"}, uuid, True, 1_700_000_000_123_456_789
+    )
+    assert got == want.SerializeToString()
