@@ -101,3 +101,18 @@ class SyncDriver:
         client.connect()
         closed.wait(WAIT)
         return {"errors": errors, "statuses": statuses, "code": client.close_code}
+
+    def until_closed(self, addr: str) -> dict[str, Any]:
+        from pathlib import Path
+
+        from goomerang_io.sync import Client
+
+        closed = threading.Event()
+        client = Client(addr, on_error=[lambda _e: None], heartbeat_interval=None)
+        client.on_status_change(lambda s: closed.set() if s is Status.CLOSED else None)
+        client.connect()
+        Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on
+        rss0, _ = rss_kb(os.getpid())
+        closed.wait(60.0)
+        _, hwm = rss_kb(os.getpid())
+        return {"rss_growth_kb": hwm - rss0, "status": client.status.name}
