@@ -20,6 +20,7 @@ from goomerang_io.options import ServerOptions
 from goomerang_io.trio import Client, Server
 from goomerang_io.trio.connection import Connection
 from goomerang_proto import (
+    AlreadyRunning,
     ConnectionLost,
     HandlerError,
     HandshakeError,
@@ -382,5 +383,25 @@ def test_client_send_waits_while_the_server_does_not_read() -> None:
             for stream in accepted:
                 await stream.aclose()
         await listener.aclose()
+
+    run(case)
+
+
+def test_client_refused_upgrade_double_connect_and_send_after_close() -> None:
+    async def case() -> None:
+        async with echo_server() as server:
+            with pytest.raises(HandshakeError, match="404"):
+                async with client(server.addr, path="/nope"):
+                    pass
+            c = client(server.addr)
+            async with c:
+                with pytest.raises(AlreadyRunning):
+                    await c.connect()
+                await c.close()
+                assert c.status is Status.CLOSED and c.close_code == 1000
+                with pytest.raises(NotRunning):
+                    await c.send(msg("late"))
+                await c.connect()  # again, by hand, inside the same `async with`
+                assert (await c.send_sync(msg("again"))).payload.message == "again"
 
     run(case)
