@@ -175,8 +175,13 @@ class Server(NurseryContext, Endpoint):
             if self.status is Status.RUNNING:
                 await self.publish(event.topic, event.message)
         elif isinstance(event, ev.SubscribeRequested):
-            self.topics.subscribe(event.topic, conn)
-            self.hooks.run("on_subscribe", event.topic)
+            held, cap = self.topics.topics_of(conn), self.options.max_subscriptions
+            if event.group or (event.topic not in held and len(held) >= cap):
+                why = "queue groups are asyncio only" if event.group else f"max_subscriptions={cap}"
+                self.report_error(GoomerangError(f"subscribe to {event.topic!r} ignored: {why}"))
+            else:
+                self.topics.subscribe(event.topic, conn)
+                self.hooks.run("on_subscribe", event.topic)
         elif isinstance(event, ev.UnsubscribeRequested):
             self.topics.unsubscribe(event.topic, conn)
             self.hooks.run("on_unsubscribe", event.topic)
