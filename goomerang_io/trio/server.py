@@ -9,8 +9,8 @@ or ``await nursery.start(server.serve)`` in a nursery of your own. Handlers,
 middlewares, hooks, broadcast and publish/subscribe (with the client commands)
 behave as on asyncio, in one process, with the engine's deadlines (handshake,
 keep-alive pings, close) and flow control. Not here (asyncio runtime only):
-worker processes and backplanes, custom HTTP routes (other paths get 404),
-authentication, TLS, connection limits and metrics.
+worker processes and backplanes, queue groups, custom HTTP routes (other paths
+get 404), authentication, TLS, connection limits and metrics.
 """
 
 from __future__ import annotations
