@@ -9,8 +9,8 @@ or ``await nursery.start(server.serve)`` in a nursery of your own. Handlers,
 middlewares, hooks, broadcast and publish/subscribe (with the client commands)
 behave as on asyncio, in one process, with the engine's deadlines (handshake,
 keep-alive pings, close) and flow control. Not here (asyncio runtime only):
-worker processes and backplanes, custom HTTP routes (other paths get 404),
-authentication, TLS, connection limits and metrics.
+worker processes and backplanes, queue groups, custom HTTP routes (other paths
+get 404), authentication, TLS, connection limits and metrics.
 """
 
 from __future__ import annotations
@@ -175,8 +175,13 @@ class Server(NurseryContext, Endpoint):
             if self.status is Status.RUNNING:
                 await self.publish(event.topic, event.message)
         elif isinstance(event, ev.SubscribeRequested):
-            self.topics.subscribe(event.topic, conn)
-            self.hooks.run("on_subscribe", event.topic)
+            held, cap = self.topics.topics_of(conn), self.options.max_subscriptions
+            if event.group or (event.topic not in held and len(held) >= cap):
+                why = "queue groups are asyncio only" if event.group else f"max_subscriptions={cap}"
+                self.report_error(GoomerangError(f"subscribe to {event.topic!r} ignored: {why}"))
+            else:
+                self.topics.subscribe(event.topic, conn)
+                self.hooks.run("on_subscribe", event.topic)
         elif isinstance(event, ev.UnsubscribeRequested):
             self.topics.unsubscribe(event.topic, conn)
             self.hooks.run("on_unsubscribe", event.topic)

@@ -20,6 +20,7 @@ from goomerang_io.options import ServerOptions
 from goomerang_io.trio import Client, Server
 from goomerang_io.trio.connection import Connection
 from goomerang_proto import (
+    AlreadyRunning,
     ConnectionLost,
     HandlerError,
     HandshakeError,
@@ -382,5 +383,56 @@ def test_client_send_waits_while_the_server_does_not_read() -> None:
             for stream in accepted:
                 await stream.aclose()
         await listener.aclose()
+
+    run(case)
+
+
+def test_client_refused_upgrade_double_connect_and_send_after_close() -> None:
+    async def case() -> None:
+        async with echo_server() as server:
+            with pytest.raises(HandshakeError, match="404"):
+                async with client(server.addr, path="/nope"):
+                    pass
+            c = client(server.addr)
+            async with c:
+                with pytest.raises(AlreadyRunning):
+                    await c.connect()
+                await c.close()
+                assert c.status is Status.CLOSED and c.close_code == 1000
+                with pytest.raises(NotRunning):
+                    await c.send(msg("late"))
+                await c.connect()  # again, by hand, inside the same `async with`
+                assert (await c.send_sync(msg("again"))).payload.message == "again"
+
+    run(case)
+
+
+def test_subscriptions_per_connection_are_bounded() -> None:
+    async def case() -> None:
+        errors: list[BaseException] = []
+        server = echo_server(max_subscriptions=2, on_error=[errors.append])
+        async with server:
+            got: list[str] = []
+            seen = trio.Event()
+
+            def on_message(_sender: Any, message: Message[Any]) -> None:
+                got.append(message.payload.message)
+                if message.payload.message == "fence":
+                    seen.set()
+
+            sub = client(server.addr)
+            sub.handle(MessageV1, on_message)
+            async with sub:
+                for topic in ("a", "b", "c"):  # the third is over the cap
+                    await sub.subscribe(topic)
+                await sub.send(msg("fence"))  # echoed after the three commands were read
+                await seen.wait()
+                for topic in ("a", "b", "c"):
+                    await server.publish(topic, msg(f"to {topic}"))
+                seen = trio.Event()
+                await sub.send(msg("fence"))  # after the publishes on the same connection
+                await seen.wait()
+        assert got == ["fence", "to a", "to b", "fence"]
+        assert [str(e) for e in errors] == ["subscribe to 'c' ignored: max_subscriptions=2"]
 
     run(case)
