@@ -1,11 +1,11 @@
 """Where the Go goomerang v0.3.0 reference build is (``refserver``, ``refclient``), if anywhere.
 
-The Go peer is built by ``tools/goref/build.sh DIR`` (shared tools of this
-project; as root, from Debian's Go packages) into ``DIR/bin``. The benchmarks
-use it when it has been built and they are told where: ``--goref DIR``, or
-the environment variable ``GOREF_DIR``, or ``.goref/`` at the repository root
-(``build.sh``'s default output when run from there). ``DIR`` may also be the
-``bin`` folder itself.
+The Go peer is built by ``make goref`` into ``.goref/bin`` (or by
+``tools/goref/build.sh DIR`` into ``DIR/bin``; as root, from Debian's Go
+packages). The benchmarks use it when it has been built: ``--goref DIR``
+(the build folder or its ``bin``), else the folder ``GOREF_DIR`` names (the
+project's convention: the folder that holds the binaries), else
+``.goref/bin``.
 """
 
 from __future__ import annotations
@@ -15,24 +15,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOW = (
-    "the Go server is not built: build it with tools/goref/build.sh DIR (as root) and pass "
-    "--goref DIR or set GOREF_DIR=DIR"
+    "the Go server is not built: `make goref` (as root) builds it into .goref/, or "
+    "tools/goref/build.sh DIR; then pass --goref DIR or set GOREF_DIR=DIR/bin"
 )
+
+
+def _holds_refserver(folder: Path) -> bool:
+    server = folder / "refserver"
+    return server.is_file() and os.access(server, os.X_OK)
 
 
 def find_goref(given: str | None = None) -> Path | None:
     """The folder holding ``refserver`` and ``refclient``, or None when there is none.
 
-    Raises FileNotFoundError when a folder was named (argument or GOREF_DIR)
-    but holds no executable ``refserver``: a typo must not silently drop the row.
+    ``given`` (``--goref``) may name the build folder or its ``bin``; a named
+    folder without an executable ``refserver`` raises FileNotFoundError (a
+    typo must not silently drop the row). ``GOREF_DIR`` (which the Makefile
+    always exports, as ``.goref/bin``, built or not) and ``.goref/`` are used
+    when they hold a build; otherwise None, and the caller prints ``HOW``.
     """
-    named = given or os.environ.get("GOREF_DIR") or None
-    candidates = [Path(named)] if named else [ROOT / ".goref"]
-    for base in candidates:
-        for folder in (base / "bin", base):
-            server = folder / "refserver"
-            if server.is_file() and os.access(server, os.X_OK):
+    if given:
+        for folder in (Path(given) / "bin", Path(given)):
+            if _holds_refserver(folder):
                 return folder
-    if named:
-        raise FileNotFoundError(f"no executable refserver in {named} or {named}/bin ({HOW})")
+        raise FileNotFoundError(f"no executable refserver in {given} or {given}/bin ({HOW})")
+    env = os.environ.get("GOREF_DIR")
+    for folder in ([Path(env)] if env else []) + [ROOT / ".goref" / "bin"]:
+        if _holds_refserver(folder):
+            return folder
     return None

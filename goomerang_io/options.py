@@ -35,6 +35,8 @@ class ServerOptions:
     """Largest HTTP request line plus headers for the upgrade and custom routes."""
     max_queue: int = 1024
     """Messages waiting for a handler slot before the connection stops reading."""
+    max_subscriptions: int = 1000
+    """Topics plus queue groups one connection may subscribe to; more are refused and reported."""
     shutdown_timeout: float = 10.0
     """Seconds ``shutdown`` waits for running handlers after closing the connections."""
     compression: bool = False

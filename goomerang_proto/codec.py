@@ -100,15 +100,37 @@ def encode_timestamp(creation_ns: int) -> bytes:
 _ts_cache: list[tuple[int, int, bytes, bytes, bytes]] = [(-1, -1, b"", b"", b"")]
 
 
+# Encoded header entries by (key, value): replies often carry the same few
+# headers. Bounded (entries and entry size): a peer's headers may be echoed.
+_HEADER_CACHE: dict[tuple[str, str], bytes] = {}
+_HEADER_CACHE_MAX = 1024
+_HEADER_CACHE_ENTRY_MAX = 256
+
+
+def _header_entry(key: str, value: str) -> bytes:
+    entry = _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode())
+    return b"\x32" + varint(len(entry)) + entry
+
+
 def encode_headers(headers: dict[str, str]) -> bytes:
     """The ``headers`` map field (number 6) for ``headers``."""
     if not headers:
         return b""
+    cache = _HEADER_CACHE
+    if len(headers) == 1:
+        (item,) = headers.items()
+        entry = cache.get(item)
+        if entry is not None:
+            return entry
     parts = []
-    for key, value in headers.items():
-        entry = _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode())
-        parts.append(b"\x32" + varint(len(entry)) + entry)
-    return b"".join(parts)
+    for item in headers.items():
+        entry = cache.get(item)
+        if entry is None:
+            entry = _header_entry(*item)
+            if len(cache) < _HEADER_CACHE_MAX and len(entry) <= _HEADER_CACHE_ENTRY_MAX:
+                cache[item] = entry
+        parts.append(entry)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def envelope_head(
@@ -124,21 +146,30 @@ def envelope_head(
     ``envelope_head(...) + payload`` is the whole Frame; writers that gather
     buffers use it to avoid copying the payload.
     """
-    out = _kind_field(kind)
+    kind_field = _KIND_FIELD_CACHE.get(kind) or _kind_field(kind)
     if uuid:
-        out = _field(b"\x0a", uuid.encode()) + out
+        ub = uuid.encode()
+        n = len(ub)
+        uuid_field = (b"\x0a$" if n == 36 else b"\x0a" + varint(n)) + ub
+    else:
+        uuid_field = b""
     if size:
         sz = _VARINT2[size] if size < 16384 else varint(size)
-        out += b"\x18" + sz
-    if is_sync:
-        out += b"\x20\x01"
-    if creation_ns:
-        out += encode_timestamp(creation_ns)
-    if headers:
-        out += encode_headers(headers)
-    if size:
-        out += b"\x3a" + sz
-    return out
+        size_field = b"\x18" + sz
+        payload_tag = b"\x3a" + sz
+    else:
+        size_field = payload_tag = b""
+    return b"".join(
+        (
+            uuid_field,
+            kind_field,
+            size_field,
+            b"\x20\x01" if is_sync else b"",
+            encode_timestamp(creation_ns) if creation_ns else b"",
+            encode_headers(headers) if headers else b"",
+            payload_tag,
+        )
+    )
 
 
 def pack_envelope(

@@ -17,6 +17,9 @@ Every status change goes through the table in :mod:`goomerang_proto.status`.
   adds the ConnectionClosed event. Messages are answered in order, as
   Autobahn|Testsuite's strict verdict (cases 3.x, 4.x, 5.15) expects.
 * Misuse by the caller (sending when not RUNNING) raises at once.
+* The engine never calls out: every decoded message is an event
+  (``__slots__`` objects, cheap to make) returned by ``events()`` after
+  ``receive_data`` returned, so no handler runs while a read is half done.
 
 Time. The engine never reads a clock: time enters as ``now``, float seconds
 of the caller's monotonic clock (``loop.time()``, ``time.monotonic()``, or a
@@ -154,7 +157,6 @@ from .registry import Registry
 from .status import Status, move_connection
 
 Clock = Callable[[], int]
-MessageCallback = Callable[[Message[Any]], None]
 _frame_from_string = pb.Frame.FromString
 _DECODE_ERRORS = (DecodeError, ValueError, RuntimeError)
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
@@ -236,17 +238,6 @@ class BaseConnection:
         self._above = False
         self._peer_debt = False
         self._held_pong: bytes | None = None
-        self.on_message: MessageCallback | None = None
-        """Optional direct delivery for adapters (the hot path).
-
-        When set, each decoded message (server: plain messages and sync
-        requests; client: messages and sync replies) is passed to
-        ``on_message(message)`` as it is decoded, instead of becoming a
-        MessageReceived / SyncRequestReceived / SyncReplyReceived event, but
-        only while no other event waits in ``events()``, so everything is
-        still seen in the order it arrived. It runs inside ``receive_data``;
-        it may send, and must not raise.
-        """
 
     # ----------------------------------------------------------- properties
     @property
@@ -443,8 +434,8 @@ class BaseConnection:
         cap = self.max_buffered
         if cap is None or self._out_size + self._transport_buffered <= cap:
             return False
+        reason = f"more than {cap} bytes of output unsent: the peer does not read"
         if self.status is not Status.CLOSED:
-            reason = f"more than {cap} bytes of output unsent: the peer does not read"
             self.fail(self.overflow_code, reason)
         self._give_up(reason, None)
         return True
@@ -565,10 +556,7 @@ class BaseConnection:
                 creation.seconds * 1_000_000_000 + creation.nanos,
                 len(body),
             )
-            on_message = self.on_message
-            if on_message is not None and not self._events:
-                on_message(message)
-            elif message.is_sync:
+            if message.is_sync:
                 self._events.append(
                     SyncReplyReceived(message) if is_client else SyncRequestReceived(message)
                 )

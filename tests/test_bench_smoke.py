@@ -87,18 +87,24 @@ def test_client_benchmark_runs_and_reports_every_client() -> None:
     assert len(go) == 2 or "go refclient: n/a" in proc.stdout, proc.stdout
 
 
-def test_go_reference_is_found_only_where_built(tmp_path: Path) -> None:
+def test_go_reference_is_found_only_where_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--goref/GOREF_DIR: a folder without refserver is an error, not a silently missing row."""
     from goref import find_goref
     from procs import READY
 
     with pytest.raises(FileNotFoundError, match="refserver"):
-        find_goref(str(tmp_path))
+        find_goref(str(tmp_path))  # named on the command line: must be there
+    monkeypatch.setenv("GOREF_DIR", str(tmp_path / "bin"))
+    if not (ROOT / ".goref" / "bin" / "refserver").exists():
+        assert find_goref() is None  # exported by make whether built or not: n/a
     (tmp_path / "bin").mkdir()
     server = tmp_path / "bin" / "refserver"
     server.write_text("#!/bin/sh\n")
     server.chmod(0o755)
     assert find_goref(str(tmp_path)) == tmp_path / "bin"
+    assert find_goref() == tmp_path / "bin"  # GOREF_DIR
     ready = READY.search("READY 127.0.0.1:41234")  # what the Go refserver prints
     assert ready is not None and ready.group(2) == "41234"
     ours = READY.search("goomerang: listening on ws://127.0.0.1:8080/ws")

@@ -407,9 +407,15 @@ def test_every_close_code() -> None:
                 compare(frame, [], client_side=client_side)
 
 
+# 16-bit and 64-bit lengths without drawing 64 KiB byte by byte (slow): a short pattern, repeated
+big_payloads = st.tuples(st.integers(65530, 66000), st.binary(min_size=1, max_size=16)).map(
+    lambda t: (t[1] * (t[0] // len(t[1]) + 1))[: t[0]]
+)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
-    data=st.one_of(st.binary(max_size=300), st.binary(min_size=65530, max_size=70000)),
+    data=st.one_of(st.binary(max_size=300), big_payloads),
     key=st.binary(min_size=4, max_size=4),
 )
 def test_masked_binary_equals_build_frame_and_parses_in_wsproto(data: bytes, key: bytes) -> None:
@@ -459,3 +465,47 @@ def test_mask_keys_drawn_before_a_fork_are_not_reused_in_the_child() -> None:
         os.waitpid(pid, 0)
     assert len(child_key) == 4
     assert child_key != keys.next()  # without the fork hook both would take key 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    payload=st.one_of(st.binary(max_size=300), big_payloads),
+    masked=st.booleans(),
+    client_side=st.booleans(),
+    limit=st.sampled_from([1 << 20, 100, 0]),
+)
+def test_a_whole_frame_in_one_read_parses_as_in_pieces(
+    payload: bytes, masked: bool, client_side: bool, limit: int
+) -> None:
+    """The one-frame-per-read shortcut in ``feed`` gives what the general parser gives.
+
+    Fed whole (the shortcut) and in pieces (the general path): the
+    same messages, or the same close code, whatever the masking or the limit.
+    """
+    frame = build_frame(OP_BINARY, payload, mask=masked, mask_key=b"\x01\x02\x03\x04")
+
+    def outcome(chunks: list[bytes]) -> tuple[list[tuple[int, bytes]], int | None]:
+        reader = FrameReader(expect_masked=not client_side, max_message_size=limit)
+        out: list[tuple[int, bytes]] = []
+        try:
+            for chunk in chunks:
+                reader.feed(chunk, out)
+        except FrameError as exc:
+            return out, exc.code
+        return out, None
+
+    whole = outcome([frame])
+    step = 1 if len(frame) < 400 else 4099  # the big ones: header cut, then large pieces
+    pieces = [frame[:1], frame[1:3]] + [frame[i : i + step] for i in range(3, len(frame), step)]
+    assert whole == outcome(pieces)
+    if masked == (not client_side) and len(payload) <= limit:
+        assert whole == ([(OP_BINARY, payload)], None)
+
+
+def test_a_whole_frame_with_a_non_minimal_length_fails_in_one_read() -> None:
+    """A 16-bit length under 126 is a protocol error (1002) on the shortcut too."""
+    frame = b"\x82\xfe\x00\x05" + b"\x00\x00\x00\x00" + b"hello"
+    reader = FrameReader(expect_masked=True)
+    with pytest.raises(FrameError) as info:
+        reader.feed(frame, [])
+    assert info.value.code == 1002

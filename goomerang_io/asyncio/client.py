@@ -170,7 +170,6 @@ class Client(Endpoint):
             high_water=opts.write_limit,
             now=loop.time(),
         )
-        engine.on_message = self._on_message
         self._engine = engine
         self._draining = False
         self._runner = HandlerRunner(

@@ -96,7 +96,6 @@ class ServerProtocol(Connection):
         )
         super().__init__(engine)
         self.engine: ServerConnection = engine
-        engine.on_message = self._on_message
         self._resolve = server.router.resolve
         self.identity: Any = None
         self.error_replies = False  # negotiated in the upgrade (see authorization)
@@ -113,6 +112,7 @@ class ServerProtocol(Connection):
         self.websocket = False
         self._fanout_pending = False
         self._side_tasks: set[asyncio.Future[None]] = set()
+        self._subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
         self._max_queue = opts.max_queue
 
     # ------------------------------------------------------------ transport
@@ -144,7 +144,7 @@ class ServerProtocol(Connection):
 
     # --------------------------------------------------------------- events
     def _on_message(self, message: Message[Any]) -> None:
-        """The engine's direct delivery of a message or sync request (the hot path)."""
+        """A message or sync request the engine decoded: run its handler chain."""
         if self.draining:
             return  # the server is shutting down: no new request starts
         chain = self._resolve(message.kind)
@@ -232,8 +232,21 @@ class ServerProtocol(Connection):
         elif isinstance(event, ev.PublishRequested):
             server.client_publish(event.topic, event.message, self)
         elif isinstance(event, ev.SubscribeRequested):
+            key = (event.topic, event.group)
+            subs = self._subscriptions
+            if key not in subs and len(subs) >= server.options.max_subscriptions:
+                server.report_error(
+                    GoomerangError(
+                        f"connection {self.conn_id} ({self.peer}) asked for more than "
+                        f"max_subscriptions={server.options.max_subscriptions} subscriptions; "
+                        f"subscribe to {event.topic!r} ignored"
+                    )
+                )
+                return
+            subs.add(key)
             server.client_subscribe(event.topic, event.group, self)
         elif isinstance(event, ev.UnsubscribeRequested):
+            self._subscriptions.discard((event.topic, event.group))
             server.client_unsubscribe(event.topic, event.group, self)
         elif isinstance(event, ev.PingReceived | ev.PongReceived):
             pass

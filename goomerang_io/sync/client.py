@@ -12,9 +12,9 @@ there. One handler thread (:mod:`.inbox`) runs the handlers and the error
 hooks in arrival order, from a bounded queue that pauses reading when full.
 Any thread may send: the bytes are queued in engine order under one lock and
 written without blocking; a sender waits only while more than
-``write_limit`` bytes are ahead of its own, and never past the connection's
-deadlines (``ping_timeout`` for a server that stopped reading,
-``close_timeout`` once closing).
+``write_limit`` bytes are unsent (the engine's high water, until a quarter is
+left), and never past the connection's deadlines (``ping_timeout`` for a
+server that stopped reading, ``close_timeout`` once closing).
 """
 
 from __future__ import annotations
@@ -176,6 +176,11 @@ class Client(Endpoint):
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
+            ping_interval=self.options.heartbeat_interval,
+            ping_timeout=self.options.ping_timeout,
+            close_timeout=self.options.close_timeout,
+            high_water=self.options.write_limit,
+            now=time.monotonic(),
         )
         opened = open_connection(
             engine,

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from misbehave_peers import ClientDriver, rss_kb
+from misbehave_sync_client import SyncDriver
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -111,4 +112,4 @@ class AsyncioDriver:
         return {"errors": errors, "statuses": statuses, "code": client.close_code}
 
 
-CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver()}
+CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver(), "blocking": SyncDriver()}

@@ -163,14 +163,25 @@ class PushResult:
     seconds: float = 0.0
 
 
-def push(sock: socket.socket, chunk: bytes, total: int, *, stall_after: float = 0.5) -> PushResult:
-    """Send ``chunk`` repeatedly until ``total`` bytes went out, the peer stalls, or it closes."""
+def push(
+    sock: socket.socket,
+    chunk: bytes,
+    total: int,
+    *,
+    stall_after: float = 0.5,
+    budget: float = 15.0,
+) -> PushResult:
+    """Send ``chunk`` repeatedly until ``total`` bytes went out, the peer stalls, or it closes.
+
+    A stall is ``stall_after`` seconds without the peer taking a byte (it paused
+    reading); ``budget`` bounds the whole push in time.
+    """
     result = PushResult()
     sock.settimeout(stall_after)
     t0 = time.monotonic()
     view = memoryview(chunk)
     try:
-        while result.sent < total and time.monotonic() - t0 < 15.0:
+        while result.sent < total and time.monotonic() - t0 < budget:
             n = sock.send(view)
             result.sent += n
             view = view[n:] if n < len(view) else memoryview(chunk)
@@ -285,7 +296,7 @@ class Healthy:
         await client.connect()
         self._ready.set()
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() or self.sent < 3:  # each request is awaited
                 text = f"healthy {self.sent}"
                 self.sent += 1
                 reply = await client.send_sync(Message(MessageV1(message=text)), timeout=5.0)

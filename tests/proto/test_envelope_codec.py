@@ -56,7 +56,7 @@ def _expected_frame(
     return frame
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(payload_cls, texts, headers_st, uuids, st.booleans(), creation_st)
 def test_pack_unpack_round_trip(
     cls: Any, text: str, headers: dict[str, str], uuid: str, is_sync: bool, creation_ns: int
@@ -75,7 +75,7 @@ def test_pack_unpack_round_trip(
     assert got == Message(cls(message=text), headers, uuid=uuid, is_sync=is_sync)
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(payload_cls, texts, headers_st, uuids, st.booleans(), creation_st)
 def test_pack_parses_to_the_same_fields_as_the_runtime(
     cls: Any, text: str, headers: dict[str, str], uuid: str, is_sync: bool, creation_ns: int
@@ -88,7 +88,7 @@ def test_pack_parses_to_the_same_fields_as_the_runtime(
     assert pb.Frame.FromString(data) == expected
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(payload_cls, texts, one_header_st, uuids, st.booleans(), creation_st)
 def test_pack_is_byte_identical_to_the_runtime_for_at_most_one_header(
     cls: Any, text: str, headers: dict[str, str], uuid: str, is_sync: bool, creation_ns: int
@@ -133,7 +133,7 @@ def test_plain_send_matches_the_protocol_example() -> None:
 
 
 # ------------------------------------------------------------------ commands
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(payload_cls, texts, headers_st, creation_st)
 def test_broadcast_round_trip(
     cls: Any, text: str, headers: dict[str, str], creation_ns: int
@@ -151,7 +151,7 @@ def test_broadcast_round_trip(
     assert got.payload_size == len(msg.payload.SerializeToString())
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(texts, payload_cls, texts, headers_st, creation_st)
 def test_publish_round_trip(
     topic: str, cls: Any, text: str, headers: dict[str, str], creation_ns: int
@@ -167,7 +167,7 @@ def test_publish_round_trip(
     assert got == msg
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(texts, creation_st, st.booleans())
 def test_subscribe_and_unsubscribe_round_trip(topic: str, creation_ns: int, sub: bool) -> None:
     pack = codec.pack_subscribe_cmd if sub else codec.pack_unsubscribe_cmd
@@ -240,7 +240,7 @@ def test_envelope_with_bad_utf8_kind_is_malformed() -> None:
         codec.unpack(b"\x12\x01\xff", REGISTRY)
 
 
-@settings(max_examples=500)
+@settings(deadline=None, max_examples=500)
 @given(st.binary(max_size=300))
 def test_garbage_raises_only_documented_errors(data: bytes) -> None:
     try:
@@ -250,7 +250,7 @@ def test_garbage_raises_only_documented_errors(data: bytes) -> None:
     assert got.kind in REGISTRY
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(texts, headers_st, uuids, st.data())
 def test_truncated_frames_are_malformed_or_decode(
     text: str, headers: dict[str, str], uuid: str, data: st.DataObject
@@ -267,7 +267,7 @@ def test_truncated_frames_are_malformed_or_decode(
     assert got.kind == kind_of(ex.MessageV1)
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(texts, headers_st, st.data())
 def test_mutated_frames_raise_only_documented_errors(
     text: str, headers: dict[str, str], data: st.DataObject
@@ -331,3 +331,47 @@ def test_timestamp_cache_is_safe_across_threads() -> None:
         sys.setswitchinterval(old)
     assert not any(t.is_alive() for t in threads)
     assert wrong == []
+
+
+def _uncached_headers(headers: dict[str, str]) -> bytes:
+    return b"".join(codec._header_entry(k, v) for k, v in headers.items())
+
+
+@given(headers_st)
+def test_headers_encode_the_same_from_the_cache(headers: dict[str, str]) -> None:
+    """The per-entry cache of encoded headers changes no byte (first call, then cached)."""
+    first = codec.encode_headers(headers)
+    assert first == _uncached_headers(headers)
+    assert codec.encode_headers(headers) == first
+
+
+@given(one_header_st)
+def test_one_header_is_byte_identical_to_the_runtime(headers: dict[str, str]) -> None:
+    expected = pb.Frame(headers=headers).SerializeToString()
+    assert codec.encode_headers(headers) == expected
+    assert codec.encode_headers(headers) == expected  # from the cache
+
+
+def test_header_cache_is_bounded_in_entries_and_entry_size() -> None:
+    """Headers may come from the peer (an echo): the cache cannot grow without bound."""
+    for i in range(codec._HEADER_CACHE_MAX + 100):
+        codec.encode_headers({f"key-{i}": "value"})
+    assert len(codec._HEADER_CACHE) <= codec._HEADER_CACHE_MAX
+    codec._HEADER_CACHE.clear()
+    big = {"k": "v" * (codec._HEADER_CACHE_ENTRY_MAX + 1)}
+    assert codec.encode_headers(big) == _uncached_headers(big)
+    assert ("k", big["k"]) not in codec._HEADER_CACHE
+
+
+@pytest.mark.parametrize(
+    "uuid", ["cccccccc-0000-4000-8000-000000000001", "é" * 36, "x" * 35, "x" * 37, "x" * 200]
+)
+def test_uuid_field_lengths_are_byte_identical_to_the_runtime(uuid: str) -> None:
+    """36 characters is the common uuid (a fixed field head), not always 36 bytes (UTF-8)."""
+    payload = ex.MessageV1(message="m").SerializeToString()
+    message = Message(ex.MessageV1(message="m"), {"echo": "1"})
+    got = codec.pack(message, uuid=uuid, is_sync=True, creation_ns=1_700_000_000_123_456_789)
+    want = _expected_frame(
+        kind_of(ex.MessageV1), payload, {"echo": "1"}, uuid, True, 1_700_000_000_123_456_789
+    )
+    assert got == want.SerializeToString()
