@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, peer_command = split_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)
     args.peer_command = peer_command
-    # a program, not a library: its events (listening, worker exits) go to stderr, once each
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # a program, not a library: it logs its events (listening, worker exits) once each, to
+    # stdout, where scripts wait for the "listening on" line
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     result: int = args.func(args)
     return result
 

@@ -73,7 +73,7 @@ def serve_main(argv: list[str]) -> int:
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     server = build_server(args.listen, args.workers)
     return server.run()
 

@@ -38,7 +38,8 @@ class ServerOptions:
     max_subscriptions: int = 1000
     """Topics plus queue groups one connection may subscribe to; more are refused and reported."""
     shutdown_timeout: float = 10.0
-    """Seconds ``shutdown`` waits for running handlers after closing the connections."""
+    """Seconds ``shutdown`` waits for running handlers (reading stopped) before it cancels
+    them and closes the connections."""
     compression: bool = False
     """permessage-deflate; not supported yet, must stay False."""
     client_subscribe: bool | tuple[str, ...] = True
