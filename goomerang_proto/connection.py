@@ -131,6 +131,7 @@ from .events import (
     UnsubscribeRequested,
 )
 from .frames import (
+    _HEAD16,
     CLOSE_NO_STATUS,
     CLOSE_NORMAL,
     OP_BINARY,
@@ -320,10 +321,17 @@ class BaseConnection:
     # --------------------------------------------------------------- timers
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called (the caller's clock), or None."""
+        # unrolled: the driver asks after every write
         t = self._close_deadline
-        for d in (self._handshake_deadline, self._pong_deadline, self._ping_due):
-            if d is not None and (t is None or d < t):
-                t = d
+        d = self._handshake_deadline
+        if d is not None and (t is None or d < t):
+            t = d
+        d = self._pong_deadline
+        if d is not None and (t is None or d < t):
+            t = d
+        d = self._ping_due
+        if d is not None and (t is None or d < t):
+            t = d
         return t
 
     def handle_timer(self, now: float) -> None:
@@ -442,8 +450,8 @@ class BaseConnection:
         cap = self.max_buffered
         if cap is None or self._out_size + self._transport_buffered <= cap:
             return False
+        reason = f"more than {cap} bytes of output unsent: the peer does not read"
         if self.status is not Status.CLOSED:
-            reason = f"more than {cap} bytes of output unsent: the peer does not read"
             self.fail(self.overflow_code, reason)
         self._give_up(reason, None)
         return True
@@ -684,7 +692,8 @@ class BaseConnection:
         rather than only making senders wait. Raises NotRunning/Closing when
         not RUNNING (also after the output hard cap failed the connection).
         """
-        if self.max_buffered is not None:
+        cap = self.max_buffered
+        if cap is not None and self._out_size + self._transport_buffered > cap:
             self._over_cap()
         if self.status is not Status.RUNNING:
             self._check_can_send()
@@ -695,15 +704,22 @@ class BaseConnection:
         if self.is_client:
             frame = masked_binary(head + payload, self._mask_keys.next())
             self._out.append(frame)
-            self._queued(len(frame), in_response)
+            queued = len(frame)
         else:
             # gathered: header, envelope head and payload are joined once by data_to_send
             out = self._out
-            header = binary_header(len(head) + size)
+            length = len(head) + size
+            header = _HEAD16(0x82, 126, length) if 125 < length < 0x10000 else binary_header(length)
             out.append(header)
             out.append(head)
             out.append(payload)
-            self._queued(len(header) + len(head) + size, in_response)
+            queued = len(header) + length
+        # what _queued does, inlined (one call less per message)
+        self._out_size += queued
+        if in_response:
+            self._peer_debt = True
+        if self._out_size + self._transport_buffered > self.high_water:
+            self._above = True
         return size
 
     def send_raw(self, opcode: int, data: bytes) -> None:
