@@ -371,11 +371,20 @@ class Server(Endpoint):
         raise NotRunning(f"server is {status.name}")
 
     def _fanout(
-        self, frame: bytes, targets: Iterable[ServerProtocol], size: int
+        self, frame: bytes, targets: Iterable[ServerProtocol], size: int, report: bool = True
     ) -> list[BroadcastResult]:
-        results = []
+        """Write ``frame`` to every target; one BroadcastResult each when ``report``.
+
+        Without ``report`` (a client's command that no ``on_broadcast`` hook
+        watches: nobody reads the results) no result is built or timed.
+        """
+        results: list[BroadcastResult] = []
         perf = time.perf_counter
         defer = self.in_batch
+        if not report:
+            for proto in list(targets):
+                proto.write_prepared(frame, defer)
+            return results
         for proto in list(targets):
             t0 = perf()
             ok = proto.write_prepared(frame, defer)
@@ -402,12 +411,12 @@ class Server(Endpoint):
         self._check_running()
         return self._broadcast(message)
 
-    def _broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
+    def _broadcast(self, message: Message[Any], report: bool = True) -> list[BroadcastResult]:
         t0 = time.perf_counter()
         envelope = pack(message, creation_ns=time.time_ns())
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
-        results = self._fanout(frame, self._conns, size)
+        results = self._fanout(frame, self._conns, size, report or self.hooks.has("on_broadcast"))
         self._backplane_send("broadcast_nowait", message.kind, envelope)
         duration = time.perf_counter() - t0
         if self.metrics is not None:
@@ -450,7 +459,7 @@ class Server(Endpoint):
         if self.metrics is not None:
             self.metrics.client_broadcast(message.kind)
         self.hooks.run("on_client_broadcast", message.kind)
-        self._broadcast(message)
+        self._broadcast(message, report=False)  # nobody reads the results but on_broadcast
 
     def client_publish(self, topic: str, message: Message[Any]) -> None:
         """A client asked to publish (PublishCmd); an empty topic is reported and ignored."""
