@@ -565,7 +565,7 @@ class BaseConnection:
             creation = frame.creation  # an absent Timestamp reads as 0 s, 0 ns
             message = received_message(
                 payload,
-                dict(headers) if headers else {},
+                {k: headers[k] for k in headers} if headers else {},  # dict(upb map): 2x slower
                 kind,
                 frame.uuid,
                 frame.is_sync,
