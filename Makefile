@@ -43,10 +43,10 @@ redis7:
 
 # Interoperability with the real Go goomerang v0.3.0 (built once into .goref/, ~1 min, root
 # or Debian's Go packages needed: scripts/goref.sh says what is missing). Suites of other
-# runtimes add their target (depending on goref) to INTEROP_EXTRA; each gets GOREF_DIR (the
-# folder of refserver and refclient) from the environment.
+# runtimes add their target (depending on goref) to INTEROP_EXTRA and pass it GOREF_DIR (the
+# folder of refserver and refclient). Not exported: `make test` must not see a peer it did not build.
 GOREF_BUILD ?= $(CURDIR)/.goref
-export GOREF_DIR := $(GOREF_BUILD)/bin
+GOREF_DIR := $(GOREF_BUILD)/bin
 INTEROP_EXTRA := ts-interop kit-ts
 
 interop: interop-py $(INTEROP_EXTRA)
@@ -55,17 +55,17 @@ goref:
 	scripts/goref.sh $(GOREF_BUILD) >/dev/null
 
 interop-py: $(STAMP) goref
-	$(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m goref tests $(PYTEST_ARGS)
+	GOREF_DIR=$(GOREF_DIR) $(BIN)/python -m pytest tests/interop $(PYTEST_ARGS)
+	GOREF_DIR=$(GOREF_DIR) $(BIN)/python -m pytest -m goref tests $(PYTEST_ARGS)
 
 # The conformance kit judges the Go peer (refserver through every server case, refclient
 # through the client profile: goref tests in tests/kit, which `make interop` runs too) and the
 # TypeScript client (tests/kit/interop, out of `make test` like tests/interop: kit-ts).
 kit-interop: kit-ts
-	$(BIN)/python -m pytest -m goref tests/kit $(PYTEST_ARGS)
+	GOREF_DIR=$(GOREF_DIR) $(BIN)/python -m pytest -m goref tests/kit $(PYTEST_ARGS)
 
 kit-ts: $(STAMP) goref ts-build
-	$(BIN)/python -m pytest tests/kit/interop $(PYTEST_ARGS)
+	GOREF_DIR=$(GOREF_DIR) $(BIN)/python -m pytest tests/kit/interop $(PYTEST_ARGS)
 
 # Retake the committed conformance reports (docs/conformance/): goomerang serve and the Go
 # reference server through every server case, our clients and the Go client through the profile.

@@ -13,15 +13,12 @@ from goomerang_proto import ClientConnection, Message, Registry
 from goomerang_proto import events as ev
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
-CLOSE_TIMEOUT = 5.0  # seconds we wait for the server to answer our Close
-
 
 class Run:
     """What the client waits for: N echoes, then the sync reply, then the close."""
 
     def __init__(self, n: int) -> None:
-        self.n, self.echoes, self.reply, self.closed = n, 0, "", False
-        self.sync_uuid, self.deadline = "", None
+        self.n, self.echoes, self.reply, self.closed, self.sync_uuid = n, 0, "", False, ""
 
 
 def on_event(conn: ClientConnection, run: Run, event: ev.Event) -> None:
@@ -36,53 +33,58 @@ def on_event(conn: ClientConnection, run: Run, event: ev.Event) -> None:
     elif isinstance(event, ev.ConnectionClosed):
         run.closed = event.code == 1000
     if run.echoes == run.n and run.reply and conn.status.name == "RUNNING":
-        conn.close(1000)
-
-
-def timer(conn: ClientConnection, run: Run, now: float) -> None:
-    """The one timer the engine asks for: the close timeout while a close handshake is pending."""
-    if run.deadline is not None and now >= run.deadline:
-        conn.abort()  # the server never finished closing
-    elif not conn.close_expected():
-        run.deadline = None
-    elif run.deadline is None:
-        run.deadline = now + CLOSE_TIMEOUT
+        conn.close(1000, now=time.monotonic())
 
 
 def main(addr: str, n: int) -> int:
     host, _, port = addr.rpartition(":")
     sock = socket.create_connection((host, int(port)), timeout=5)
     sock.setblocking(False)
-    conn = ClientConnection(addr, registry=Registry(MessageV1), clock=time.time_ns)
+    conn = ClientConnection(  # deadlines in seconds of the clock passed as now (monotonic)
+        addr,
+        registry=Registry(MessageV1),
+        clock=time.time_ns,  # the envelopes' creation time
+        handshake_timeout=5.0,
+        close_timeout=5.0,
+        now=time.monotonic(),
+    )
     run, out, give_up = Run(n), bytearray(conn.data_to_send()), time.monotonic() + 10
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-    while not conn.should_close_transport() and time.monotonic() < give_up:
-        wait = min(give_up, run.deadline or give_up) - time.monotonic()
+    while not (conn.should_abort_transport() or (conn.should_close_transport() and not out)):
+        timer, left = conn.get_timer(), give_up - time.monotonic()  # the engine's one timer
+        if left <= 0:
+            break
+        wait = left if timer is None else min(left, timer - time.monotonic())
         for _key, mask in sel.select(max(wait, 0.0)):
             if mask & selectors.EVENT_READ:
                 try:
                     data = sock.recv(65536)
                 except BlockingIOError:
-                    data = None
+                    continue
                 except OSError:  # reset by the server: as good as an EOF
                     data = b""
-                if data is not None:
-                    conn.receive_data(data) if data else conn.receive_eof()
-        timer(conn, run, time.monotonic())
+                now = time.monotonic()
+                conn.receive_data(data, now) if data else conn.receive_eof(now)
+        now = time.monotonic()
+        if timer is not None and now >= timer:
+            conn.handle_timer(now)
+        for event in conn.events():
+            on_event(conn, run, event)
+        conn.apply_pending()  # a framing fault that came after those messages in the same read
         for event in conn.events():
             on_event(conn, run, event)
         out += conn.data_to_send()
-        if out:
-            try:
-                del out[: sock.send(out)]
-            except BlockingIOError:
-                pass
-            except OSError:
-                conn.receive_eof()
-        timer(conn, run, time.monotonic())
-        sel.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE * bool(out)))
+        try:
+            del out[: sock.send(out) if out else 0]
+        except BlockingIOError:
+            pass
+        except OSError:
+            conn.receive_eof(now)
+        conn.set_transport_buffer_size(len(out))
+        sel.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0))
     sock.close()
+    conn.transport_closed()
     print(f"echoes {run.echoes}/{n}, sync reply {run.reply!r}, closed with 1000: {run.closed}")
     return 0 if run.echoes == n and run.reply == "ping" and run.closed else 1
 

@@ -12,8 +12,9 @@ from goomerang_proto import Message, Registry, ServerConnection
 from goomerang_proto import events as ev
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
-CLOSE_TIMEOUT = 5.0  # seconds we wait for the peer to finish a close handshake
 sel = selectors.DefaultSelector()
+# Engine settings; its deadlines are in seconds of the clock we pass as ``now`` (monotonic).
+ENGINE = {"registry": Registry(MessageV1), "clock": time.time_ns, "close_timeout": 5.0}
 
 
 class Peer:
@@ -21,30 +22,22 @@ class Peer:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.out, self.deadline = sock, bytearray(), None
-        self.conn = ServerConnection(registry=Registry(MessageV1), clock=time.time_ns)
+        self.conn = ServerConnection(**ENGINE, handshake_timeout=10.0, now=time.monotonic())
 
 
 def on_event(conn: ServerConnection, event: ev.Event) -> None:
     if isinstance(event, ev.MessageReceived | ev.SyncRequestReceived):
         m = event.message
         headers = {**m.headers, "echo": "1"} if m.is_sync else m.headers
-        conn.send(Message(m.payload, headers), uuid=m.uuid, is_sync=m.is_sync)
-
-
-def timer(peer: Peer, now: float) -> None:
-    """The one timer the engine asks for: the close timeout while a close handshake is pending."""
-    if peer.deadline is not None and now >= peer.deadline:
-        peer.conn.abort()  # the peer never finished closing
-    elif not peer.conn.close_expected():
-        peer.deadline = None
-    elif peer.deadline is None:
-        peer.deadline = now + CLOSE_TIMEOUT
+        conn.send(Message(m.payload, headers), uuid=m.uuid, is_sync=m.is_sync, in_response=True)
 
 
 def service(peer: Peer) -> None:
     """After every read, writable socket or due timer: events, output, then close or re-arm."""
     conn = peer.conn
-    timer(peer, time.monotonic())
+    for event in conn.events():
+        on_event(conn, event)
+    conn.apply_pending()  # a framing fault that came after those messages in the same read
     for event in conn.events():
         on_event(conn, event)
     peer.out += conn.data_to_send()
@@ -54,13 +47,16 @@ def service(peer: Peer) -> None:
     except BlockingIOError:
         pass
     except OSError:  # the peer is gone
-        conn.receive_eof()
-    if conn.should_close_transport():  # best effort for what is left: a Close frame at most
+        conn.receive_eof(time.monotonic())
+    conn.set_transport_buffer_size(len(peer.out))
+    if conn.should_abort_transport() or (conn.should_close_transport() and not peer.out):
         sel.unregister(peer.sock)
         peer.sock.close()
+        conn.transport_closed()
         return
-    timer(peer, time.monotonic())
-    sel.modify(peer.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE * bool(peer.out)), peer)
+    peer.deadline = conn.get_timer()  # the one timer the engine asks for; main() fires it
+    reading = selectors.EVENT_READ if conn.should_read() else 0  # our replies pile up: wait
+    sel.modify(peer.sock, reading | (selectors.EVENT_WRITE if peer.out else 0) or reading, peer)
 
 
 def main(listen: str) -> None:
@@ -86,11 +82,13 @@ def main(listen: str) -> None:
                     continue
                 except OSError:  # reset by the peer: as good as an EOF
                     data = b""
-                peer.conn.receive_data(data) if data else peer.conn.receive_eof()
+                now = time.monotonic()
+                peer.conn.receive_data(data, now) if data else peer.conn.receive_eof(now)
             service(peer)
         now = time.monotonic()
         for peer in peers:  # due timers
             if peer.deadline is not None and peer.deadline <= now and peer.sock.fileno() != -1:
+                peer.conn.handle_timer(now)
                 service(peer)
 
 

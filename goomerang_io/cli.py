@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -52,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = build_echo_server(args)
 
     def ready() -> None:
-        print(f"goomerang: listening on {server.url}", flush=True)
+        logging.getLogger("goomerang").info("goomerang: listening on %s", server.url)
 
     if server.workers > 1:
         from .process.workers import run_workers
@@ -97,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, peer_command = split_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)
     args.peer_command = peer_command
+    # a program, not a library: it logs its events (listening, worker exits) once each, to
+    # stdout, where scripts wait for the "listening on" line
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     result: int = args.func(args)
     return result
 

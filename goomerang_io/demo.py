@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from functools import partial
 from typing import Any
 
 from goomerang_proto import Message
@@ -71,11 +73,16 @@ def serve_main(argv: list[str]) -> int:
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     server = build_server(args.listen, args.workers)
     return server.run()
 
 
 # ----------------------------------------------------------------- client side
+def _enqueue(queue: asyncio.Queue[Message[Any]], _sender: Sender, message: Message[Any]) -> None:
+    queue.put_nowait(message)
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -89,7 +96,7 @@ async def _clients_demo(addr: str, n_clients: int, n_messages: int) -> dict[str,
     for _ in range(n_clients):
         inbox: asyncio.Queue[Message[Any]] = asyncio.Queue()
         client = Client(addr, on_error=[errors.append])
-        client.handle(MessageV1, lambda _s, m, q=inbox: q.put_nowait(m))
+        client.handle(MessageV1, partial(_enqueue, inbox))
         client.register_message(ReplyV1)
         await client.connect()
         clients.append(client)

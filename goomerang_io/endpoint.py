@@ -8,9 +8,14 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message as ProtoMessage
 
-from goomerang_proto import Lifecycle, Router, Side, Status
+from goomerang_proto import Lifecycle, Message, Router, Side, Status
 
 from .hooks import Hooks
+from .sender import Sender
+
+P = TypeVar("P", bound=ProtoMessage)
+AnyHandler = Callable[[Sender, Message[Any]], object]
+"""A handler in a middleware chain: ``handler(sender, message)``."""
 
 OptionsT = TypeVar("OptionsT")
 
@@ -56,16 +61,33 @@ class Endpoint:
         return options
 
     # ------------------------------------------------------------ registry
-    def handle(self, cls: type[ProtoMessage], handler: Callable[..., Any]) -> None:
-        """Route messages of ``cls`` to ``handler(sender, message)``."""
+    def handle(self, cls: type[P], handler: Callable[[Sender, Message[P]], object]) -> None:
+        """Route messages of ``cls`` to ``handler(sender, message)``.
+
+        ``handler`` is a plain function or a coroutine function; its message is
+        a ``Message[cls]``, so a type checker reports a handler written for
+        another class or with another arity. Raises TypeError when ``cls`` is
+        not a protobuf message class or ``handler`` is not callable, and
+        RouterFrozen once the endpoint started.
+        """
+        if not (isinstance(cls, type) and issubclass(cls, ProtoMessage)):
+            raise TypeError(f"cls must be a protobuf message class, got {cls!r}")
         self.router.handle(cls, handler)
 
-    def middleware(self, middleware: Callable[..., Any]) -> None:
-        """Add a middleware ``middleware(next_handler) -> handler``; runs in registration order."""
+    def middleware(self, middleware: Callable[[AnyHandler], AnyHandler]) -> None:
+        """Add a middleware ``middleware(next_handler) -> handler``; runs in registration order.
+
+        A handler is ``handler(sender, message) -> None | Awaitable``.
+        """
         self.router.middleware(middleware)
 
     def register_message(self, cls: type[ProtoMessage]) -> None:
-        """Make ``cls`` decodable without a handler (commands, sync reply types)."""
+        """Make ``cls`` decodable without a handler (commands, sync reply types).
+
+        Raises TypeError when ``cls`` is not a protobuf message class.
+        """
+        if not (isinstance(cls, type) and issubclass(cls, ProtoMessage)):
+            raise TypeError(f"cls must be a protobuf message class, got {cls!r}")
         self.router.register_message(cls)
 
     def add_hook(self, name: str, fn: Callable[..., Any]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Final
 from urllib.parse import parse_qs
 
 
@@ -82,3 +84,54 @@ class AuthRejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class _Anonymous:
+    """The identity of a peer admitted without credentials (see ``ANONYMOUS``)."""
+
+    _instance: _Anonymous | None = None
+
+    def __new__(cls) -> _Anonymous:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ANONYMOUS"
+
+    def __reduce__(self) -> str:
+        return "ANONYMOUS"
+
+
+ANONYMOUS: Final = _Anonymous()
+"""Return this from ``authenticate`` (or a route's ``authorize``) to admit a peer
+without credentials explicitly; ``sender.identity`` is then ``ANONYMOUS``.
+Returning ``None`` refuses with 401, so a lookup that misses (``TOKENS.get(token)``)
+never lets a peer in."""
+
+
+def guard_route(handler: RouteHandler, authorize: Callable[[Request], Any]) -> RouteHandler:
+    """``handler`` behind ``authorize``, with the rules of ``authenticate``.
+
+    ``authorize(request)`` (plain or async) returns an identity to serve the
+    request, a :class:`Rejection` (or raises :class:`AuthRejected`) to answer
+    with its status, and None to answer 401.
+    """
+
+    async def guarded(request: Request) -> RouteResult:
+        try:
+            verdict = authorize(request)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except AuthRejected as exc:
+            return Response(exc.status, (exc.message + "\n").encode())
+        if isinstance(verdict, Rejection):
+            return Response(verdict.status, verdict.body)
+        if verdict is None:
+            return Response(401, b"authentication required\n")
+        result = handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return guarded

@@ -35,10 +35,20 @@ class ServerOptions:
     """Largest HTTP request line plus headers for the upgrade and custom routes."""
     max_queue: int = 1024
     """Messages waiting for a handler slot before the connection stops reading."""
+    max_subscriptions: int = 1000
+    """Topics plus queue groups one connection may subscribe to; more are refused and reported."""
     shutdown_timeout: float = 10.0
-    """Seconds ``shutdown`` waits for running handlers after closing the connections."""
+    """Seconds ``shutdown`` waits for running handlers (reading stopped) before it cancels
+    them and closes the connections."""
     compression: bool = False
     """permessage-deflate; not supported yet, must stay False."""
+    client_subscribe: bool | tuple[str, ...] = True
+    """Topics clients may subscribe to: True (any, as in Go), False (none; the server
+    joins connections with ``sender.subscribe``) or fnmatch patterns (``("room.*",)``)."""
+    client_publish: bool | tuple[str, ...] = True
+    """Topics clients may publish to (PublishCmd): True (any, as in Go), False or patterns."""
+    client_broadcast: bool = True
+    """Whether clients may broadcast (BroadcastCmd) to every connection (True, as in Go)."""
 
 
 @dataclass
@@ -69,3 +79,7 @@ class ClientOptions:
     """First reconnect delay, in seconds."""
     reconnect_max: float = 10.0
     """Cap of the reconnect delay, in seconds."""
+    outbox_size: int = 0
+    """With ``reconnect``: messages (send, broadcast, publish) kept while reconnecting and
+    sent, in order, once connected again; past it OutboxFull. 0 (default): such sends raise
+    NotRunning. asyncio client only."""

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from goomerang_proto import Message
 
+from .validate import check_message
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
@@ -37,7 +39,12 @@ class Sender:
         self.uuid = uuid
 
     def send(self, message: Message[Any]) -> Awaitable[int]:
-        """Send ``message`` to this connection's peer (the reply, for a sync request)."""
+        """Send ``message`` to this connection's peer (the reply, for a sync request).
+
+        Raises TypeError for anything but a ``Message`` with str headers (nothing is
+        sent then), and MessageTooLarge above the endpoint's ``max_message_size``.
+        """
+        check_message(message)
         return self._conn.send_message(message, self.uuid)
 
     @property
@@ -59,6 +66,26 @@ class Sender:
     def conn_id(self) -> int:
         """A number identifying the connection within this process."""
         return self._conn.conn_id
+
+    def subscribe(self, topic: str) -> None:
+        """Put this connection in ``topic`` (server side: a room join decided by the
+        server, with no authorization check; client side: ``client.subscribe``).
+
+        Raises TypeError when ``topic`` is not a str.
+        """
+        self._topic_call("subscribe_topic", topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Take this connection out of ``topic``."""
+        self._topic_call("unsubscribe_topic", topic)
+
+    def _topic_call(self, method: str, topic: str) -> None:
+        if not isinstance(topic, str):
+            raise TypeError(f"topic must be a str, got {type(topic).__name__}")
+        call = getattr(self._conn, method, None)
+        if call is None:
+            raise TypeError(f"{type(self._conn).__name__} connections cannot join topics")
+        call(topic)
 
     def close(self, code: int = 1000) -> Any:
         """Start closing this connection (server side: the client's; client side: our own)."""

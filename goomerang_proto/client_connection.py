@@ -103,7 +103,12 @@ class ClientConnection(BaseConnection):
         if self._response is not None:
             self._rejected()
             return
-        self._fail_handshake(HandshakeError("connection closed before the upgrade response"))
+        self._fail_handshake(
+            HandshakeError(
+                "connection closed before the upgrade response (if the server uses TLS, "
+                "connect with tls=ssl.create_default_context())"
+            )
+        )
 
     def _handshake_timed_out(self) -> None:
         self._h11 = None
@@ -117,6 +122,10 @@ class ClientConnection(BaseConnection):
                 self._fail_handshake(HandshakeError(f"bad HTTP response to the upgrade: {exc}"))
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
+                if self._response is not None:
+                    # Any non-101 answer fails the upgrade now, with the body read so
+                    # far: waiting for the rest (no length, chunked) could last forever.
+                    self._rejected()
                 return
             if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:

@@ -17,6 +17,9 @@ Every status change goes through the table in :mod:`goomerang_proto.status`.
   adds the ConnectionClosed event. Messages are answered in order, as
   Autobahn|Testsuite's strict verdict (cases 3.x, 4.x, 5.15) expects.
 * Misuse by the caller (sending when not RUNNING) raises at once.
+* The engine never calls out: every decoded message is an event
+  (``__slots__`` objects, cheap to make) returned by ``events()`` after
+  ``receive_data`` returned, so no handler runs while a read is half done.
 
 Time. The engine never reads a clock: time enters as ``now``, float seconds
 of the caller's monotonic clock (``loop.time()``, ``time.monotonic()``, or a
@@ -110,6 +113,7 @@ from .errors import (
     GoomerangError,
     HandshakeError,
     LocalProtocolError,
+    MessageTooLarge,
     NotRunning,
     RemoteProtocolError,
     UnexpectedText,
@@ -154,7 +158,6 @@ from .registry import Registry
 from .status import Status, move_connection
 
 Clock = Callable[[], int]
-MessageCallback = Callable[[Message[Any]], None]
 _frame_from_string = pb.Frame.FromString
 _DECODE_ERRORS = (DecodeError, ValueError, RuntimeError)
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
@@ -236,17 +239,6 @@ class BaseConnection:
         self._above = False
         self._peer_debt = False
         self._held_pong: bytes | None = None
-        self.on_message: MessageCallback | None = None
-        """Optional direct delivery for adapters (the hot path).
-
-        When set, each decoded message (server: plain messages and sync
-        requests; client: messages and sync replies) is passed to
-        ``on_message(message)`` as it is decoded, instead of becoming a
-        MessageReceived / SyncRequestReceived / SyncReplyReceived event, but
-        only while no other event waits in ``events()``, so everything is
-        still seen in the order it arrived. It runs inside ``receive_data``;
-        it may send, and must not raise.
-        """
 
     # ----------------------------------------------------------- properties
     @property
@@ -553,7 +545,7 @@ class BaseConnection:
                 continue
             cls = classes.get(kind)
             if cls is None:
-                self._events.append(ErrorOccurred(UnknownKind(kind)))
+                self._events.append(ErrorOccurred(UnknownKind(kind, frame.uuid)))
                 continue
             body = frame.payload
             try:
@@ -572,10 +564,7 @@ class BaseConnection:
                 creation.seconds * 1_000_000_000 + creation.nanos,
                 len(body),
             )
-            on_message = self.on_message
-            if on_message is not None and not self._events:
-                on_message(message)
-            elif message.is_sync:
+            if message.is_sync:
                 self._events.append(
                     SyncReplyReceived(message) if is_client else SyncRequestReceived(message)
                 )
@@ -672,9 +661,14 @@ class BaseConnection:
         self._queued(len(frame), in_response)
 
     def send_bytes(self, envelope: bytes, *, in_response: bool = False) -> None:
-        """Send already-packed Frame bytes as one binary message."""
+        """Send already-packed Frame bytes as one binary message.
+
+        Raises MessageTooLarge above our own ``max_message_size`` (nothing is queued).
+        """
         self._over_cap()
         self._check_can_send()
+        if len(envelope) > self._reader.max_message_size:
+            raise MessageTooLarge(len(envelope), self._reader.max_message_size)
         self._write_frame(OP_BINARY, envelope, in_response)
 
     def send(
@@ -701,6 +695,8 @@ class BaseConnection:
         size = len(payload)
         message.payload_size = size
         head = envelope_head(message.kind, size, message.headers, uuid, is_sync, self.clock())
+        if size + len(head) > self._reader.max_message_size:  # our own limit, checked first
+            raise MessageTooLarge(size + len(head), self._reader.max_message_size)
         if self.is_client:
             frame = masked_binary(head + payload, self._mask_keys.next())
             self._out.append(frame)

@@ -42,13 +42,18 @@ class TooManyPending(GoomerangError):
 
 
 class UnknownKind(GoomerangError):
-    """A frame named a message kind that is not registered on this endpoint."""
+    """A frame named a message kind that is not registered on this endpoint.
 
-    def __init__(self, kind: str) -> None:
+    ``uuid`` is the sync reply's correlation id when the frame was one (so the
+    waiting ``send_sync`` fails at once), else "".
+    """
+
+    def __init__(self, kind: str, uuid: str = "") -> None:
         super().__init__(
             f"unknown message kind {kind!r}: register it with handle() or register_message()"
         )
         self.kind = kind
+        self.uuid = uuid
 
 
 class MessageTooLarge(GoomerangError):
@@ -106,3 +111,29 @@ class HandshakeError(ProtocolError):
 
 class HandlerError(GoomerangError):
     """A user handler raised; wraps the original exception as ``__cause__``."""
+
+
+class TLSError(HandshakeError):
+    """The TLS handshake failed; the message says what failed (certificate, hostname, ...)."""
+
+
+class PermissionDenied(GoomerangError):
+    """The server's authorization refused a client's subscribe, publish or broadcast."""
+
+
+class RemoteError(GoomerangError):
+    """The server answered a sync request with an error reply instead of a result.
+
+    ``code`` is ``"no-handler"`` (no handler for the request's kind) or
+    ``"handler-error"`` (the handler raised). Only sent to peers that
+    negotiated error replies in the upgrade (our clients do; the Go client
+    never gets one).
+    """
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OutboxFull(GoomerangError):
+    """A send made while reconnecting found the client's outbox full (``outbox_size``)."""

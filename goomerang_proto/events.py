@@ -1,8 +1,13 @@
-"""Typed events returned by a connection's ``events()``: frozen dataclasses."""
+"""Typed events returned by a connection's ``events()``: small ``__slots__`` classes.
+
+Plain classes rather than frozen dataclasses: the engine makes one per
+message on the hot path, and a frozen dataclass's ``__init__`` (one
+``object.__setattr__`` per field) costs several times more. Treat them as
+read-only; they compare equal by type and fields.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import GoomerangError
@@ -12,129 +17,183 @@ from .message import Message
 class Event:
     """Base class of every connection event."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Event)
+            and type(other) is type(self)
+            and other._values() == self._values()
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
-@dataclass(frozen=True, slots=True)
 class HandshakeRequest(Event):
     """A WebSocket upgrade request reached the server (only with ``auto_accept=False``).
 
     Answer it with ``accept()`` or ``reject(status)``.
     """
 
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
+    __slots__ = ("headers", "path", "query")
+
+    def __init__(self, path: str, query: str, headers: tuple[tuple[str, str], ...]) -> None:
+        self.path = path
+        self.query = query
+        self.headers = headers
 
 
-@dataclass(frozen=True, slots=True)
 class Connected(Event):
     """The WebSocket handshake completed; messages can flow."""
 
-    path: str
-    headers: tuple[tuple[str, str], ...] = ()
+    __slots__ = ("headers", "path")
+
+    def __init__(self, path: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.path = path
+        self.headers = headers
 
 
-@dataclass(frozen=True, slots=True)
 class HandshakeRejected(Event):
     """Client side: the server answered the upgrade with something else than 101."""
 
-    status: int
-    reason: str
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
+    __slots__ = ("body", "headers", "reason", "status")
+
+    def __init__(
+        self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = (), body: bytes = b""
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
 
 
-@dataclass(frozen=True, slots=True)
 class HttpRequest(Event):
     """A plain HTTP request on a path that is not the WebSocket endpoint.
 
     The caller answers with ``send_http_response`` (the default is a 404).
     """
 
-    method: str
-    target: str
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes = b""
+    __slots__ = ("body", "headers", "method", "path", "query", "target")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        path: str,
+        query: str,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
 
 
-@dataclass(frozen=True, slots=True)
 class MessageReceived(Event):
     """A plain (asynchronous) goomerang message."""
 
-    message: Message[Any]
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message[Any]) -> None:
+        self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class SyncRequestReceived(Event):
     """Server side: a sync request; reply with ``send(reply, uuid=message.uuid, is_sync=True)``."""
 
-    message: Message[Any]
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message[Any]) -> None:
+        self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class SyncReplyReceived(Event):
     """Client side: the reply to one of our sync requests (``message.uuid`` says which)."""
 
-    message: Message[Any]
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message[Any]) -> None:
+        self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class BroadcastRequested(Event):
     """Server side: the client asked to broadcast ``message`` to every client."""
 
-    message: Message[Any]
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message[Any]) -> None:
+        self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class PublishRequested(Event):
     """Server side: the client asked to publish ``message`` to ``topic``."""
 
-    topic: str
-    message: Message[Any]
+    __slots__ = ("message", "topic")
+
+    def __init__(self, topic: str, message: Message[Any]) -> None:
+        self.topic = topic
+        self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class SubscribeRequested(Event):
     """Server side: the client subscribes to ``topic`` (joins queue ``group`` when set)."""
 
-    topic: str
-    group: str = ""
+    __slots__ = ("group", "topic")
+
+    def __init__(self, topic: str, group: str = "") -> None:
+        self.topic = topic
+        self.group = group
 
 
-@dataclass(frozen=True, slots=True)
 class UnsubscribeRequested(Event):
     """Server side: the client unsubscribes from ``topic`` (leaves queue ``group`` when set)."""
 
-    topic: str
-    group: str = ""
+    __slots__ = ("group", "topic")
+
+    def __init__(self, topic: str, group: str = "") -> None:
+        self.topic = topic
+        self.group = group
 
 
-@dataclass(frozen=True, slots=True)
 class RawMessage(Event):
     """Raw mode only: a complete WebSocket message (opcode 1 text or 2 binary)."""
 
-    opcode: int
-    data: bytes
+    __slots__ = ("data", "opcode")
+
+    def __init__(self, opcode: int, data: bytes) -> None:
+        self.opcode = opcode
+        self.data = data
 
 
-@dataclass(frozen=True, slots=True)
 class PingReceived(Event):
     """A ping arrived (the engine already queued the pong)."""
 
-    payload: bytes
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
 
 
-@dataclass(frozen=True, slots=True)
 class PongReceived(Event):
     """A pong arrived."""
 
-    payload: bytes
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
 
 
-@dataclass(frozen=True, slots=True)
 class ErrorOccurred(Event):
     """Something the peer sent could not be used; the connection stays open.
 
@@ -143,10 +202,12 @@ class ErrorOccurred(Event):
     ConnectionClosed with the error attached.
     """
 
-    error: GoomerangError
+    __slots__ = ("error",)
+
+    def __init__(self, error: GoomerangError) -> None:
+        self.error = error
 
 
-@dataclass(frozen=True, slots=True)
 class ConnectionClosed(Event):
     """The WebSocket connection is over (status CLOSED).
 
@@ -155,7 +216,12 @@ class ConnectionClosed(Event):
     connection with. ``by_peer`` tells who started the closing.
     """
 
-    code: int
-    reason: str = ""
-    by_peer: bool = True
-    error: GoomerangError | None = field(default=None)
+    __slots__ = ("by_peer", "code", "error", "reason")
+
+    def __init__(
+        self, code: int, reason: str = "", by_peer: bool = True, error: GoomerangError | None = None
+    ) -> None:
+        self.code = code
+        self.reason = reason
+        self.by_peer = by_peer
+        self.error = error

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from .errors import GoomerangError
 
 __all__ = [
+    "ERROR_REPLIES",
     "EXTENSIONS_HEADER",
     "QUEUE_GROUPS",
     "SUPPORTED",
@@ -34,8 +35,10 @@ __all__ = [
 EXTENSIONS_HEADER = "Goomerang-Extensions"
 #: Queue groups on subscribe/unsubscribe.
 QUEUE_GROUPS = "queue-groups"
+#: Error replies: the server answers a failed request, or refuses a command, with an error message.
+ERROR_REPLIES = "error-replies"
 #: Every extension this implementation speaks (client and server).
-SUPPORTED = frozenset({QUEUE_GROUPS})
+SUPPORTED = frozenset({QUEUE_GROUPS, ERROR_REPLIES})
 
 
 class ExtensionNotNegotiated(GoomerangError):

@@ -49,6 +49,19 @@ def decode_headers(headers: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str],
 
 
 def split_target(target: str) -> tuple[str, str]:
-    """Split a request target into (path, query)."""
+    """Split a request target into (path, query).
+
+    The absolute form (``http://host/ws?x``) is accepted as RFC 9112 section
+    3.2.2 requires of a server: its path (``/`` when empty) and query are used.
+    """
+    lower = target[:8].lower()
+    if lower.startswith(("http://", "https://")):
+        rest = target.split("//", 1)[1]
+        slash = rest.find("/")
+        mark = rest.find("?")
+        if slash < 0 or (0 <= mark < slash):
+            target = "/" + (rest[mark:] if mark >= 0 else "")
+        else:
+            target = rest[slash:]
     path, _, query = target.partition("?")
     return path, query

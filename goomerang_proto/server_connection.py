@@ -129,6 +129,8 @@ class ServerConnection(BaseConnection):
                 if size > self.max_request_size:
                     self._reject_plain(431, "request line and headers too large")
                     return
+                if not self._head_policy(conn, event):
+                    return
                 self._request = event
                 self._body = []
                 self._body_size = 0
@@ -143,6 +145,30 @@ class ServerConnection(BaseConnection):
             elif isinstance(event, h11.ConnectionClosed):
                 self._finish(1006, "connection closed during the HTTP phase")
                 return
+
+    def _head_policy(self, conn: h11.Connection, request: h11.Request) -> bool:
+        """HTTP/1.1 rules on a request head that h11 leaves to the server; False: rejected.
+
+        * Content-Length with Transfer-Encoding: answer 400 and close (RFC 9112
+          section 6.1: a proxy may frame the body otherwise; smuggling guard).
+        * ``Expect: 100-continue``: answer at once (RFC 9110 section 10.1.1): 413
+          when the declared body is over ``max_http_body``, else 100 Continue.
+        """
+        names = {k.lower() for k, _ in request.headers}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            self._reject_plain(
+                400, "Content-Length and Transfer-Encoding together (RFC 9112 section 6.1)"
+            )
+            return False
+        if conn.they_are_waiting_for_100_continue:
+            length = header_value(list(request.headers), b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_http_body:
+                self._reject_plain(413, "request body too large")
+                return False
+            self._out.append(
+                conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+            )
+        return True
 
     def _on_request_complete(self) -> None:
         request = self._request

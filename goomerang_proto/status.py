@@ -29,6 +29,12 @@ class Status(enum.IntEnum):
     CLOSING = 2
     CLOSED = 3
 
+    def __str__(self) -> str:
+        return self.name  # f"{status}" and print(status) show RUNNING, not 1
+
+    def __format__(self, spec: str) -> str:
+        return self.name if not spec else int(self).__format__(spec)
+
 
 class Side(enum.Enum):
     """Which end of a connection an endpoint is."""

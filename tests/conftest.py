@@ -13,6 +13,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests judge correctness, not speed: a loaded 2-core CI box must not turn a slow
+# example into a failure (hypothesis's default per-example deadline is 200 ms).
+settings.register_profile("goomerang", deadline=None)
+settings.load_profile("goomerang")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

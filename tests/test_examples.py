@@ -11,8 +11,10 @@ import asyncio
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +111,18 @@ def test_examples_stay_small_and_use_only_the_engine() -> None:
         assert len(text.splitlines()) < 100, name
         assert "goomerang_io" not in text, name
         assert f"examples/{name}" in readme, name
+
+
+@pytest.mark.timeout(30)
+def test_example_client_arms_the_engine_timer_against_a_silent_server() -> None:
+    """A server that accepts and never answers: the engine's handshake deadline (5 s in the
+    example), fired by the example's loop, ends the run before its own 10 s give-up."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        addr = f"127.0.0.1:{silent.getsockname()[1]}"
+        argv = [sys.executable, str(EXAMPLES / "echo_client.py"), addr, "1"]
+        t0 = time.monotonic()
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env=ENV)
+        elapsed = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "echoes 0/1" in proc.stdout
+    assert 4.5 < elapsed < 9.5, elapsed

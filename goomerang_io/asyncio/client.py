@@ -6,8 +6,12 @@ import asyncio
 import random
 import ssl
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, Unpack, overload
+
+from google.protobuf.message import Message as ProtoMessage
+from google.protobuf.wrappers_pb2 import StringValue
 
 from goomerang_proto import (
     ClientConnection,
@@ -22,18 +26,34 @@ from goomerang_proto import (
     SyncTimeout,
     TooManyPending,
     UnexpectedReply,
+    UnknownKind,
     new_uuid,
 )
 from goomerang_proto import events as ev
+from goomerang_proto.errors import OutboxFull
 
 from ..address import parse_listen
+from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import AfterDrain, Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
+from ..keywords import ClientKeywords
 from ..options import ClientOptions
 from ..sender import Sender
+from ..tlserrors import tls_error
+from ..validate import (
+    check_close_code,
+    check_headers,
+    check_message,
+    check_reply_class,
+    check_timeout,
+    check_topic,
+    expect_reply,
+)
 from .connection import Connection
 from .dispatch import HandlerRunner
+
+R = TypeVar("R", bound=ProtoMessage)
 
 
 class _ClientProtocol(Connection):
@@ -42,6 +62,10 @@ class _ClientProtocol(Connection):
     def __init__(self, client: Client, engine: ClientConnection) -> None:
         super().__init__(engine)
         self.client = client
+        self.hold_reads = False  # close(): read nothing while the handlers drain
+
+    def want_read(self) -> bool:
+        return not self.hold_reads
 
     def handle_events(self, events: list[ev.Event]) -> None:
         on_event = self.client._on_event
@@ -74,18 +98,21 @@ class Client(Endpoint):
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
         metrics: Any = None,
         path: str | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[ClientKeywords],
     ) -> None:
         self.server = server
         self.host, self.port = parse_listen(server)
         self.tls = tls
         self.server_hostname = server_hostname
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
-        self.extra_headers = tuple(headers)
-        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
+        self._headers_fn = headers if callable(headers) else None
+        self.extra_headers = () if callable(headers) else check_headers(headers)
+        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         self.metrics = metrics
         self._engine: ClientConnection | None = None
         self._proto: _ClientProtocol | None = None
@@ -101,6 +128,9 @@ class Client(Endpoint):
         self.peer: tuple[str, int] | None = None
         self.conn_id = 0
         self.close_code: int | None = None
+        self._error_replies = False  # the server accepted the error-replies extension
+        self._draining = False  # close() waits for handlers: no new message starts one
+        self._outbox: deque[tuple[str, Message[Any], str]] = deque()
 
     # ------------------------------------------------------------ registry
     # ---------------------------------------------------------- connect
@@ -125,6 +155,8 @@ class Client(Endpoint):
             from ..middlewares import metrics_middleware
 
             self.router.prepend_middleware(metrics_middleware(self.metrics))
+        if not self.router.frozen:
+            self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
         loop = asyncio.get_running_loop()
         host_header = (
@@ -134,7 +166,7 @@ class Client(Endpoint):
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=self.extra_headers,
+            headers=self._handshake_headers(),
             registry=self.router.registry,
             max_message_size=opts.max_message_size,
             clock=time.time_ns,
@@ -145,8 +177,8 @@ class Client(Endpoint):
             high_water=opts.write_limit,
             now=loop.time(),
         )
-        engine.on_message = self._on_message
         self._engine = engine
+        self._draining = False
         self._runner = HandlerRunner(
             self.options.max_concurrency,
             self.report_error,
@@ -169,6 +201,9 @@ class Client(Endpoint):
         except TimeoutError:
             self._abort_transport()
             raise HandshakeError(f"could not connect to {self.server} within {timeout} s") from None
+        except ssl.SSLError as exc:
+            self._abort_transport()
+            raise tls_error(self.server, self.server_hostname or self.host, exc) from exc
         except OSError as exc:
             raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
         except BaseException:
@@ -176,6 +211,16 @@ class Client(Endpoint):
             raise
         if self._proto is not None:
             self.peer = self._proto.peer
+
+    def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
+        """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
+        fn = self._headers_fn
+        if fn is None:
+            return self.extra_headers
+        try:
+            return check_headers(fn(), "headers()")
+        except Exception as exc:
+            raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
 
     def _abort_transport(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
@@ -201,6 +246,8 @@ class Client(Endpoint):
     # ------------------------------------------------------------- input
     def _on_message(self, message: Message[Any]) -> None:
         """A sync reply or a message: the engine's direct delivery (the hot path)."""
+        if self._error_replies and message.headers and self._server_error(message):
+            return
         if message.is_sync:
             fut = self._pending.pop(message.uuid, None)
             if fut is None or fut.done():
@@ -213,18 +260,39 @@ class Client(Endpoint):
             else:
                 fut.set_result(message)
             return
+        if self._draining:
+            return  # closing: no new handler starts
         chain = self.router.resolve(message.kind)
         if chain is None:
             self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
         elif self._runner is not None:
             self._runner.submit(chain, self._sender, message)
 
+    def _server_error(self, message: Message[Any]) -> bool:
+        """An error reply (negotiated peers only): fail its request or report it."""
+        error = error_of(message)
+        if error is None:
+            return False
+        fut = self._pending.pop(message.uuid, None) if message.uuid else None
+        if fut is not None and not fut.done():
+            fut.set_exception(error)
+        else:
+            self.report_error(error)
+        return True
+
     def _on_event(self, proto: _ClientProtocol, event: ev.Event) -> None:
         if isinstance(event, (ev.SyncReplyReceived, ev.MessageReceived)):
             self._on_message(event.message)
         elif isinstance(event, ev.ErrorOccurred):
-            self.report_error(event.error)
+            error = event.error
+            if isinstance(error, UnknownKind) and error.uuid:
+                fut = self._pending.pop(error.uuid, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)  # the caller learns now, not at its timeout
+            self.report_error(error)
         elif isinstance(event, ev.Connected):
+            engine = self._engine
+            self._error_replies = engine is not None and ERROR_REPLIES in engine.extensions
             if self._connected is not None and not self._connected.done():
                 self._connected.set_result(None)
         elif isinstance(event, ev.ConnectionClosed):
@@ -267,13 +335,24 @@ class Client(Endpoint):
         return AfterDrain(proto.drain_future(), value)
 
     def send_message(self, message: Message[Any], uuid: str) -> Any:
-        """Used by the Sender given to client handlers (their output answers the server)."""
-        self._check_running()
+        """Used by the Sender given to client handlers (they may still send while closing)."""
+        proto = self._proto
+        if not (self._draining and proto is not None and proto.engine.status is Status.RUNNING):
+            self._check_running()
         assert self._proto is not None
         return self._proto.write_message(message, uuid, in_response=True)
 
     async def send(self, message: Message[Any]) -> int:
-        """Send ``message`` (no reply expected); return the payload size in bytes."""
+        """Send ``message`` (no reply expected); return the payload size in bytes.
+
+        Raises TypeError for anything but a ``Message`` with str headers,
+        MessageTooLarge above ``max_message_size`` and NotRunning/Closing when
+        not connected (OutboxFull while reconnecting with a full outbox);
+        nothing is sent then.
+        """
+        check_message(message)
+        if self._outbox_open():
+            return self._queue("send", message)
         self._check_running()
         assert self._proto is not None
         t0 = time.perf_counter()
@@ -282,8 +361,34 @@ class Client(Endpoint):
             self.metrics.message_sent(message.kind, result.value, time.perf_counter() - t0)
         return int(await result)
 
-    async def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
-        """Send ``message`` as a request and wait for the reply (or SyncTimeout)."""
+    @overload
+    async def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0
+    ) -> Message[Any]: ...
+
+    @overload
+    async def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R]
+    ) -> Message[R]: ...
+
+    async def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R] | None = None
+    ) -> Message[Any]:
+        """Send ``message`` as a request and wait for the reply.
+
+        With ``reply=ReplyClass`` the result is a ``Message[ReplyClass]`` (typed
+        for a checker, checked at run time: another kind raises UnexpectedReply).
+
+        ``timeout`` is in seconds (None: wait until the connection ends).
+        Raises SyncTimeout when no reply came in time, RemoteError at once when
+        the server answered with an error reply (no handler, handler failed),
+        UnknownKind at once when the reply's kind is not registered here,
+        ConnectionLost when the connection ends first; argument errors
+        (TypeError/ValueError, MessageTooLarge) before anything is sent.
+        """
+        check_message(message)
+        check_timeout(timeout)
+        check_reply_class(reply)
         self._check_running()
         if len(self._pending) >= self.options.max_pending_sync:
             raise TooManyPending(
@@ -298,22 +403,25 @@ class Client(Endpoint):
         try:
             await self._proto.write_message(message, uid)  # type: ignore[union-attr]
             if timeout is None:
-                reply = await fut
+                result = await fut
             else:
                 # one timer that fails the future (cheaper than asyncio.timeout's task cancel)
                 timer = loop.call_later(timeout, _expire, fut, uid, message.kind, timeout)
                 try:
-                    reply = await fut
+                    result = await fut
                 finally:
                     timer.cancel()
         finally:
             self._pending.pop(uid, None)
         if self.metrics is not None:
             self.metrics.sync_sent(message.kind, time.perf_counter() - t0)
-        return reply
+        return expect_reply(result, reply)
 
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
+        check_message(message)
+        if self._outbox_open():
+            return self._queue("broadcast", message)
         engine = self._check_running()
         size = engine.broadcast(message)
         self._flush()
@@ -324,6 +432,10 @@ class Client(Endpoint):
 
     async def publish(self, topic: str, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
+        check_topic(topic)
+        check_message(message)
+        if self._outbox_open():
+            return self._queue("publish", message, topic)
         engine = self._check_running()
         size = engine.publish(topic, message)
         self._flush()
@@ -338,10 +450,14 @@ class Client(Endpoint):
         With ``group``, join that queue group of ``topic`` instead: each
         publish to ``topic`` goes to every plain subscriber and to exactly one
         member of each group (a protocol extension, negotiated on connect).
-        Raises ``ValueError`` for an empty topic or group (nothing is sent) and
-        ``ExtensionNotNegotiated`` for a group when the server did not accept
-        ``queue-groups`` (the Go goomerang would treat it as a plain subscribe).
+        Raises ``TypeError`` for a non-str topic or group and ``ValueError``
+        for an empty one (nothing is sent), and ``ExtensionNotNegotiated``
+        for a group when the server did not accept ``queue-groups`` (the Go
+        goomerang would treat it as a plain subscribe).
         """
+        check_topic(topic)
+        if group is not None:
+            check_topic(group, "group")
         engine = self._check_running()
         engine.subscribe(topic, group)
         if group is None:
@@ -354,6 +470,9 @@ class Client(Endpoint):
 
     async def unsubscribe(self, topic: str, group: str | None = None) -> None:
         """Unsubscribe from ``topic`` (or leave its queue ``group``); raises as subscribe."""
+        check_topic(topic)
+        if group is not None:
+            check_topic(group, "group")
         engine = self._check_running()
         engine.unsubscribe(topic, group)
         if group is None:
@@ -364,19 +483,51 @@ class Client(Endpoint):
         if self.metrics is not None:
             self.metrics.unsubscribe_cmd_sent(topic)
 
+    def subscribe_topic(self, topic: str) -> None:
+        """``sender.subscribe`` in a client handler: subscribe without awaiting."""
+        engine = self._check_running()
+        engine.subscribe(topic)
+        self._topics.add(topic)
+        self._flush()
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """``sender.unsubscribe`` in a client handler."""
+        engine = self._check_running()
+        engine.unsubscribe(topic)
+        self._topics.discard(topic)
+        self._flush()
+
     # ------------------------------------------------------------- close
     async def close(self, code: int = 1000) -> None:
-        """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        """Close gracefully, within ``close_timeout`` seconds for each step.
+
+        Stops reading, lets running handlers finish (their sends go out),
+        cancels those still running after ``close_timeout``, then sends the
+        Close frame (``code``, default 1000) and waits up to ``close_timeout``
+        for the answer. Pending ``send_sync`` calls fail with ConnectionLost.
+        Raises NotRunning when not RUNNING; TypeError/ValueError for a bad ``code``.
+        """
+        check_close_code(code)
         status = self.status
         if status is not Status.RUNNING:
             if status is Status.CLOSED and self._reconnect_task is not None:
                 self._closed_by_user = True
                 self._reconnect_task.cancel()
+                self._drop_outbox("the client was closed before it reconnected")
                 return
             raise NotRunning(f"client is {status.name}: nothing to close")
         self._closed_by_user = True
         self._move(Status.CLOSING)
         proto = self._proto
+        runner = self._runner
+        if runner is not None and proto is not None and proto.transport is not None:
+            self._draining = True  # until the next connect
+            proto.hold_reads = True
+            proto.flush()  # reading pauses
+            await runner.wait_idle(self.options.close_timeout)
+            await runner.cancel_and_wait(self.options.close_timeout)
+            proto.hold_reads = False
+            proto.flush()
         if proto is not None and proto.transport is not None:
             proto.close(code)  # the engine aborts the transport after close_timeout
             try:
@@ -426,6 +577,46 @@ class Client(Endpoint):
             if self.options.reconnect and not self._closed_by_user:
                 self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
 
+    # ------------------------------------------------------------ outbox
+    def _outbox_open(self) -> bool:
+        """Whether a send now goes to the outbox: reconnecting, with ``outbox_size`` > 0."""
+        return (
+            self.options.outbox_size > 0
+            and self.status is Status.CLOSED
+            and not self._closed_by_user
+            and self._reconnect_task is not None
+            and not self._reconnect_task.done()
+        )
+
+    def _queue(self, what: str, message: Message[Any], topic: str = "") -> int:
+        if len(self._outbox) >= self.options.outbox_size:
+            raise OutboxFull(
+                f"{len(self._outbox)} messages already wait for the reconnect "
+                f"(outbox_size={self.options.outbox_size})"
+            )
+        self._outbox.append((what, message, topic))
+        return int(message.payload.ByteSize())
+
+    def _send_outbox(self, engine: ClientConnection) -> None:
+        """Send what waited for the reconnect, in order (after the re-subscribes)."""
+        while self._outbox:
+            what, message, topic = self._outbox.popleft()
+            try:
+                if what == "send":
+                    engine.send(message)
+                elif what == "broadcast":
+                    engine.broadcast(message)
+                else:
+                    engine.publish(topic, message)
+            except GoomerangError as exc:
+                self.report_error(exc)
+
+    def _drop_outbox(self, why: str) -> None:
+        if self._outbox:
+            count = len(self._outbox)
+            self._outbox.clear()
+            self.report_error(GoomerangError(f"{count} queued message(s) dropped: {why}"))
+
     async def _reconnect_loop(self) -> None:
         delay = self.options.reconnect_initial
         attempt = 0
@@ -451,5 +642,6 @@ class Client(Endpoint):
                         engine.subscribe(topic, group)
                     except GoomerangError as exc:  # the new server lacks queue groups
                         self.report_error(exc)
+                self._send_outbox(engine)
                 self._flush()
             return

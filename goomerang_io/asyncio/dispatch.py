@@ -152,3 +152,10 @@ class HandlerRunner:
         self._queue.clear()
         for task in list(self._tasks):
             task.cancel()
+
+    async def cancel_and_wait(self, timeout: float) -> None:
+        """Cancel as ``cancel`` does, then wait (``timeout`` s at most) for the tasks to end."""
+        self.cancel()
+        tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)

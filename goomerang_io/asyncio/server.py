@@ -10,7 +10,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from goomerang_proto import (
     AlreadyRunning,
@@ -26,14 +26,18 @@ from goomerang_proto import (
     prepare,
 )
 from goomerang_proto.codec import pack
+from goomerang_proto.errors import MessageTooLarge, PermissionDenied
 from goomerang_proto.frames import OP_BINARY, build_frame
 
 from ..address import parse_listen
+from ..authorization import check_rule, error_message, topic_allowed, veto
 from ..endpoint import Endpoint
 from ..hooks import SERVER_HOOKS
-from ..http import Rejection, Request, RouteHandler
+from ..http import Rejection, Request, RouteHandler, guard_route
+from ..keywords import ServerKeywords
 from ..options import ServerOptions
 from ..sender import Sender
+from ..validate import check_message, check_timeout, check_topic
 from .server_protocol import ServerProtocol
 
 _RESERVED_PATHS = ("/ws", "/wss")
@@ -71,22 +75,41 @@ class Server(Endpoint):
         metrics: Any = None,
         backplane: Any = None,
         authenticate: Callable[[Request], Any] | None = None,
+        can_subscribe: Callable[[Sender, str], bool] | None = None,
+        can_publish: Callable[[Sender, str, Message[Any]], bool] | None = None,
+        can_broadcast: Callable[[Sender, Message[Any]], bool] | None = None,
         allowed_origins: Iterable[str] | None = None,
         workers: int | str = 1,
         reuse_port: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[ServerKeywords],
     ) -> None:
         self.listen = listen
         self.host, self.port = parse_listen(listen)
         self.tls = tls
-        self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
+        self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, dict(kwargs), "Server")
+        opts = self.options
+        opts.client_subscribe = check_rule(opts.client_subscribe, "client_subscribe")
+        opts.client_publish = check_rule(opts.client_publish, "client_publish")
+        if not isinstance(opts.client_broadcast, bool):
+            raise TypeError("client_broadcast must be True or False")
+        for name, fn in (
+            ("authenticate", authenticate),
+            ("can_subscribe", can_subscribe),
+            ("can_publish", can_publish),
+            ("can_broadcast", can_broadcast),
+        ):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        self.can_subscribe = can_subscribe
+        self.can_publish = can_publish
+        self.can_broadcast = can_broadcast
         self.routes: dict[str, RouteHandler] = {}
         self.metrics = metrics
         self.backplane_url = backplane if isinstance(backplane, str) else None
         self.backplane: Any = None if isinstance(backplane, str) else backplane
         self.authenticate = authenticate
         self.allowed_origins = frozenset(allowed_origins) if allowed_origins is not None else None
-        self.workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
+        self.workers = _check_workers(workers)
         self.reuse_port = reuse_port or self.workers > 1
         self.worker_index = 0
         self._aserver: asyncio.AbstractServer | None = None
@@ -108,8 +131,29 @@ class Server(Endpoint):
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
     # ------------------------------------------------------------ registry
-    def route(self, path: str, handler: RouteHandler) -> None:
-        """Serve ``handler(request)`` for plain HTTP requests on ``path``."""
+    def route(
+        self,
+        path: str,
+        handler: RouteHandler,
+        *,
+        authorize: Callable[[Request], Any] | None = None,
+    ) -> None:
+        """Serve ``handler(request)`` for plain HTTP requests on ``path``.
+
+        ``authorize(request)`` (optional, plain or async) protects the route with
+        the rules of ``authenticate``: it returns an identity to serve the request,
+        a :class:`Rejection` or raises :class:`AuthRejected` to refuse it, and
+        returning None answers 401. Use it for ``/metrics`` too:
+        ``server.route("/metrics", metrics_route, authorize=check_token)``.
+        """
+        if not isinstance(path, str):
+            raise TypeError(f"path must be a str, got {type(path).__name__}")
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+        if authorize is not None:
+            if not callable(authorize):
+                raise TypeError(f"authorize must be callable, got {type(authorize).__name__}")
+            handler = guard_route(handler, authorize)
         if path in _RESERVED_PATHS:
             raise ValueError(f"{path} is reserved for the WebSocket endpoint")
         if not path.startswith("/"):
@@ -190,6 +234,11 @@ class Server(Endpoint):
             from ..middlewares import metrics_middleware
 
             self.router.prepend_middleware(metrics_middleware(self.metrics))
+        if self.workers > 1 and self._sock is None:
+            raise ValueError(
+                f"workers={self.workers} runs under server.run() (a supervisor forks the "
+                "workers); start() and 'async with' serve in this process only: use workers=1"
+            )
         self.router.freeze()
         loop = asyncio.get_running_loop()
         if self._sock is not None:
@@ -265,11 +314,20 @@ class Server(Endpoint):
         return int(run_single(self))
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Close every client (1000), let running handlers finish, then stop.
+        """Stop gracefully: drain the handlers, then close every client (1000).
+
+        1. stop accepting, and stop reading every connection: no new request
+           starts (what was already read still runs, in order);
+        2. wait up to ``timeout`` (default ``shutdown_timeout``, seconds) for
+           running handlers to finish; their replies and sends go out;
+        3. cancel the handlers still running (their ``finally`` blocks run);
+        4. send Close 1000 to every client and wait up to ``close_timeout``
+           for the answers, then drop what is left.
 
         Raises NotRunning before start, Closing while another shutdown runs and
-        Closed after the server closed.
+        Closed after the server closed; TypeError/ValueError for a bad ``timeout``.
         """
+        check_timeout(timeout)
         status = self.status
         if status is Status.NEW:
             raise NotRunning("server was never started")
@@ -283,6 +341,16 @@ class Server(Endpoint):
             self._aserver.close()
         protos = list(self._tcp)
         for proto in protos:
+            proto.stop_reading()
+        await asyncio.gather(
+            *(p.runner.wait_idle(handler_timeout) for p in protos), return_exceptions=True
+        )
+        await asyncio.gather(
+            *(p.runner.cancel_and_wait(self.options.close_timeout) for p in protos),
+            return_exceptions=True,
+        )
+        for proto in protos:
+            proto.resume_for_close()
             if proto.websocket:
                 proto.close(1000)
             elif proto.transport is not None:
@@ -293,9 +361,6 @@ class Server(Endpoint):
             for proto in protos:
                 if not proto.closed.done() and proto.transport is not None:
                     proto.transport.abort()
-        await asyncio.gather(
-            *(p.runner.wait_idle(handler_timeout) for p in protos), return_exceptions=True
-        )
         if self.backplane is not None:
             try:
                 await self.backplane.close()
@@ -407,13 +472,20 @@ class Server(Endpoint):
             proto.flush_fanout()
 
     async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
-        """Send ``message`` to every connected client (every worker, with a backplane)."""
+        """Send ``message`` to every connected client (every worker, with a backplane).
+
+        Raises TypeError for anything but a ``Message``, MessageTooLarge above
+        ``max_message_size``, NotRunning/Closing when not RUNNING.
+        """
+        check_message(message)
         self._check_running()
         return self._broadcast(message)
 
     def _broadcast(self, message: Message[Any], report: bool = True) -> list[BroadcastResult]:
         t0 = time.perf_counter()
         envelope = pack(message, creation_ns=time.time_ns())
+        if len(envelope) > self.options.max_message_size:  # our own limit, before any write
+            raise MessageTooLarge(len(envelope), self.options.max_message_size)
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
         results = self._fanout(frame, self._conns, size, report or self.hooks.has("on_broadcast"))
@@ -428,16 +500,22 @@ class Server(Endpoint):
         """Send ``message`` to the subscribers of ``topic`` (on every worker/node).
 
         Every plain subscriber gets it, and one member of each queue group of
-        ``topic`` (see :meth:`subscribe`). Raises ``ValueError`` for an empty
-        topic (reserved: the backplanes use it for broadcast).
+        ``topic`` (see :meth:`subscribe`). Raises TypeError for a non-str topic
+        or anything but a ``Message``, ValueError for an empty topic (reserved:
+        the backplanes use it for broadcast), MessageTooLarge above
+        ``max_message_size``, NotRunning/Closing when not RUNNING.
         """
+        check_topic(topic)
         if not topic:
             raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
+        check_message(message)
         self._check_running()
         return self._publish(topic, message)
 
     def _publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         envelope = pack(message, creation_ns=time.time_ns())
+        if len(envelope) > self.options.max_message_size:  # our own limit, before any write
+            raise MessageTooLarge(len(envelope), self.options.max_message_size)
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
         results = self._fanout(frame, self.topics.subscribers(topic), size)
@@ -452,25 +530,66 @@ class Server(Endpoint):
         self.hooks.run("on_publish", topic, message.kind)
         return results
 
-    def client_broadcast(self, message: Message[Any]) -> None:
-        """A client asked for a broadcast (BroadcastCmd)."""
+    def refuse(self, proto: ServerProtocol, what: str, reason: str) -> None:
+        """Drop a client command the authorization refused; tell whoever can be told.
+
+        The server's on_error gets PermissionDenied; a peer that negotiated
+        error replies gets an error message (see ``authorization``).
+        """
+        text = f"{what} refused: {reason}"
+        self.report_error(PermissionDenied(f"connection {proto.conn_id} ({proto.peer}): {text}"))
+        if proto.error_replies and proto.engine.status is Status.RUNNING:
+            proto.send_message(error_message("forbidden", text), "")
+
+    def client_broadcast(self, message: Message[Any], proto: ServerProtocol) -> None:
+        """A client asked for a broadcast (BroadcastCmd); applied when authorized."""
         if self.status is not Status.RUNNING:
+            return
+        if not self.options.client_broadcast:
+            self.refuse(proto, f"broadcast of {message.kind}", "client_broadcast is off")
+            return
+        refused = veto(self.can_broadcast, proto.sender, message)
+        if refused is not None:
+            self.refuse(proto, f"broadcast of {message.kind}", refused)
             return
         if self.metrics is not None:
             self.metrics.client_broadcast(message.kind)
         self.hooks.run("on_client_broadcast", message.kind)
-        self._broadcast(message, report=False)  # nobody reads the results but on_broadcast
+        try:
+            self._broadcast(message, report=False)  # nobody reads the results but on_broadcast
+        except MessageTooLarge as exc:  # re-packed with a timestamp: a few bytes more
+            self.report_error(exc)
 
-    def client_publish(self, topic: str, message: Message[Any]) -> None:
-        """A client asked to publish (PublishCmd); an empty topic is reported and ignored."""
+    def client_publish(self, topic: str, message: Message[Any], proto: ServerProtocol) -> None:
+        """A client asked to publish (PublishCmd); authorized, non-empty topic."""
         if self.status is not Status.RUNNING or not self._command_topic_ok("publish", topic):
             return
-        self._publish(topic, message)
+        what = f"publish of {message.kind} to {topic!r}"
+        if not topic_allowed(self.options.client_publish, topic):
+            self.refuse(proto, what, "topic not allowed by client_publish")
+            return
+        refused = veto(self.can_publish, proto.sender, topic, message)
+        if refused is not None:
+            self.refuse(proto, what, refused)
+            return
+        try:
+            self._publish(topic, message)
+        except MessageTooLarge as exc:
+            self.report_error(exc)
 
     def client_subscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
-        """A client's SubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
-        if self._command_topic_ok("subscribe", topic):
-            self._subscribe(topic, proto, group or None)
+        """A client's SubscribeCmd (``group`` empty for a plain one); applied when authorized."""
+        if not self._command_topic_ok("subscribe", topic):
+            return
+        what = f"subscribe to {topic!r}" + (f" in group {group!r}" if group else "")
+        if not topic_allowed(self.options.client_subscribe, topic):
+            self.refuse(proto, what, "topic not allowed by client_subscribe")
+            return
+        refused = veto(self.can_subscribe, proto.sender, topic)
+        if refused is not None:
+            self.refuse(proto, what, refused)
+            return
+        self._subscribe(topic, proto, group or None)
 
     def client_unsubscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
         """A client's UnsubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
@@ -490,13 +609,15 @@ class Server(Endpoint):
     def subscribe(
         self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
     ) -> None:
-        """Subscribe the connection ``conn`` (a handler's sender) to ``topic``.
+        """Put the connection of ``conn`` (a handler's sender) in ``topic``: a room join.
 
-        With ``group``, the connection joins that queue group of ``topic``
-        instead: each publish to ``topic`` reaches every plain subscriber and
-        exactly one member of each group (round robin over the members that
-        are open and under ``write_limit``; across workers and nodes too).
-        Raises ``ValueError`` for an empty topic or group.
+        No authorization applies: the server decides (same as
+        ``sender.subscribe(topic)``). With ``group``, the connection joins that
+        queue group of ``topic`` instead: each publish to ``topic`` reaches
+        every plain subscriber and exactly one member of each group (round
+        robin over the members that are open and under ``write_limit``; across
+        workers and nodes too). Raises TypeError for a non-str topic or group or
+        something that is not a server-side Sender, ValueError for an empty one.
         """
         _check_topic(topic, group)
         self._subscribe(topic, _protocol_of(conn), group)
@@ -509,6 +630,8 @@ class Server(Endpoint):
         self._unsubscribe(topic, _protocol_of(conn), group)
 
     def _subscribe(self, topic: str, proto: ServerProtocol, group: str | None) -> None:
+        if proto not in self._conns:
+            return  # closed (or never upgraded): nothing to join
         if group is not None:
             if self.groups.join(topic, group, proto):
                 self._backplane_call("join", topic, group)
@@ -622,7 +745,21 @@ class Server(Endpoint):
         self.flush_dirty()
 
 
+def _check_workers(workers: Any) -> int:
+    """``workers``: an int >= 1, or "auto" (one per CPU)."""
+    if workers == "auto":
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an int >= 1 or 'auto', got {workers!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1 (or 'auto'), got {workers}")
+    return workers
+
+
 def _check_topic(topic: str, group: str | None) -> None:
+    check_topic(topic)
+    if group is not None:
+        check_topic(group, "group")
     if not topic:
         raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
     if group is not None and not group:
@@ -632,7 +769,9 @@ def _check_topic(topic: str, group: str | None) -> None:
 def _protocol_of(conn: ServerProtocol | Sender) -> ServerProtocol:
     proto = conn.connection if isinstance(conn, Sender) else conn
     if not isinstance(proto, ServerProtocol):
-        raise TypeError(f"not a server-side connection: {conn!r}")
+        raise TypeError(
+            f"sender must be a server-side Sender (a handler's first argument), got {conn!r}"
+        )
     return proto
 
 

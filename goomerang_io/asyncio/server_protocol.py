@@ -19,7 +19,9 @@ from goomerang_proto import (
     Status,
 )
 from goomerang_proto import events as ev
+from goomerang_proto.errors import UnknownKind
 
+from ..authorization import ERROR_REPLIES, error_message
 from ..awaitables import AfterDrain, Ready
 from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_response
 from ..options import ServerOptions
@@ -60,8 +62,10 @@ class ServerSide(Protocol):
     def has_dirty(self) -> bool: ...
     def mark_dirty(self, conn: ServerProtocol) -> None: ...
     def flush_dirty(self) -> None: ...
-    def client_broadcast(self, message: Message[Any]) -> None: ...
-    def client_publish(self, topic: str, message: Message[Any]) -> None: ...
+    def client_broadcast(self, message: Message[Any], conn: ServerProtocol) -> None: ...
+    def client_publish(self, topic: str, message: Message[Any], conn: ServerProtocol) -> None: ...
+    def subscribe(self, topic: str, conn: ServerProtocol) -> None: ...
+    def unsubscribe(self, topic: str, conn: ServerProtocol) -> None: ...
     def client_subscribe(self, topic: str, group: str, conn: ServerProtocol) -> None: ...
     def client_unsubscribe(self, topic: str, group: str, conn: ServerProtocol) -> None: ...
 
@@ -92,9 +96,11 @@ class ServerProtocol(Connection):
         )
         super().__init__(engine)
         self.engine: ServerConnection = engine
-        engine.on_message = self._on_message
         self._resolve = server.router.resolver()
         self.identity: Any = None
+        self.error_replies = False  # negotiated in the upgrade (see authorization)
+        self.draining = False  # set by shutdown: no new request starts
+        self.hold_reads = False  # shutdown: read nothing until the close step
         self.sender = Sender(self, "")
         self.runner = HandlerRunner(
             opts.max_concurrency,
@@ -106,6 +112,7 @@ class ServerProtocol(Connection):
         self.websocket = False
         self._fanout_pending = False
         self._side_tasks: set[asyncio.Future[None]] = set()
+        self._subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
         self._max_queue = opts.max_queue
 
     # ------------------------------------------------------------ transport
@@ -119,6 +126,8 @@ class ServerProtocol(Connection):
             server.flush_dirty()
 
     def want_read(self) -> bool:
+        if self.hold_reads:
+            return False
         backlog = self.runner.backlog()
         if self._reading_paused:
             return backlog <= self._max_queue // 2
@@ -135,17 +144,73 @@ class ServerProtocol(Connection):
 
     # --------------------------------------------------------------- events
     def _on_message(self, message: Message[Any]) -> None:
-        """The engine's direct delivery of a message or sync request (the hot path)."""
+        """A message or sync request the engine decoded: run its handler chain."""
+        if self.draining:
+            return  # the server is shutting down: no new request starts
         chain = self._resolve(message.kind)
         if chain is None:
             what = "sync request kind" if message.is_sync else "kind"
             tail = "" if message.is_sync else " (message dropped)"
             error = GoomerangError(f"no handler for {what} {message.kind!r}{tail}")
             self.server.report_error(error)
+            if message.is_sync and self.error_replies:
+                text = f"no handler for {message.kind}"
+                self.send_message(error_message("no-handler", text), message.uuid)
         elif message.is_sync:
+            if self.error_replies:
+                chain = self._replying_errors(chain)
             self.runner.submit(chain, Sender(self, message.uuid), message)
         else:
             self.runner.submit(chain, self.sender, message)
+
+    def _replying_errors(self, chain: Any) -> Any:
+        """Wrap a sync request's handler chain: when it raises, the peer gets an error reply."""
+
+        def run(sender: Sender, message: Message[Any]) -> Any:
+            try:
+                result = chain(sender, message)
+            except Exception:
+                self._error_reply(message)
+                raise
+            if result is None or type(result) is Ready or not inspect.isawaitable(result):
+                return result
+            return self._await_replying_errors(result, message)
+
+        return run
+
+    async def _await_replying_errors(self, result: Awaitable[Any], message: Message[Any]) -> Any:
+        try:
+            return await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._error_reply(message)
+            raise
+
+    def _error_reply(self, message: Message[Any]) -> None:
+        if self.engine.status is Status.RUNNING and not self.server.is_closed():
+            text = f"the handler for {message.kind} failed"  # no internals leak to the peer
+            self.send_message(error_message("handler-error", text), message.uuid)
+
+    def stop_reading(self) -> None:
+        """Shutdown, step 1: read no more requests (handlers already started go on)."""
+        self.draining = True
+        self.hold_reads = True
+        self.flush()  # applies want_read(): reading pauses
+
+    def resume_for_close(self) -> None:
+        """Shutdown, step 4: read again, for the peer's Close answer only."""
+        self.runner.cancel()  # anything read from now on is dropped, never started
+        self.hold_reads = False
+        self.flush()
+
+    def subscribe_topic(self, topic: str) -> None:
+        """Put this connection in ``topic`` (``sender.subscribe``)."""
+        self.server.subscribe(topic, self)
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """Take this connection out of ``topic`` (``sender.unsubscribe``)."""
+        self.server.unsubscribe(topic, self)
 
     def handle_events(self, events: list[ev.Event]) -> None:
         server = self.server
@@ -163,19 +228,37 @@ class ServerProtocol(Connection):
     def _other_event(self, event: ev.Event) -> None:
         server = self.server
         if isinstance(event, ev.BroadcastRequested):
-            server.client_broadcast(event.message)
+            server.client_broadcast(event.message, self)
         elif isinstance(event, ev.PublishRequested):
-            server.client_publish(event.topic, event.message)
+            server.client_publish(event.topic, event.message, self)
         elif isinstance(event, ev.SubscribeRequested):
+            key = (event.topic, event.group)
+            subs = self._subscriptions
+            if key not in subs and len(subs) >= server.options.max_subscriptions:
+                server.report_error(
+                    GoomerangError(
+                        f"connection {self.conn_id} ({self.peer}) asked for more than "
+                        f"max_subscriptions={server.options.max_subscriptions} subscriptions; "
+                        f"subscribe to {event.topic!r} ignored"
+                    )
+                )
+                return
+            subs.add(key)
             server.client_subscribe(event.topic, event.group, self)
         elif isinstance(event, ev.UnsubscribeRequested):
+            self._subscriptions.discard((event.topic, event.group))
             server.client_unsubscribe(event.topic, event.group, self)
         elif isinstance(event, ev.PingReceived | ev.PongReceived):
             pass
         elif isinstance(event, ev.ErrorOccurred):
             server.report_error(event.error)
+            error = event.error
+            if isinstance(error, UnknownKind) and error.uuid and self.error_replies:
+                text = f"no handler for {error.kind}"  # the kind is not even registered
+                self.send_message(error_message("no-handler", text), error.uuid)
         elif isinstance(event, ev.Connected):
             self.websocket = True
+            self.error_replies = ERROR_REPLIES in self.engine.extensions
             server.ws_opened(self)
         elif isinstance(event, ev.HttpRequest):
             self._spawn(self._serve_http(event))
@@ -312,6 +395,8 @@ class ServerProtocol(Connection):
                     result = await result
                 if isinstance(result, Rejection):
                     rejection = result
+                elif result is None:  # admitting needs an identity (or ANONYMOUS)
+                    rejection = Rejection(401, b"authentication required\n")
                 else:
                     self.identity = result
             except AuthRejected as exc:

@@ -184,6 +184,10 @@ class RedisBackplane(Backplane):
         self._outbox_bytes = 0
         self._overload_reported = False
         self.group_stream_maxlen = group_stream_maxlen
+        #: Entries one XREADGROUP takes at most. Small: Redis hands entries to
+        #: the consumer that asks first, so a big batch lets one node take a
+        #: burst; with a few per read, the nodes' consumers take turns.
+        self.group_read_count = 16
         self.claim_idle = claim_idle
         self.max_group_topics = max_group_topics
         self.grouped_key = f"{channel_prefix}:grouped".encode()
@@ -614,7 +618,7 @@ class RedisBackplane(Backplane):
                     self.group_claimed += len(entries)
                     await self._deliver_entries(client, stream, group, entries)
                 reply: Any = await client.xreadgroup(
-                    group, self.node_id, {stream: ">"}, count=64, block=block_ms
+                    group, self.node_id, {stream: ">"}, count=self.group_read_count, block=block_ms
                 )
                 for _name, entries in reply or ():
                     await self._deliver_entries(client, stream, group, entries)

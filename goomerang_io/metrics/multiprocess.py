@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 from prometheus_client import (
@@ -76,7 +78,11 @@ def prepare_multiprocess_dir(path: str | None = None) -> str:
     process-local. Returns the directory.
     """
     if path is None:
-        path = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="goomerang-metrics-")
+        path = os.environ.get(MULTIPROC_ENV)
+        if not path:
+            # ours: removed when this process exits normally (workers leave by os._exit)
+            path = tempfile.mkdtemp(prefix="goomerang-metrics-")
+            atexit.register(_remove_own_dir, path, os.getpid())
     os.makedirs(path, exist_ok=True)
     for entry in os.listdir(path):
         if entry.endswith(".db"):
@@ -85,6 +91,13 @@ def prepare_multiprocess_dir(path: str | None = None) -> str:
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     return path
+
+
+def _remove_own_dir(path: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+        if os.environ.get(MULTIPROC_ENV) == path:
+            del os.environ[MULTIPROC_ENV]
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -28,7 +28,11 @@ from .families import (
     _Family,
 )
 
-__all__ = ["ClientMetrics", "ServerMetrics"]
+__all__ = ["MAX_TOPIC_LABELS", "OTHER_TOPIC", "ClientMetrics", "ServerMetrics"]
+
+MAX_TOPIC_LABELS = 1000
+"""Distinct ``topic`` label values per recorder; later topics are counted under OTHER_TOPIC."""
+OTHER_TOPIC = "_other"
 
 
 class _Recorder:
@@ -54,6 +58,7 @@ class _Recorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._lock = threading.Lock()
+        self._topic_labels: set[str] = set()
         _flusher(self.registry).recorders.add(self)
         f = _Family(self.registry)
         self._f = f
@@ -94,6 +99,21 @@ class _Recorder:
         self._sent_duration = self._children(self.sent_duration)
         self._processing = self._children(self.processing)
         self._side_families(self._f, self.prefix, namespace)
+
+    def topic_label(self, topic: str) -> str:
+        """The ``topic`` label value: the topic itself for the first MAX_TOPIC_LABELS topics.
+
+        Topics are chosen by peers (subscribe and publish commands), so the
+        label set is bounded: later topics share the label ``OTHER_TOPIC``
+        (the metric names stay Go goomerang's).
+        """
+        labels = self._topic_labels
+        if topic in labels:
+            return topic
+        if len(labels) < MAX_TOPIC_LABELS:
+            labels.add(topic)
+            return topic
+        return OTHER_TOPIC
 
     def _side_families(self, f: _Family, p: str, ns: str) -> None:
         """The families only one side has (``p``: ``<namespace>_<side>``)."""
@@ -257,15 +277,15 @@ class ServerMetrics(_Recorder):
 
     def subscribed(self, topic: str) -> None:
         """A subscribe command for ``topic`` was processed."""
-        self._subscribe.get(topic).inc()
+        self._subscribe.get(self.topic_label(topic)).inc()
 
     def unsubscribed(self, topic: str) -> None:
         """An unsubscribe command for ``topic`` was processed."""
-        self._unsubscribe.get(topic).inc()
+        self._unsubscribe.get(self.topic_label(topic)).inc()
 
     def published(self, topic: str, kind: str) -> None:
         """A publish command of a ``kind`` message to ``topic`` was processed."""
-        self._publish.get(topic, kind).inc()
+        self._publish.get(self.topic_label(topic), kind).inc()
 
     def connection_opened(self) -> None:
         """A WebSocket connection completed its handshake."""
@@ -395,15 +415,15 @@ class ClientMetrics(_Recorder):
 
     def subscribe_cmd_sent(self, topic: str) -> None:
         """A subscribe command for ``topic`` was sent."""
-        self._subscribe_cmd.get(topic).inc()
+        self._subscribe_cmd.get(self.topic_label(topic)).inc()
 
     def publish_cmd_sent(self, topic: str, kind: str) -> None:
         """A publish command of a ``kind`` message to ``topic`` was sent."""
-        self._publish_cmd.get(topic, kind).inc()
+        self._publish_cmd.get(self.topic_label(topic), kind).inc()
 
     def unsubscribe_cmd_sent(self, topic: str) -> None:
         """An unsubscribe command for ``topic`` was sent."""
-        self._unsubscribe_cmd.get(topic).inc()
+        self._unsubscribe_cmd.get(self.topic_label(topic)).inc()
 
 
 # ---------------------------------------------------------------- exposition

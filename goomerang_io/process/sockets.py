@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["bind_reuseport", "pick_free_port", "reserve_port"]
+__all__ = ["bind_reuseport", "ensure_port_free", "pick_free_port", "reserve_port"]
 
 
 def bind_reuseport(host: str | None, port: int, *, backlog: int = 1024) -> socket.socket:
@@ -45,6 +45,28 @@ def _bound_reuseport(host: str | None, port: int, *, reuseaddr: bool = True) -> 
         sock.close()
         raise
     return sock
+
+
+def ensure_port_free(host: str | None, port: int) -> None:
+    """Raise OSError(EADDRINUSE) when something already listens on ``host:port``.
+
+    Workers bind with SO_REUSEPORT, which a second server of the same user
+    would share silently (taking half the connections). A probe bound
+    without SO_REUSEPORT fails when any socket listens there, reuse-port or
+    not, so a multi-worker server fails at start as a single one does.
+    """
+    infos = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
+    )
+    family, _type, proto, _name, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"address {host}:{port} is already in use (another server?): {exc}"
+            ) from exc
 
 
 def reserve_port(host: str | None = "127.0.0.1") -> socket.socket:

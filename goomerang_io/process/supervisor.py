@@ -23,7 +23,7 @@ Lifecycle rules:
 * a worker that dies after ``ready()`` is restarted in the same slot
   (``index`` kept, ``generation`` + 1) after an exponential backoff
   (``restart_backoff = (first, cap)``), reset once a worker stayed up.
-* SIGTERM/SIGINT (or ``request_stop()``): every worker gets SIGTERM and
+* SIGTERM/SIGINT/SIGHUP (or ``request_stop()``): every worker gets SIGTERM and
   has ``shutdown_timeout`` seconds to close its clients and finish its
   handlers; stragglers get SIGKILL; ``run()`` returns 0. A second stop
   request while stopping kills the stragglers at once.
@@ -31,9 +31,9 @@ Lifecycle rules:
   the supervisor dies (``PR_SET_PDEATHSIG``); everywhere, the worker can
   watch the EOF of an inherited pipe with ``ctx.watch_parent(loop, cb)``.
 
-In the worker, SIGTERM and SIGCHLD start at their defaults and SIGINT is
-ignored (a Ctrl-C reaches the whole process group; the supervisor turns it
-into an orderly SIGTERM). The worker's own code installs its SIGTERM
+In the worker, SIGTERM and SIGCHLD start at their defaults and SIGINT and
+SIGHUP are ignored (a Ctrl-C or a hang-up reaches the whole process group;
+the supervisor turns it into an orderly SIGTERM). The worker's own code installs its SIGTERM
 handler (e.g. ``loop.add_signal_handler``) for a graceful stop.
 """
 
@@ -274,7 +274,7 @@ class Supervisor:
         saved: dict[int, Any] = {}
         if not self._main_thread:
             return saved
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             saved[sig] = signal.signal(sig, self._signal_handler)
         saved[-1] = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         return saved
@@ -314,6 +314,13 @@ class Supervisor:
 
     def handle_int(self) -> None:
         """SIGINT (Ctrl-C): same as SIGTERM."""
+        self.handle_term()
+
+    def handle_hup(self) -> None:
+        """SIGHUP (the terminal went away, or a reload request): a graceful stop, as SIGTERM.
+
+        Workers are not reloaded in place: restart the whole server to load new code.
+        """
         self.handle_term()
 
     def handle_chld(self) -> None:
@@ -426,6 +433,14 @@ class Supervisor:
         self._close_ready(slot)
         slot.pid = 0
         if self._stopping:
+            if code != 0:
+                log.warning(
+                    "%s: worker %d (pid %d) exited with code %d while stopping",
+                    self.name,
+                    slot.index,
+                    pid,
+                    code,
+                )
             return
         if not slot.ready:
             slot.pid = pid  # name it in the message
@@ -498,7 +513,7 @@ class Supervisor:
                 stream.flush()
         # Signals stay blocked across the fork: a SIGTERM must not reach the
         # child while it still has the supervisor's handlers (it would be lost).
-        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
         try:
             pid = os.fork()
@@ -528,6 +543,7 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor turns it to SIGTERM
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             self._close_parent_fds()
             _set_pdeathsig(signal.SIGTERM)

@@ -11,9 +11,9 @@ gracefully on SIGTERM or when the supervisor dies.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +22,10 @@ from ..options import ServerOptions
 
 if TYPE_CHECKING:
     from .supervisor import WorkerContext
+
+log = logging.getLogger("goomerang")
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Server(Protocol):
@@ -52,14 +56,24 @@ async def serve_until_signal(
     server: Server,
     on_ready: Callable[[], None] | None = None,
     watch_parent: Callable[[asyncio.AbstractEventLoop, Callable[[], None]], None] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> None:
-    """Start ``server``, serve until SIGINT/SIGTERM, then shut down gracefully."""
+    """Start ``server``, serve until SIGINT/SIGTERM/SIGHUP, then shut down gracefully.
+
+    ``stop_requested()`` tells whether a stop signal arrived before the loop
+    ran (a worker records them from its first instruction); the server then
+    stops as soon as it started. The signals stay caught after the stop, so
+    a second one (the supervisor's SIGTERM after a process-group one) never
+    kills the process half-way through its stop hooks.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     if watch_parent is not None:
         watch_parent(loop, stop.set)
+    if stop_requested is not None and stop_requested():
+        stop.set()
     try:
         starting = asyncio.ensure_future(server.start())
         stopping = asyncio.ensure_future(stop.wait())
@@ -72,12 +86,14 @@ async def serve_until_signal(
         if on_ready is not None:
             on_ready()
         else:
-            print(f"goomerang: listening on {server.url}", flush=True)
+            log.info("goomerang: listening on %s", server.url)
         await stop.wait()
         await server.shutdown()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+            if stop_requested is not None:
+                signal.signal(sig, signal.SIG_IGN)  # stopping already: later ones are moot
 
 
 def run_single(server: Server, on_ready: Callable[[], None] | None = None) -> int:
@@ -88,12 +104,14 @@ def run_single(server: Server, on_ready: Callable[[], None] | None = None) -> in
 
 def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> int:
     """Serve with ``server.workers`` processes under a supervisor; returns the exit code."""
-    from .sockets import bind_reuseport, reserve_port
+    from .sockets import bind_reuseport, ensure_port_free, reserve_port
     from .supervisor import Supervisor
 
     # Port 0: the parent holds a free port for the workers' whole life, so
     # nothing else can take it between two worker (re)starts.
     reservation = reserve_port(server.host) if server.port == 0 else None
+    if reservation is None:
+        ensure_port_free(server.host, server.port)
     if reservation is not None:
         server.port = int(reservation.getsockname()[1])
     use_hub = server.backplane is None and server.backplane_url is None
@@ -101,6 +119,9 @@ def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> i
     def worker_main(ctx: WorkerContext) -> int:
         from ..backplane import backplane_from_url
 
+        stops: list[int] = []
+        for sig in (signal.SIGTERM,):  # from the first instruction: never die by default
+            signal.signal(sig, lambda signum, _frame: stops.append(signum))
         server.worker_index = ctx.index
         if reservation is not None:
             reservation.close()  # the worker's inherited copy; the parent keeps its own
@@ -110,7 +131,7 @@ def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> i
         for fn in server.process_hooks["start"]:
             fn(ctx.index)
         try:
-            run_loop(serve_until_signal(server, ctx.ready, ctx.watch_parent))
+            run_loop(serve_until_signal(server, ctx.ready, ctx.watch_parent, lambda: bool(stops)))
         finally:
             for fn in server.process_hooks["stop"]:
                 fn(ctx.index)
@@ -120,18 +141,13 @@ def run_workers(server: Server, on_ready: Callable[[], None] | None = None) -> i
         if on_ready is not None:
             on_ready()
         else:
-            print(
-                f"goomerang: listening on {server.url} with {server.workers} workers",
-                flush=True,
-            )
+            log.info("goomerang: listening on %s with %d workers", server.url, server.workers)
 
     def worker_exit(pid: int, code: int) -> None:
         if server.metrics is not None:
             from ..metrics import mark_worker_dead
 
-            mark_worker_dead(pid)
-        if code != 0:
-            print(f"goomerang: worker {pid} exited with {code}", file=sys.stderr, flush=True)
+            mark_worker_dead(pid)  # the supervisor logs the exit itself, once
 
     supervisor = Supervisor(
         worker_main,

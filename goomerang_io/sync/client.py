@@ -12,9 +12,9 @@ there. One handler thread (:mod:`.inbox`) runs the handlers and the error
 hooks in arrival order, from a bounded queue that pauses reading when full.
 Any thread may send: the bytes are queued in engine order under one lock and
 written without blocking; a sender waits only while more than
-``write_limit`` bytes are ahead of its own, and never past the connection's
-deadlines (``ping_timeout`` for a server that stopped reading,
-``close_timeout`` once closing).
+``write_limit`` bytes are unsent (the engine's high water, until a quarter is
+left), and never past the connection's deadlines (``ping_timeout`` for a
+server that stopped reading, ``close_timeout`` once closing).
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack, overload
+
+from google.protobuf.message import Message as ProtoMessage
+from google.protobuf.wrappers_pb2 import StringValue
 
 from goomerang_proto import (
     AlreadyRunning,
@@ -35,6 +38,7 @@ from goomerang_proto import (
     ConnectionLost,
     GoomerangError,
     HandlerError,
+    HandshakeError,
     Message,
     NotRunning,
     Side,
@@ -42,21 +46,34 @@ from goomerang_proto import (
     SyncTimeout,
     TooManyPending,
     UnexpectedReply,
+    UnknownKind,
     new_uuid,
 )
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
+from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import Ready
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
+from ..keywords import ClientKeywords
 from ..options import ClientOptions
 from ..sender import Sender
+from ..validate import (
+    check_close_code,
+    check_headers,
+    check_message,
+    check_reply_class,
+    check_timeout,
+    check_topic,
+    expect_reply,
+)
 from .connection import Connection
 from .handshake import open_connection
 from .inbox import Inbox
 
 T = TypeVar("T")
+R = TypeVar("R", bound=ProtoMessage)
 
 _CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes from the server that end the connection without an error (1005: no status)."""
@@ -89,17 +106,23 @@ class Client(Endpoint):
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
         path: str | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[ClientKeywords],
     ) -> None:
         self.server = server
         self.host, self.port = parse_listen(server)
         self.tls = tls
         self.server_hostname = server_hostname
         self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
-        self.extra_headers = tuple(headers)
-        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client")
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
+        self._headers_fn = headers if callable(headers) else None
+        self.extra_headers = () if callable(headers) else check_headers(headers)
+        self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
+        if self.options.outbox_size:
+            raise ValueError("outbox_size is an option of the asyncio Client only (not blocking)")
+        self._error_replies = False  # the server accepted the error-replies extension
         self._lock = threading.RLock()
         self._link: Connection | None = None
         self._inbox: Inbox | None = None
@@ -140,6 +163,8 @@ class Client(Endpoint):
 
     def _open(self) -> Callable[[], None]:
         """Connect and upgrade; returns the function that starts the IO thread."""
+        if not self.router.frozen:
+            self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
         host_header = (
             f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -147,10 +172,15 @@ class Client(Endpoint):
         engine = ClientConnection(
             host_header,
             self.path,
-            headers=self.extra_headers,
+            headers=self._handshake_headers(),
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
+            ping_interval=self.options.heartbeat_interval,
+            ping_timeout=self.options.ping_timeout,
+            close_timeout=self.options.close_timeout,
+            high_water=self.options.write_limit,
+            now=time.monotonic(),
         )
         opened = open_connection(
             engine,
@@ -160,6 +190,7 @@ class Client(Endpoint):
             tls=self.tls,
             server_hostname=self.server_hostname,
         )
+        self._error_replies = ERROR_REPLIES in engine.extensions
         peer = opened.sock.getpeername()
         self.peer = (str(peer[0]), int(peer[1]))
         self.close_code = None
@@ -186,6 +217,13 @@ class Client(Endpoint):
         """Called on the IO thread: replies resolve here, user code goes to the handler thread."""
         batch: list[tuple[Callable[[], None], int]] = []
         for event in events:
+            if (
+                self._error_replies
+                and isinstance(event, ev.SyncReplyReceived | ev.MessageReceived)
+                and event.message.headers
+                and self._server_error(batch, event.message)
+            ):
+                continue
             if isinstance(event, ev.MessageReceived):
                 message = event.message
                 chain = self.router.resolve(message.kind)
@@ -209,7 +247,14 @@ class Client(Endpoint):
                     pending.reply = message
                     pending.done.set()
             elif isinstance(event, ev.ErrorOccurred):
-                batch.append((partial(self.report_error, event.error), 0))
+                error = event.error
+                if isinstance(error, UnknownKind) and error.uuid:
+                    with self._lock:
+                        waiting = self._pending.pop(error.uuid, None)
+                    if waiting is not None:
+                        waiting.error = error  # the caller learns now, not at its timeout
+                        waiting.done.set()
+                batch.append((partial(self.report_error, error), 0))
             elif isinstance(event, ev.ConnectionClosed):
                 self.close_code = event.code
                 if event.error is not None:
@@ -218,6 +263,32 @@ class Client(Endpoint):
                             conn.failure = event.error
         if batch:
             inbox.put_many(batch)
+
+    def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
+        """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
+        fn = self._headers_fn
+        if fn is None:
+            return self.extra_headers
+        try:
+            return check_headers(fn(), "headers()")
+        except Exception as exc:
+            raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
+
+    def _server_error(
+        self, batch: list[tuple[Callable[[], None], int]], message: Message[Any]
+    ) -> bool:
+        """An error reply (negotiated peers only): fail its request or report it."""
+        error = error_of(message)
+        if error is None:
+            return False
+        with self._lock:
+            pending = self._pending.pop(message.uuid, None) if message.uuid else None
+        if pending is not None:
+            pending.error = error
+            pending.done.set()
+        else:
+            batch.append((partial(self.report_error, error), 0))
+        return True
 
     def _run_handler(
         self, conn: Connection, chain: Callable[..., Any], message: Message[Any]
@@ -359,16 +430,39 @@ class Client(Endpoint):
         return Ready(self._call(lambda e: e.send(message, uuid=uuid, is_sync=bool(uuid))))
 
     def send(self, message: Message[Any]) -> int:
-        """Send ``message`` (no reply expected); return the payload size in bytes."""
+        """Send ``message`` (no reply expected); return the payload size in bytes.
+
+        Argument errors (TypeError, MessageTooLarge) are raised before anything is sent.
+        """
+        check_message(message)
         return self._call(lambda e: e.send(message))
 
-    def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
+    @overload
+    def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]: ...
+
+    @overload
+    def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R]
+    ) -> Message[R]: ...
+
+    def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R] | None = None
+    ) -> Message[Any]:
         """Send ``message`` as a request and block until the reply (SyncTimeout after timeout).
+
+        With ``reply=ReplyClass`` the result is a ``Message[ReplyClass]`` (typed
+        for a checker, checked at run time: another kind raises UnexpectedReply).
+        RemoteError at once on an error reply, UnknownKind at once for a reply
+        kind not registered here; argument errors (TypeError/ValueError,
+        MessageTooLarge) before anything is sent.
 
         ``timeout`` (seconds, None: no limit) bounds the whole call, writing
         included. Raises ConnectionLost when the connection drops while
         waiting, and TooManyPending past ``max_pending_sync`` waiting requests.
         """
+        check_message(message)
+        check_timeout(timeout)
+        check_reply_class(reply)
         inbox = self._inbox
         if inbox is not None and threading.current_thread() is inbox.thread:
             raise GoomerangError(
@@ -409,14 +503,17 @@ class Client(Endpoint):
         if waiter.error is not None:
             raise waiter.error
         assert waiter.reply is not None
-        return waiter.reply
+        return expect_reply(waiter.reply, reply)
 
     def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
+        check_message(message)
         return self._call(lambda e: e.broadcast(message))
 
     def publish(self, topic: str, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to the subscribers of ``topic``."""
+        check_topic(topic)
+        check_message(message)
         return self._call(lambda e: e.publish(topic, message))
 
     def subscribe(self, topic: str, group: str | None = None) -> None:
@@ -428,6 +525,9 @@ class Client(Endpoint):
         ``ExtensionNotNegotiated`` for a group on a server that did not accept
         the ``queue-groups`` extension (the Go goomerang).
         """
+        check_topic(topic)
+        if group is not None:
+            check_topic(group, "group")
         self._call(lambda e: e.subscribe(topic, group))
         if group is None:
             self._topics.add(topic)
@@ -436,6 +536,9 @@ class Client(Endpoint):
 
     def unsubscribe(self, topic: str, group: str | None = None) -> None:
         """Unsubscribe from ``topic`` (or leave its queue ``group``)."""
+        check_topic(topic)
+        if group is not None:
+            check_topic(group, "group")
         self._call(lambda e: e.unsubscribe(topic, group))
         if group is None:
             self._topics.discard(topic)
@@ -443,14 +546,24 @@ class Client(Endpoint):
             self._groups.discard((topic, group))
 
     # -------------------------------------------------------------- close
+    def subscribe_topic(self, topic: str) -> None:
+        """``sender.subscribe`` in a handler."""
+        self.subscribe(topic)
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        """``sender.unsubscribe`` in a handler."""
+        self.unsubscribe(topic)
+
     def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait for the server to end TCP, end CLOSED.
 
         Returns within ``close_timeout`` seconds (plus scheduling), whatever
         the server does: past it the IO thread aborts the socket (RST), which
         also ends a send stuck behind a server that stopped reading (it
-        raises ConnectionLost). Raises NotRunning when not RUNNING.
+        raises ConnectionLost). Raises NotRunning when not RUNNING and
+        TypeError/ValueError for a bad ``code``.
         """
+        check_close_code(code)
         with self._lock:
             status = self.status
             if status is not Status.RUNNING:

@@ -11,25 +11,25 @@ Output. Any thread queues bytes with :meth:`Connection.submit` (the engine's
 bytes, in engine order, under the one lock that guards the engine); the
 caller writes what the socket takes at once (a non-blocking ``send``), the IO
 thread writes the rest when the socket becomes writable. ``submit`` then
-waits while more than ``write_limit`` bytes are queued ahead of the end of
-its own bytes (``ClientOptions.write_limit``: "send waits for drain above
-it"). Only the IO thread closes the socket.
+waits while the engine says the connection is not writable (more than
+``write_limit`` bytes unsent, until a quarter is left) and, when a deadline
+ends the connection first, raises ConnectionLost if its own bytes did not all
+go out. Only the IO thread closes the socket.
 
-Deadlines (each fails the connection with ``ConnectionLost`` and closes the
-socket with an RST, waking every waiting sender):
+Deadlines and flow control are the engine's (``get_timer``/``handle_timer``,
+``set_transport_buffer_size``, ``is_writable``, ``should_read``): keep-alive
+(``heartbeat_interval``/``ping_timeout``), the close timeout (from the moment
+the close starts until the socket is gone, whatever the server does) and the
+high/low water marks (``write_limit`` and a quarter of it). One deadline is the
+driver's, because only it sees the socket: the write stall, bytes queued that
+the socket took none of for ``ping_timeout`` seconds (the server stopped
+reading), which matters most when no heartbeat runs. Each deadline ends the
+connection: ``ConnectionLost`` for the stall and the keep-alive, an RST on
+the socket, every waiting sender woken.
 
-* write stall: bytes are queued and the socket took none of them for
-  ``ping_timeout`` seconds (the peer stopped reading);
-* keep-alive: a ping every ``heartbeat_interval``; no pong within
-  ``ping_timeout`` after one;
-* close: ``close_timeout`` seconds after the connection left RUNNING (our
-  Close, or the server's) without the server closing TCP.
-
-Input flow control: reading pauses while more than ``write_limit`` bytes wait
-to be written (output the server's own input produced: pongs, the close
-answer), so a peer that sends pings and never reads is throttled by its own
-TCP window; and while the owner says so (:meth:`pause_reading`, used by the
-client when its handler queue is full).
+Reading pauses while the engine says so (output the server's own input
+caused is above high water) and while the owner says so
+(:meth:`pause_reading`, used by the client when its handler queue is full).
 """
 
 from __future__ import annotations
@@ -141,11 +141,6 @@ class Connection:
         self.pongs = 0
         self.peak_buffered = 0
         """Most bytes ever queued and unsent at once (what a stalled server made us hold)."""
-        # keep-alive and close deadlines (monotonic seconds): see _timer / _on_timer
-        interval = options.heartbeat_interval
-        self._next_ping: float | None = time.monotonic() + interval if interval else None
-        self._pong_deadline: float | None = None
-        self._close_deadline: float | None = None
         self.on_events: Callable[[list[ev.Event]], None] = lambda _events: None
         self.on_end: Callable[[Connection], None] = lambda _conn: None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -158,7 +153,7 @@ class Connection:
 
     # ------------------------------------------------------------- output
     def submit(self, op: Callable[[ClientConnection], T], *, deadline: float | None = None) -> T:
-        """Run ``op`` on the engine and queue its bytes; wait for drain above write_limit.
+        """Run ``op`` on the engine and queue its bytes; wait while it is not writable.
 
         Raises NotRunning when the connection is no longer RUNNING (before
         ``op`` runs), ConnectionLost when it ends before this call's bytes
@@ -171,13 +166,13 @@ class Connection:
                 raise NotRunning(f"connection is {self.engine.status.name}")
             result = op(self.engine)
             end = self._queue_engine_output()
-            self._wait_written(end, deadline)
+            self._wait_writable(end, deadline)
         return result
 
     def close(self, code: int) -> None:
         """Start the close handshake (the IO thread arms the close timeout)."""
         with self._lock:
-            self.engine.close(code)
+            self.engine.close(code, now=time.monotonic())
             self._queue_engine_output()
         self._wake()
 
@@ -211,13 +206,17 @@ class Connection:
     def _queue_engine_output(self) -> int:
         """Move the engine's bytes to the output queue and write what fits (lock held).
 
+        Reports the unsent bytes to the engine after each write, and takes its
+        output again (a Pong it held while above high water may follow).
         Returns the output position (total bytes queued) after them.
         """
-        self.engine.apply_pending()  # a fault found after messages: its Close goes out now
-        data = self.engine.data_to_send()
-        if self.tls is not None:
-            data = self.tls.encode(data)
-        if data and not self.dead:
+        engine = self.engine
+        for _ in range(2):
+            data = engine.data_to_send()
+            if self.tls is not None:
+                data = self.tls.encode(data)
+            if not data or self.dead:
+                break
             if not self.buffered:
                 self._progress = time.monotonic()
             self._out.append(data)
@@ -225,8 +224,9 @@ class Connection:
             self._queued_total += len(data)
             self.peak_buffered = max(self.peak_buffered, self.buffered)
             self._write_some()
-            if self.buffered:
-                self._wake()
+            engine.set_transport_buffer_size(self.buffered)
+        if self.buffered and not self.dead:
+            self._wake()
         return self._queued_total
 
     def _write_some(self) -> None:
@@ -253,12 +253,16 @@ class Connection:
             self._offset = 0
         if wrote:
             self._progress = time.monotonic()
+            self.engine.set_transport_buffer_size(self.buffered)
             self._drained.notify_all()
 
-    def _wait_written(self, end: int, deadline: float | None) -> None:
-        """Wait (lock held) until at most write_limit bytes before ``end`` are unwritten."""
-        limit = self.options.write_limit
-        while end - self._written_total > limit and not self.dead:
+    def _wait_writable(self, end: int, deadline: float | None) -> None:
+        """Wait (lock held) while the engine is above high water; raise if ``end`` is lost.
+
+        TimeoutError once ``deadline`` (monotonic) passes first.
+        """
+        engine = self.engine
+        while not engine.is_writable() and not self.dead:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError("the message is still queued")
@@ -284,41 +288,15 @@ class Connection:
                 pass
 
     # -------------------------------------------------------------- timer
-    def _timer(self) -> float | None:
-        """The next keep-alive or close deadline (lock held), monotonic seconds or None."""
-        times = [t for t in (self._next_ping, self._pong_deadline, self._close_deadline) if t]
-        return min(times) if times else None
-
-    def _on_timer(self, now: float) -> None:
-        """Act on the keep-alive and close deadlines that passed (lock held)."""
-        opts = self.options
+    def _timer(self, now: float) -> list[ev.Event]:
+        """Run the engine's deadlines that passed (lock held); the events they made."""
         engine = self.engine
-        if engine.status is Status.RUNNING:
-            if self._pong_deadline is not None and now >= self._pong_deadline:
-                self._fail_locked(ConnectionLost("the server did not answer pings; dropping"))
-                return
-            if self._next_ping is not None and now >= self._next_ping:
-                engine.ping(b"ping")
-                self._queue_engine_output()
-                self._next_ping = now + (opts.heartbeat_interval or 0.0)
-                if opts.ping_timeout and self._pong_deadline is None:
-                    self._pong_deadline = now + opts.ping_timeout
-        else:
-            self._next_ping = self._pong_deadline = None
-            if self._close_deadline is None:
-                self._close_deadline = now + opts.close_timeout
-            elif now >= self._close_deadline:
-                if engine.status is Status.CLOSED:  # closing handshake done; TCP lingers
-                    self.dead = True
-                    self._drained.notify_all()
-                else:
-                    self._fail_locked(
-                        ConnectionLost(f"the server did not close within {opts.close_timeout} s")
-                    )
-
-    def _on_pong(self) -> None:
-        self.pongs += 1
-        self._pong_deadline = None
+        at = engine.get_timer()
+        if at is None or now < at:
+            return []
+        engine.handle_timer(now)
+        self._queue_engine_output()
+        return engine.events()
 
     def _stall_deadline(self) -> float | None:
         timeout = self.options.ping_timeout
@@ -331,43 +309,47 @@ class Connection:
         try:
             with self._lock:  # what the engine answered to frames that came with the 101
                 self._queue_engine_output()
-                done = self.engine.should_close_transport()
             early, self._early = self._early, []
             self.on_events(early)
-            if not done:
-                self._loop()
+            self._loop()
         finally:
             self._finish()
 
     def _loop(self) -> None:
         sock = self.sock
         wake = self._wake_r
+        engine = self.engine
         while True:
             with self._lock:
-                if self.dead:
-                    return
                 now = time.monotonic()
-                self._on_timer(now)
+                events = self._timer(now)
                 stall = self._stall_deadline()
-                if stall is not None and now >= stall:
+                if stall is not None and now >= stall and not self.dead:
                     self._fail_locked(
                         ConnectionLost(
                             f"the server stopped reading: no byte written for "
                             f"{self.options.ping_timeout} s"
                         )
                     )
-                if self.dead:
-                    return
-                deadlines = [t for t in (self._timer(), stall) if t is not None]
-                paused = self._paused_by_owner or self.buffered > self.options.write_limit
+                closing = engine.should_close_transport()
+                done = (
+                    self.dead or engine.should_abort_transport() or (closing and not self.buffered)
+                )
+                deadlines = [t for t in (engine.get_timer(), stall) if t is not None]
+                read = not (closing or self._paused_by_owner or not engine.should_read())
                 want_write = bool(self.buffered)
-            rlist: list[Any] = [wake] if paused else [wake, sock]
+            if events:
+                self.on_events(events)
+            if done:
+                return
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
+            rlist: list[Any] = [wake, sock] if read else [wake]
             readable, writable, _ = select.select(rlist, [sock] if want_write else [], [], timeout)
             if wake in readable:
                 self._drain_wake()
             if writable:
                 with self._lock:
+                    self._queue_engine_output()
                     self._write_some()
             if sock in readable:
                 try:
@@ -376,8 +358,7 @@ class Connection:
                     continue
                 except OSError:
                     data = b""
-                if self._feed(data):
-                    return
+                self._feed(data)
 
     def _drain_wake(self) -> None:
         with self._lock:
@@ -388,10 +369,11 @@ class Connection:
                 pass
             self._woken = False
 
-    def _feed(self, data: bytes) -> bool:
-        """Feed what was read (b'' at EOF); True when the transport should close."""
+    def _feed(self, data: bytes) -> None:
+        """Feed what was read (b'' at EOF) and hand the events to the owner."""
         with self._lock:
             engine = self.engine
+            now = time.monotonic()
             eof = not data
             if data and self.tls is not None:
                 try:
@@ -401,28 +383,25 @@ class Connection:
                     data, eof = b"", True
                 eof = eof or self.tls.eof
             if data:
-                engine.receive_data(data)
+                engine.receive_data(data, now=now)
             if eof:
-                engine.receive_eof()
+                engine.receive_eof(now=now)
             events = engine.events()
-            for event in events:
-                if isinstance(event, ev.PongReceived):
-                    self._on_pong()
+            # handlers run on another thread: a fault after this read's messages applies now
+            engine.apply_pending()
+            events += engine.events()
+            self.pongs += sum(isinstance(event, ev.PongReceived) for event in events)
             self._queue_engine_output()
-            done = engine.should_close_transport()
         self.on_events(events)
-        return done
 
     def _finish(self) -> None:
-        """Close the socket (RST unless the close was clean), wake everyone, tell the owner."""
+        """Close the socket (RST when aborted), tell the engine, wake everyone, tell the owner."""
         with self._lock:
+            engine = self.engine
             self.dead = True
-            clean = self.failure is None and self.engine.status is Status.CLOSED
-            if self.engine.status is not Status.CLOSED:
-                self.engine.abort()
-            self.engine.events()
+            abort = self.failure is not None or engine.should_abort_transport()
             try:
-                if not clean:  # drop unsent bytes now instead of lingering in the kernel
+                if abort:  # drop unsent bytes now instead of lingering in the kernel
                     self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
             except OSError:
                 pass
@@ -430,8 +409,12 @@ class Connection:
             self._wake_r.close()
             self._wake_w.close()
             self._out.clear()
+            engine.transport_closed()
+            events = engine.events()
             self._drained.notify_all()
         self.closed.set()
+        if events:
+            self.on_events(events)
         self.on_end(self)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from goomerang_proto import ClientConnection, ConnectionLost, HandshakeError
 from goomerang_proto import events as ev
 
+from ..tlserrors import tls_error
 from .connection import READ_SIZE, TLSBridge
 
 
@@ -61,7 +62,10 @@ def open_connection(
             incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
             obj = tls.wrap_bio(incoming, outgoing, server_hostname=server_hostname or host)
             bridge = TLSBridge(obj, incoming, outgoing)
-            _tls_handshake(sock, bridge, remaining)
+            try:
+                _tls_handshake(sock, bridge, remaining)
+            except ssl.SSLError as exc:
+                raise tls_error(where, server_hostname or host, exc) from exc
         early = _upgrade(sock, engine, bridge, remaining)
     except TimeoutError:
         sock.close()

@@ -8,8 +8,8 @@
 
 The connection's tasks run in the nursery that ``async with`` holds, so
 ``connect()`` (again after a close, to reconnect by hand) is called inside it.
-Not here (asyncio runtime only): automatic reconnect, TLS, heartbeat pings and
-metrics.
+The engine keeps the deadlines (handshake, heartbeat pings, close) and the flow
+control. Not here (asyncio runtime only): automatic reconnect, TLS, metrics.
 """
 
 from __future__ import annotations
@@ -105,6 +105,12 @@ class Client(NurseryContext, Endpoint):
             registry=self.router.registry,
             max_message_size=o.max_message_size,
             clock=time.time_ns,
+            handshake_timeout=o.handshake_timeout,
+            ping_interval=o.heartbeat_interval or None,
+            ping_timeout=o.ping_timeout or None,
+            close_timeout=o.close_timeout,
+            high_water=o.write_limit,
+            now=trio.current_time(),
         )
         self._conn = Connection(stream, engine, self, next(_ids))
         self._connected = trio.Event()

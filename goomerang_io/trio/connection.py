@@ -1,14 +1,19 @@
 """One goomerang connection on trio: the driver shared by the trio ``Server`` and ``Client``.
 
-It feeds the engine (:mod:`goomerang_proto`) what the stream reads, hands the
-events to its owner after each read, writes what the engine produced, arms the
-one timer the engine asks for and closes the stream when the engine says so.
-``run()`` holds a nursery for the handlers and, inside it, the reader (its own
-task) and a writer task. Sends from any task of the trio run append to the
-write buffer and wake the writer, so a plain-function handler may call
-``sender.send(...)`` without ``await``; awaiting it waits until the buffer is
-below ``write_limit``. ``run()`` returns once the stream is closed and the
-connection's handlers have finished.
+It follows the engine's loop contract (:mod:`goomerang_proto.connection`): feed
+each read with ``now = trio.current_time()``, hand the events to the owner once
+``receive_data`` returned (then ``apply_pending`` and the events again), write
+``data_to_send()`` and report the unsent bytes, pause reading while
+``should_read()`` is False, let ``await send`` wait until ``is_writable()``, keep
+one timer at ``get_timer()`` and close or abort the stream when the engine says
+so. Deadlines and flow-control rules live in the engine.
+
+Tasks. ``run()`` holds a nursery for the handlers and, inside it, the reader
+(its own task; it also serves the timer, as the deadline of its read) and a
+writer. Sends from any task of the trio run go to the engine and the write
+buffer and wake the writer, so a plain-function handler may call
+``sender.send(...)`` without ``await``. ``run()`` returns once the stream is
+closed and the connection's handlers have finished.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Protocol
 
 import trio
 
-from goomerang_proto import BaseConnection, HandlerError, Message, Status
+from goomerang_proto import BaseConnection, HandlerError, Message
 from goomerang_proto import events as ev
 
 from ..awaitables import Ready
@@ -39,7 +44,7 @@ class Owner(Protocol):
 
 
 class _AfterDrain:
-    """``await`` waits for the write buffer to go below ``write_limit``, then gives ``value``."""
+    """``await`` waits until the connection is writable again, then gives ``value``."""
 
     __slots__ = ("conn", "value")
 
@@ -47,37 +52,45 @@ class _AfterDrain:
         self.conn, self.value = conn, value
 
     def __await__(self) -> Generator[Any, None, int]:
-        yield from self.conn.below_limit.wait().__await__()
+        yield from self.conn.writable.wait().__await__()
         return self.value
 
 
 class Connection:
-    """A trio stream driven by one engine; ``run()`` serves it until it is closed."""
+    """A trio stream driven by one engine; ``run()`` serves it until it is closed.
+
+    ``in_response``: sends through ``send_message`` answer the peer (a server's
+    handlers), so the engine pauses reading when they pile up."""
 
     def __init__(
-        self, stream: trio.SocketStream, engine: BaseConnection, owner: Owner, conn_id: int
+        self,
+        stream: trio.SocketStream,
+        engine: BaseConnection,
+        owner: Owner,
+        conn_id: int,
+        in_response: bool = False,
     ) -> None:
         self.stream, self.engine, self.owner, self.conn_id = stream, engine, owner, conn_id
-        self.options = o = owner.options
+        self.options, self.in_response = owner.options, in_response
         self.identity: Any = None
         try:
             host, port = stream.socket.getpeername()[:2]
             self.peer: tuple[str, int] | None = (host, port)
         except (OSError, ValueError):  # gone already, or not an IP socket
             self.peer = None
-        self.closed, self.below_limit, self._wake = trio.Event(), trio.Event(), trio.Event()
-        self.below_limit.set()
+        self.closed, self.writable, self._wake = trio.Event(), trio.Event(), trio.Event()
+        self.writable.set()
+        self._readable = trio.Event()
         self._out = bytearray()
-        self._done = False
-        self._handshake_deadline = trio.current_time() + float(o.handshake_timeout)
-        self._deadline = self._handshake_deadline
+        self._inflight = 0
         self._scope: trio.CancelScope | None = None
-        self._limiter = trio.CapacityLimiter(max(1, o.max_concurrency))
+        self._limiter = trio.CapacityLimiter(max(1, self.options.max_concurrency))
         self._waiting = 0
         self._handlers: trio.Nursery | None = None
 
     async def run(self) -> None:
-        """Serve the connection until the engine asks to close it; then close the stream."""
+        """Serve the connection until the engine asks to close or abort it; then close."""
+        engine = self.engine
         try:
             async with trio.open_nursery() as self._handlers:
                 async with trio.open_nursery() as io:
@@ -87,48 +100,60 @@ class Connection:
                         await self._reader()
                     except Exception as exc:  # a fault here ends this connection only
                         self.owner.report_error(exc)
-                    self._done = True  # the writer flushes what is left, within close_timeout
-                    self._wake.set()
-                    io.cancel_scope.deadline = trio.current_time() + self.options.close_timeout
+                        engine.abort()
+                    if engine.should_abort_transport():
+                        io.cancel_scope.cancel()  # drop what is unsent
+                    else:  # write what is left, within the engine's close deadline
+                        at = engine.get_timer()
+                        at = trio.current_time() + self.options.close_timeout if at is None else at
+                        io.cancel_scope.deadline = at
+                        self._wake.set()
                 await self.stream.aclose()
+                engine.transport_closed()
+                await self._process()
         finally:
-            self.below_limit.set()
+            self.writable.set()
             self.closed.set()
 
     def timer(self) -> float:
-        """The one timer the engine asks for, on the trio clock: the handshake timeout while
-        the upgrade runs, the close timeout while a close handshake is under way."""
-        if self.engine.status is Status.NEW:
-            self._deadline = self._handshake_deadline
-        elif not self.engine.close_expected():
-            self._deadline = math.inf
-        elif self._deadline in (math.inf, self._handshake_deadline):
-            self._deadline = trio.current_time() + self.options.close_timeout
+        """The one timer the engine asks for (``get_timer()``, trio clock; inf: none). It is
+        the deadline of the reader's wait, re-armed whenever the engine's output changes."""
+        at = self.engine.get_timer()
+        deadline = math.inf if at is None else at
         if self._scope is not None:
-            self._scope.deadline = self._deadline
-        return self._deadline
+            self._scope.deadline = deadline
+        return deadline
 
     async def _reader(self) -> None:
         engine = self.engine
-        while not engine.should_close_transport():
+        while not (engine.should_abort_transport() or engine.should_close_transport()):
+            data: bytes | None = None
             with trio.CancelScope(deadline=self.timer()) as self._scope:
-                try:
-                    data = await self.stream.receive_some(READ_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
+                if engine.should_read():
+                    try:
+                        data = await self.stream.receive_some(READ_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
+                else:  # our replies pile up: let the peer's TCP window throttle it
+                    self._readable = trio.Event()
+                    await self._readable.wait()
             self._scope = None
-            if self._deadline <= trio.current_time():
-                engine.abort()  # the peer never finished the handshake or the close
-            elif data:
-                engine.receive_data(data)
-            else:
-                engine.receive_eof()
-            while True:  # data_to_send may add events (a deferred failure)
-                for event in engine.events():
-                    await self.owner.on_event(self, event)
-                self.flush()
-                if not engine.has_events():
-                    break
+            now = trio.current_time()
+            if data:
+                engine.receive_data(data, now)
+            elif data is not None:
+                engine.receive_eof(now)
+            elif now >= self.timer():
+                engine.handle_timer(now)
+            await self._process()
+            engine.apply_pending()
+            await self._process()
+            self.flush()
+
+    async def _process(self) -> None:
+        while self.engine.has_events():
+            for event in self.engine.events():
+                await self.owner.on_event(self, event)
 
     async def _writer(self) -> None:
         while True:
@@ -137,44 +162,65 @@ class Connection:
             while self._out:
                 chunk = bytes(self._out)
                 self._out.clear()
+                self._inflight = len(chunk)  # still unsent until send_all returns
                 try:
                     await self.stream.send_all(chunk)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self._done = True
-                    self._out.clear()
-                if len(self._out) < self.options.write_limit:
-                    self.below_limit.set()
-            if self._done:
+                    self.engine.abort()
+                    self._poke()
+                    return
+                self._inflight = 0
+                self.flush()  # report the drained buffer; a held Pong may go out now
+            if self.engine.should_close_transport():
                 return
 
-    def write(self, data: bytes) -> None:
-        """Queue framed bytes for the writer (dropped once the connection is done)."""
-        if data and not self._done:
-            self._out += data
-            if len(self._out) >= self.options.write_limit and self.below_limit.is_set():
-                self.below_limit = trio.Event()
-            self._wake.set()
+    def _poke(self) -> None:
+        """Wake the reader: the engine may have events or a new state to act on."""
+        if self._scope is not None:
+            self._scope.cancel()
 
     def flush(self) -> None:
-        """Queue what the engine produced and re-arm the timer (a close may have started)."""
-        self.write(self.engine.data_to_send())
+        """Queue what the engine produced, report the unsent bytes, apply the engine's
+        flow-control state and re-arm its timer."""
+        engine = self.engine
+        data = engine.data_to_send()
+        if data:
+            self._out += data
+            self._wake.set()
+        engine.set_transport_buffer_size(len(self._out) + self._inflight)
+        data = engine.data_to_send()  # a Pong held while above high water
+        if data:
+            self._out += data
+            self._wake.set()
+        if engine.is_writable():
+            self.writable.set()
+        elif self.writable.is_set():
+            self.writable = trio.Event()
+        if engine.should_read():
+            self._readable.set()
+        if engine.has_events() or engine.should_abort_transport():
+            self._poke()
         self.timer()
 
-    def buffered(self) -> int:
-        """Bytes queued and not yet written."""
-        return len(self._out)
+    def write_prepared(self, frame: bytes) -> bool:
+        """Queue a frame made once for many connections (fan-out); False when not sent."""
+        sent = bool(self.engine.send_prepared(frame))  # type: ignore[attr-defined]
+        self.flush()
+        return sent
 
     def send_message(self, message: Message[Any], uuid: str) -> Awaitable[int]:
         """Send ``message`` (a sync reply when ``uuid`` is set); used by ``Sender``.
-        Returns an awaitable of the payload size that waits while the buffer is full."""
-        size = self.engine.send(message, uuid=uuid, is_sync=bool(uuid))
+        Returns an awaitable of the payload size that waits while not writable."""
+        engine = self.engine
+        size = engine.send(message, uuid=uuid, is_sync=bool(uuid), in_response=self.in_response)
         self.flush()
-        return Ready(size) if self.below_limit.is_set() else _AfterDrain(self, size)
+        return Ready(size) if engine.is_writable() else _AfterDrain(self, size)
 
     def close(self, code: int = 1000) -> None:
         """Start the close handshake (``run()`` ends when it completes or times out)."""
-        self.engine.close(code)
+        self.engine.close(code, now=trio.current_time())
         self.flush()
+        self._poke()
 
     async def submit(self, chain: Callable[..., Any], sender: Any, message: Message[Any]) -> None:
         """Run a handler: a plain function inline; an async one as a task, max_concurrency at

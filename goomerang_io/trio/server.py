@@ -7,9 +7,10 @@
 
 or ``await nursery.start(server.serve)`` in a nursery of your own. Handlers,
 middlewares, hooks, broadcast and publish/subscribe (with the client commands)
-behave as on asyncio, in one process. Not here (asyncio runtime only): worker
-processes and backplanes, custom HTTP routes (other paths get 404),
-authentication, connection limits, keep-alive pings and metrics.
+behave as on asyncio, in one process, with the engine's deadlines (handshake,
+keep-alive pings, close) and flow control. Not here (asyncio runtime only):
+worker processes and backplanes, queue groups, custom HTTP routes (other paths
+get 404), authentication, TLS, connection limits and metrics.
 """
 
 from __future__ import annotations
@@ -92,8 +93,16 @@ class Server(NurseryContext, Endpoint):
             max_message_size=o.max_message_size,
             max_request_size=o.max_request_size,
             clock=time.time_ns,
+            handshake_timeout=o.handshake_timeout,
+            ping_interval=o.ping_interval or None,
+            ping_timeout=o.ping_timeout or None,
+            close_timeout=o.close_timeout,
+            high_water=o.write_limit,
+            max_buffered=o.slow_client_limit or None,
+            overflow_code=o.slow_client_code,
+            now=trio.current_time(),
         )
-        await Connection(stream, engine, self, next(self._ids)).run()
+        await Connection(stream, engine, self, next(self._ids), in_response=True).run()
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Close every client with 1000, wait for the answers and the handlers (at most
@@ -127,14 +136,10 @@ class Server(NurseryContext, Endpoint):
 
     def _fanout(self, message: Message[Any], targets: list[Connection]) -> list[BroadcastResult]:
         frame = prepare(message, creation_ns=time.time_ns())
-        size, limit, results = message.payload.ByteSize(), self.options.slow_client_limit, []
-        for conn in targets:
+        size, results = message.payload.ByteSize(), []
+        for conn in targets:  # a target past slow_client_limit is failed by its engine
             t0 = time.perf_counter()
-            ok = conn.engine.status is Status.RUNNING
-            if ok:
-                conn.write(frame)
-                if limit and conn.buffered() > limit:  # a slow reader: memory stays bounded
-                    conn.close(self.options.slow_client_code)
+            ok = conn.engine.status is Status.RUNNING and conn.write_prepared(frame)
             results.append(BroadcastResult(size, time.perf_counter() - t0, conn.conn_id, ok))
         return results
 
@@ -170,8 +175,13 @@ class Server(NurseryContext, Endpoint):
             if self.status is Status.RUNNING:
                 await self.publish(event.topic, event.message)
         elif isinstance(event, ev.SubscribeRequested):
-            self.topics.subscribe(event.topic, conn)
-            self.hooks.run("on_subscribe", event.topic)
+            held, cap = self.topics.topics_of(conn), self.options.max_subscriptions
+            if event.group or (event.topic not in held and len(held) >= cap):
+                why = "queue groups are asyncio only" if event.group else f"max_subscriptions={cap}"
+                self.report_error(GoomerangError(f"subscribe to {event.topic!r} ignored: {why}"))
+            else:
+                self.topics.subscribe(event.topic, conn)
+                self.hooks.run("on_subscribe", event.topic)
         elif isinstance(event, ev.UnsubscribeRequested):
             self.topics.unsubscribe(event.topic, conn)
             self.hooks.run("on_unsubscribe", event.topic)

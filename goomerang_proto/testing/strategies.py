@@ -140,6 +140,12 @@ def messages(
     return st.builds(Message, payloads, hdrs)
 
 
+_small_messages = st.builds(
+    Message, st.builds(ex.MessageV1, message=header_text(20)), headers(2, text_size=5)
+)
+"""MessageV1 with small unicode text and headers: the envelopes' default (cheap to draw)."""
+
+
 def uuids() -> st.SearchStrategy[str]:
     """Sync correlation ids as the wire carries them: 36-character UUID v4 text."""
     return st.uuids(version=4).map(str)
@@ -158,12 +164,13 @@ def envelopes(
 ) -> bytes:
     """Frame bytes a peer might send: every field, every command kind, unknown kinds, garbage.
 
+    ``message_strategy`` defaults to small MessageV1 messages with headers.
     From a client (``client_to_server``): plain and sync messages, the four
     commands (Broadcast/Publish/Subscribe/Unsubscribe with ``message-``
     headers), a Frame of an unknown kind, random bytes. From a server: plain
     messages, sync replies, unknown kinds, random bytes.
     """
-    msg = draw(message_strategy if message_strategy is not None else messages())
+    msg = draw(message_strategy if message_strategy is not None else _small_messages)
     choice = draw(st.integers(0, 8 if client_to_server else 4))
     ns = draw(creation_ns)
     topic = draw(header_text(10))

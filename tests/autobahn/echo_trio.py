@@ -22,7 +22,7 @@ from goomerang_proto import ClientConnection, GoomerangError, ServerConnection
 from goomerang_proto import events as ev
 
 from .echo_client import AGENT, CASE_TIMEOUT
-from .echo_server import MAX_MESSAGE_SIZE
+from .echo_server import CLOSE_TIMEOUT, MAX_MESSAGE_SIZE
 
 _ids = itertools.count(1)
 
@@ -53,7 +53,13 @@ class Echo:
 
 async def serve(port: int) -> None:
     async def one(stream: trio.SocketStream) -> None:
-        engine = ServerConnection(raw=True, ws_path="/", max_message_size=MAX_MESSAGE_SIZE)
+        engine = ServerConnection(
+            raw=True,
+            ws_path="/",
+            max_message_size=MAX_MESSAGE_SIZE,
+            close_timeout=CLOSE_TIMEOUT,
+            now=trio.current_time(),
+        )
         await Connection(stream, engine, Echo(), next(_ids)).run()
 
     listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")

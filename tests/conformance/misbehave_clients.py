@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from misbehave_peers import ClientDriver, rss_kb
+from misbehave_sync_client import SyncDriver
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -110,5 +111,24 @@ class AsyncioDriver:
             await closed.wait()
         return {"errors": errors, "statuses": statuses, "code": client.close_code}
 
+    def until_closed(self, addr: str) -> dict[str, Any]:
+        return asyncio.run(self._until_closed(addr))
 
-CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver()}
+    async def _until_closed(self, addr: str) -> dict[str, Any]:
+        from pathlib import Path
+
+        from goomerang_io import Client
+
+        closed = asyncio.Event()
+        client = Client(addr, on_error=[lambda _e: None], heartbeat_interval=None)
+        client.on_status_change(lambda s: closed.set() if s is Status.CLOSED else None)
+        await client.connect()
+        Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on
+        rss0, _ = rss_kb(os.getpid())
+        async with asyncio.timeout(60.0):
+            await closed.wait()
+        _, hwm = rss_kb(os.getpid())
+        return {"rss_growth_kb": hwm - rss0, "status": client.status.name}
+
+
+CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver(), "blocking": SyncDriver()}

@@ -163,14 +163,25 @@ class PushResult:
     seconds: float = 0.0
 
 
-def push(sock: socket.socket, chunk: bytes, total: int, *, stall_after: float = 0.5) -> PushResult:
-    """Send ``chunk`` repeatedly until ``total`` bytes went out, the peer stalls, or it closes."""
+def push(
+    sock: socket.socket,
+    chunk: bytes,
+    total: int,
+    *,
+    stall_after: float = 0.5,
+    budget: float = 15.0,
+) -> PushResult:
+    """Send ``chunk`` repeatedly until ``total`` bytes went out, the peer stalls, or it closes.
+
+    A stall is ``stall_after`` seconds without the peer taking a byte (it paused
+    reading); ``budget`` bounds the whole push in time.
+    """
     result = PushResult()
     sock.settimeout(stall_after)
     t0 = time.monotonic()
     view = memoryview(chunk)
     try:
-        while result.sent < total and time.monotonic() - t0 < 15.0:
+        while result.sent < total and time.monotonic() - t0 < budget:
             n = sock.send(view)
             result.sent += n
             view = view[n:] if n < len(view) else memoryview(chunk)
@@ -285,7 +296,7 @@ class Healthy:
         await client.connect()
         self._ready.set()
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() or self.sent < 3:  # each request is awaited
                 text = f"healthy {self.sent}"
                 self.sent += 1
                 reply = await client.send_sync(Message(MessageV1(message=text)), timeout=5.0)
@@ -345,6 +356,24 @@ def stall(sock: socket.socket, done: threading.Event) -> None:
     done.wait(10.0)
 
 
+def server_ping_flood(
+    total: int, sent: list[int]
+) -> Callable[[socket.socket, threading.Event], None]:
+    """Push ``total`` bytes of server Pings (125-byte payloads), never read, then end TCP."""
+    one = build_frame(OP_PING, b"p" * 125)
+    chunk = one * (64 * 1024 // len(one))
+
+    def behave(sock: socket.socket, done: threading.Event) -> None:
+        sock.settimeout(5.0)
+        try:
+            while sent[0] < total and not done.is_set():
+                sent[0] += sock.send(chunk)
+        except OSError:
+            pass
+
+    return behave
+
+
 def empty_close_then_wait(sock: socket.socket, done: threading.Event) -> None:
     """Send a Close frame with no status (the client sees 1005), read its answer, end TCP."""
     sock.sendall(build_frame(OP_CLOSE, b""))
@@ -379,4 +408,11 @@ class ClientDriver(Protocol):
 
     def clean_close_from_server(self, addr: str) -> dict[str, Any]:
         """Connect and wait until the server closed; returns ``errors`` and ``statuses``."""
+        ...
+
+    def until_closed(self, addr: str) -> dict[str, Any]:
+        """Connect (no heartbeat) and stay until the server ends the connection.
+
+        Returns ``rss_growth_kb`` (peak RSS of this process during it) and ``status``.
+        """
         ...

@@ -228,16 +228,7 @@ def test_graceful_shutdown(opened: Callable[..., Peer]) -> None:
     assert peer.errors == [], peer.errors
 
 
-def test_server_close_goes_through_closing(
-    opened: Callable[..., Peer], runtime: str, request: pytest.FixtureRequest
-) -> None:
-    if runtime in ("asyncio", "uvloop"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="issue 12: the asyncio client goes RUNNING -> CLOSED when the server "
-                "closes; the Go client goes RUNNING -> CLOSING -> CLOSED (refclient watch)",
-            )
-        )
+def test_server_close_goes_through_closing(opened: Callable[..., Peer]) -> None:
+    """Go's sequence when the server closes: RUNNING -> CLOSING -> CLOSED (refclient watch)."""
     peer = shut_down_go_server(opened)
     assert peer.statuses == [Status.RUNNING, Status.CLOSING, Status.CLOSED], peer.statuses

@@ -157,3 +157,36 @@ def test_exactly_one_member_per_group_over_two_workers(workers: Workers) -> None
 
     loop_run(main())
     assert workers.stop() == 0
+
+
+def test_group_members_are_re_announced_after_a_hub_restart(hub_path: str, loop_kind: str) -> None:
+    hub = HubThread(hub_path)
+
+    async def body() -> None:
+        nonlocal hub
+        a, b, c = await nodes(hub_path, "a", "b", "c")
+        await a.bp.join("jobs", "g")
+        await b.bp.join("jobs", "g")
+        await b.bp.join("jobs", "g")
+        await b.bp.leave("jobs", "g")  # b: 1 member left
+        hub.stop()
+        await a.wait_error()
+        hub = HubThread(hub_path)  # a new hub knows nothing until the workers re-announce
+        for node in (a, b, c):
+            await asyncio.wait_for(node.bp.wait_connected(), 5.0)
+        for i in range(10):
+            await c.bp.publish("jobs", "k", f"r{i}".encode())
+        await c.bp.broadcast("k", b"fence")
+        await a.wait_for(b"fence")
+        await b.wait_for(b"fence")
+        got_a = [m.frame for m in a.inbox if m.frame.startswith(b"r")]
+        got_b = [m.frame for m in b.inbox if m.frame.startswith(b"r")]
+        assert (len(got_a), len(got_b)) == (5, 5)  # 1 member each after the restart
+        assert sorted(got_a + got_b) == sorted(f"r{i}".encode() for i in range(10))
+        for node in (a, b, c):
+            await node.bp.close()
+
+    try:
+        run(body, loop_kind)
+    finally:
+        hub.stop()

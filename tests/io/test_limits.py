@@ -60,7 +60,10 @@ def test_server_max_message_size_closes_with_1009() -> None:
 
 def test_client_max_message_size_closes_with_1009() -> None:
     async def main() -> None:
-        server, _errors = await started()
+        server = Server("127.0.0.1:0")
+        # a small request, a reply above the client's limit (which its own sends respect)
+        server.handle(MessageV1, lambda s, m: s.send(Message(ReplyV1(message="w" * 1000))))
+        await server.start()
         errors: list[BaseException] = []
         client = Client(
             server.addr, heartbeat_interval=None, max_message_size=500, on_error=errors.append
@@ -68,7 +71,7 @@ def test_client_max_message_size_closes_with_1009() -> None:
         client.register_message(ReplyV1)
         await client.connect()
         with pytest.raises(ConnectionLost):
-            await client.send_sync(Message(MessageV1(message="w" * 1000)))
+            await client.send_sync(Message(MessageV1(message="small")))
         assert client.close_code == 1009
         assert errors
         await server.shutdown(timeout=2.0)

@@ -106,9 +106,13 @@ def test_scrape_counts_two_workers() -> None:
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"listening on ws://([^/\s]+)/ws", line)
-        assert match, line
+        seen = []
+        for line in proc.stdout:  # log lines ("worker 0 ready") come first
+            seen.append(line)
+            match = re.search(r"listening on ws://([^/\s]+)/ws", line)
+            if match:
+                break
+        assert match, seen
         addr = match.group(1)
         # Two workloads on two connections; with SO_REUSEPORT they may land on
         # either worker: every scrape (answered by any worker) merges both.

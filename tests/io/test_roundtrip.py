@@ -25,7 +25,7 @@ from util import (
     running,
 )
 
-from goomerang_io import Client, Server
+from goomerang_io import Client, RemoteError, Server
 from goomerang_proto import (
     ConnectionLost,
     HandlerError,
@@ -598,9 +598,10 @@ def test_client_max_message_size_closes_with_1009() -> None:
             )
             client.register_message(ReplyV1)
             await asyncio.wait_for(client.connect(), WAIT)
-            with pytest.raises(ConnectionLost):
-                await client.send_sync(msg("y" * 2000), timeout=WAIT)
-            await statuses.wait_for(lambda s: s is Status.CLOSED)
+            # its own sends respect its limit (MessageTooLarge); a peer's broadcast does not
+            async with connected(new_client(server)) as big:
+                await big.broadcast(msg("y" * 2000))
+                await statuses.wait_for(lambda s: s is Status.CLOSED)
             assert client.close_code == 1009
 
     run(main())
@@ -649,7 +650,7 @@ def test_text_frame_from_server_is_reported_on_the_client() -> None:
     run(main())
 
 
-def test_sync_request_without_a_server_handler_is_reported_and_times_out() -> None:
+def test_sync_request_without_a_server_handler_is_reported_and_fails_at_once() -> None:
     async def main() -> None:
         errors = Inbox()
         server = echo_server(on_error=errors)
@@ -658,8 +659,9 @@ def test_sync_request_without_a_server_handler_is_reported_and_times_out() -> No
             client = new_client(server)
             client.register_message(ReplyV1)
             async with connected(client):
-                with pytest.raises(SyncTimeout):
-                    await client.send_sync(Message(BadReplyV1(message="?")), timeout=0.2)
+                with pytest.raises(RemoteError) as info:  # an error reply, not the timeout
+                    await client.send_sync(Message(BadReplyV1(message="?")), timeout=30.0)
+                assert info.value.code == "no-handler"
                 err = await errors.wait_count(1)
                 assert "goomerang.example.BadReplyV1" in str(err[0])
                 assert client._pending == {}

@@ -198,6 +198,7 @@ def test_close_returns_within_close_timeout_while_another_thread_is_stuck_writin
         heartbeat_interval=None,
         ping_timeout=30,
         close_timeout=close_timeout,
+        max_message_size=16_000_000,  # our own sends are checked against it
         **watch.hooks(),
     )
     client.connect()
@@ -445,7 +446,13 @@ def test_replies_to_a_server_that_never_reads_are_bounded_then_dropped() -> None
 def test_send_sync_timeout_bounds_the_write_to_a_server_that_stopped_reading() -> None:
     server = RawServer(stall)
     watch = Watch()
-    client = Client(server.addr, heartbeat_interval=None, ping_timeout=30, **watch.hooks())
+    client = Client(
+        server.addr,
+        heartbeat_interval=None,
+        ping_timeout=30,
+        max_message_size=16_000_000,  # our own sends are checked against it
+        **watch.hooks(),
+    )
     client.connect()
     link = client._link
     assert link is not None

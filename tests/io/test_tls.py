@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from util import WAIT, Inbox, connected, echo, msg, new_server, recorder_handler, run, running
 
-from goomerang_io import Client
-from goomerang_proto import ConnectionLost, GoomerangError, HandshakeError, NotRunning, Status
+from goomerang_io import Client, TLSError
+from goomerang_proto import GoomerangError, HandshakeError, NotRunning, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
 
@@ -138,9 +138,10 @@ def test_client_that_does_not_trust_the_certificate_fails(
         server = new_server(tls=server_ctx, handshake_timeout=2.0)
         async with running(server):
             client = Client(server.addr, tls=ssl.create_default_context(), heartbeat_interval=None)
-            with pytest.raises(ConnectionLost) as info:
+            with pytest.raises(TLSError) as info:
                 await asyncio.wait_for(client.connect(), WAIT)
             assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+            assert "certificate verification failed" in str(info.value)
             assert client.status is Status.NEW
             with pytest.raises(NotRunning):
                 await client.send(msg())

@@ -20,6 +20,7 @@ from goomerang_io.options import ServerOptions
 from goomerang_io.trio import Client, Server
 from goomerang_io.trio.connection import Connection
 from goomerang_proto import (
+    AlreadyRunning,
     ConnectionLost,
     HandlerError,
     HandshakeError,
@@ -248,20 +249,51 @@ def test_shutdown_is_bounded_when_a_client_never_answers_the_close() -> None:
     run(case)
 
 
-def test_a_fan_out_target_that_does_not_read_is_closed_once_past_the_limit() -> None:
+def test_a_fan_out_target_that_does_not_read_is_dropped_once_past_the_limit() -> None:
+    """The engine's hard cap (slow_client_limit): the connection is failed (1008) and its
+    transport aborted with what it held; the error is reported; the others go on."""
+
     async def case() -> None:
-        async with echo_server(slow_client_limit=256 * 1024, slow_client_code=1008) as server:
-            slow = await RawPeer.connect(server.addr)  # never reads
-            assert server.connections() == 1
-            big = msg("x" * 100_000)
-            for _ in range(2000):  # at most 200 MB offered; the limit trips long before
-                results = await server.broadcast(big)
-                if not results or not results[0].ok:
-                    break
-                await trio.sleep(0)  # let the writer fill the socket
-            else:
-                raise AssertionError("the slow client was never dropped")
-            assert await slow.close_code() == 1008
+        errors: list[BaseException] = []
+        changed = trio.Event()
+
+        def count(_sender: Any) -> None:
+            nonlocal changed
+            changed.set()
+
+        async def until_connections(n: int) -> None:
+            nonlocal changed
+            while server.connections() != n:
+                changed = trio.Event()
+                await changed.wait()
+
+        limit = 256 * 1024
+        server = echo_server(
+            slow_client_limit=limit,
+            slow_client_code=1008,
+            on_error=[errors.append],
+            on_connect=[count],
+            on_disconnect=[count],
+        )
+        got = trio.Semaphore(0, max_value=10_000)
+        async with server:
+            reader = client(server.addr)
+            reader.handle(MessageV1, lambda _sender, _message: got.release())
+            async with reader:
+                slow = await RawPeer.connect(server.addr)  # never reads
+                await until_connections(2)
+                big = msg("x" * 100_000)
+                for _ in range(2000):  # at most 200 MB offered; the cap trips long before
+                    results = await server.broadcast(big)
+                    if not all(r.ok for r in results):
+                        break
+                    await got.acquire()  # the reading client keeps pace: only `slow` lags
+                else:
+                    raise AssertionError("the slow client was never dropped")
+                assert await slow.at_eof()
+                await until_connections(1)
+                assert (await reader.send_sync(msg("alive"))).payload.message == "alive"
+        assert [e for e in errors if f"more than {limit} bytes" in str(e)], errors
 
     run(case)
 
@@ -291,5 +323,116 @@ def test_a_fault_in_the_owner_ends_that_connection_only_and_is_reported() -> Non
             assert [str(e) for e in owner.errors] == ["owner bug"]
             assert await peer_stream.receive_some(100) == b""  # EOF
         await listener.aclose()
+
+    run(case)
+
+
+def test_server_pings_and_drops_a_client_that_never_answers() -> None:
+    async def case() -> None:
+        errors: list[BaseException] = []
+        server = echo_server(ping_interval=0.2, ping_timeout=0.3, on_error=[errors.append])
+        async with server:
+            mute = await RawPeer.connect(server.addr)  # reads, never answers a ping
+            assert await mute.next_frame() == (9, b"ping")
+            t0 = trio.current_time()
+            assert await mute.at_eof()
+            assert trio.current_time() - t0 < 2.0
+        assert any(isinstance(e, ConnectionLost) for e in errors), errors
+
+    run(case)
+
+
+def test_client_send_waits_while_the_server_does_not_read() -> None:
+    """Flow control: above high water (write_limit) ``await send`` waits, memory stays bounded."""
+    from goomerang_proto.handshake import accept_token
+
+    async def case() -> None:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        accepted: list[trio.SocketStream] = []
+
+        async def upgrade_then_stall() -> None:  # answers the upgrade, then never reads
+            stream = await listener.accept()
+            accepted.append(stream)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += await stream.receive_some(65536)
+            key = next(
+                line.split(b":", 1)[1].strip().decode()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            )
+            await stream.send_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + accept_token(key).encode()
+                + b"\r\n\r\n"
+            )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(upgrade_then_stall)
+            c = client(f"127.0.0.1:{port}", write_limit=64 * 1024, close_timeout=0.2)
+            async with c:
+                sent = 0
+                with trio.move_on_after(1.0) as blocked:
+                    for _ in range(10_000):  # 1 GB if nothing ever waited
+                        await c.send(msg("y" * 100_000))
+                        sent += 1
+                assert blocked.cancelled_caught, "send never waited"
+                assert sent < 1000, sent  # kernel buffers plus one write_limit, not more
+            for stream in accepted:
+                await stream.aclose()
+        await listener.aclose()
+
+    run(case)
+
+
+def test_client_refused_upgrade_double_connect_and_send_after_close() -> None:
+    async def case() -> None:
+        async with echo_server() as server:
+            with pytest.raises(HandshakeError, match="404"):
+                async with client(server.addr, path="/nope"):
+                    pass
+            c = client(server.addr)
+            async with c:
+                with pytest.raises(AlreadyRunning):
+                    await c.connect()
+                await c.close()
+                assert c.status is Status.CLOSED and c.close_code == 1000
+                with pytest.raises(NotRunning):
+                    await c.send(msg("late"))
+                await c.connect()  # again, by hand, inside the same `async with`
+                assert (await c.send_sync(msg("again"))).payload.message == "again"
+
+    run(case)
+
+
+def test_subscriptions_per_connection_are_bounded() -> None:
+    async def case() -> None:
+        errors: list[BaseException] = []
+        server = echo_server(max_subscriptions=2, on_error=[errors.append])
+        async with server:
+            got: list[str] = []
+            seen = trio.Event()
+
+            def on_message(_sender: Any, message: Message[Any]) -> None:
+                got.append(message.payload.message)
+                if message.payload.message == "fence":
+                    seen.set()
+
+            sub = client(server.addr)
+            sub.handle(MessageV1, on_message)
+            async with sub:
+                for topic in ("a", "b", "c"):  # the third is over the cap
+                    await sub.subscribe(topic)
+                await sub.send(msg("fence"))  # echoed after the three commands were read
+                await seen.wait()
+                for topic in ("a", "b", "c"):
+                    await server.publish(topic, msg(f"to {topic}"))
+                seen = trio.Event()
+                await sub.send(msg("fence"))  # after the publishes on the same connection
+                await seen.wait()
+        assert got == ["fence", "to a", "to b", "fence"]
+        assert [str(e) for e in errors] == ["subscribe to 'c' ignored: max_subscriptions=2"]
 
     run(case)

@@ -41,9 +41,13 @@ class Workers:
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # blocks until the supervisor says all are ready
-        match = re.search(r"listening on ws://([^/\s]+)/ws", line)
-        assert match, f"server did not start: {line!r}"
+        seen = []
+        for line in self.proc.stdout:  # until the supervisor says all are ready
+            seen.append(line)
+            match = re.search(r"listening on ws://([^/\s]+)/ws", line)
+            if match:
+                break
+        assert match, f"server did not start: {seen!r}"
         self.addr = match.group(1)
 
     def stop(self) -> int:

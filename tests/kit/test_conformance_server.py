@@ -22,7 +22,6 @@ from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 # Verdicts against `goomerang serve` that are not OK, each with its reason. When the
 # fix lands the case turns OK and this test says to remove the entry.
 NOT_OK_SERVE = {
-    "1.8": ("FAILED", "issue 11 item 7: two Sec-WebSocket-Key headers are answered 101"),
     "10.1": ("INFORMATIONAL", "always informational: reports what a silent peer meets"),
 }
 

@@ -82,7 +82,7 @@ def norm_message(m: Message[Any]) -> tuple[Any, ...]:
 def norm_event(e: ev.Event) -> tuple[Any, ...]:
     """A comparable form of an event (errors compare by type and text)."""
     out: list[Any] = [type(e).__name__]
-    for name in e.__dataclass_fields__:  # type: ignore[attr-defined]
+    for name in e.__slots__:
         value = getattr(e, name)
         if isinstance(value, Message):
             value = norm_message(value)

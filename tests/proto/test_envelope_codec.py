@@ -56,7 +56,7 @@ def _expected_frame(
     return frame
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(payload_cls, texts, headers_st, uuids, st.booleans(), creation_st)
 def test_pack_unpack_round_trip(
     cls: Any, text: str, headers: dict[str, str], uuid: str, is_sync: bool, creation_ns: int
@@ -75,7 +75,7 @@ def test_pack_unpack_round_trip(
     assert got == Message(cls(message=text), headers, uuid=uuid, is_sync=is_sync)
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(payload_cls, texts, headers_st, uuids, st.booleans(), creation_st)
 def test_pack_parses_to_the_same_fields_as_the_runtime(
     cls: Any, text: str, headers: dict[str, str], uuid: str, is_sync: bool, creation_ns: int
@@ -88,7 +88,7 @@ def test_pack_parses_to_the_same_fields_as_the_runtime(
     assert pb.Frame.FromString(data) == expected
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(payload_cls, texts, one_header_st, uuids, st.booleans(), creation_st)
 def test_pack_is_byte_identical_to_the_runtime_for_at_most_one_header(
     cls: Any, text: str, headers: dict[str, str], uuid: str, is_sync: bool, creation_ns: int
@@ -133,7 +133,7 @@ def test_plain_send_matches_the_protocol_example() -> None:
 
 
 # ------------------------------------------------------------------ commands
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(payload_cls, texts, headers_st, creation_st)
 def test_broadcast_round_trip(
     cls: Any, text: str, headers: dict[str, str], creation_ns: int
@@ -151,7 +151,7 @@ def test_broadcast_round_trip(
     assert got.payload_size == len(msg.payload.SerializeToString())
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(texts, payload_cls, texts, headers_st, creation_st)
 def test_publish_round_trip(
     topic: str, cls: Any, text: str, headers: dict[str, str], creation_ns: int
@@ -167,7 +167,7 @@ def test_publish_round_trip(
     assert got == msg
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(texts, creation_st, st.booleans())
 def test_subscribe_and_unsubscribe_round_trip(topic: str, creation_ns: int, sub: bool) -> None:
     pack = codec.pack_subscribe_cmd if sub else codec.pack_unsubscribe_cmd
@@ -240,7 +240,7 @@ def test_envelope_with_bad_utf8_kind_is_malformed() -> None:
         codec.unpack(b"\x12\x01\xff", REGISTRY)
 
 
-@settings(max_examples=500)
+@settings(deadline=None, max_examples=500)
 @given(st.binary(max_size=300))
 def test_garbage_raises_only_documented_errors(data: bytes) -> None:
     try:
@@ -250,7 +250,7 @@ def test_garbage_raises_only_documented_errors(data: bytes) -> None:
     assert got.kind in REGISTRY
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(texts, headers_st, uuids, st.data())
 def test_truncated_frames_are_malformed_or_decode(
     text: str, headers: dict[str, str], uuid: str, data: st.DataObject
@@ -267,7 +267,7 @@ def test_truncated_frames_are_malformed_or_decode(
     assert got.kind == kind_of(ex.MessageV1)
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(texts, headers_st, st.data())
 def test_mutated_frames_raise_only_documented_errors(
     text: str, headers: dict[str, str], data: st.DataObject

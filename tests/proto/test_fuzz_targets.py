@@ -84,7 +84,7 @@ def test_target_survives_a_mutated_corpus(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", TARGET_NAMES)
-@settings(max_examples=500)
+@settings(deadline=None, max_examples=500)
 @given(data=st.binary(max_size=200))
 def test_target_survives_arbitrary_bytes(name: str, data: bytes) -> None:
     TARGETS[name].test_one_input(data)

@@ -579,7 +579,14 @@ export class Client {
   // -------------------------------------------------------------------- output
   #checkRunning(): SocketLike {
     const sock = this.#socket;
-    if (this.#status === Status.RUNNING && sock !== null && this.#lostCode === undefined) {
+    // readyState 1 is OPEN: once the server's Close arrived, the socket is CLOSING
+    // (2) before its close event, and a send would be dropped without a word.
+    if (
+      this.#status === Status.RUNNING &&
+      sock !== null &&
+      sock.readyState === 1 &&
+      this.#lostCode === undefined
+    ) {
       return sock;
     }
     if (this.#status === Status.CLOSING) {

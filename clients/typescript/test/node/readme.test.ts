@@ -14,6 +14,18 @@ const blocks = [...readFileSync(join(REPO, "README.md"), "utf8").matchAll(/```js
   .map((m) => m[1]!)
   .filter((b) => b.startsWith("// runnable"));
 
+it("the README's bundle size is the one this build measured (within 1 KiB)", () => {
+  const text = readFileSync(join(REPO, "README.md"), "utf8");
+  const m = text.match(/([\d.]+) KiB minified, \*\*([\d.]+) KiB gzipped\*\*/);
+  assert.ok(m !== null, "the README states the bundle size");
+  const size = JSON.parse(readFileSync(join(PKG, "dist/bundle-size.json"), "utf8")) as {
+    minified: number;
+    gzipped: number;
+  };
+  assert.ok(Math.abs(Number(m[1]) - size.minified / 1024) < 1, `minified: README ${m[1]} KiB, built ${size.minified} B`);
+  assert.ok(Math.abs(Number(m[2]) - size.gzipped / 1024) < 1, `gzipped: README ${m[2]} KiB, built ${size.gzipped} B`);
+});
+
 it("the README has a runnable TypeScript client example", () => {
   assert.ok(blocks.length >= 1);
 });
