@@ -302,7 +302,7 @@ def message_from_frame(frame: pb.Frame, registry: Registry) -> Message[Any]:
         creation_ns = c.seconds * 1_000_000_000 + c.nanos
     return Message(
         payload,
-        dict(headers) if headers else {},
+        {k: headers[k] for k in headers} if headers else {},  # dict(upb map): 2x slower
         kind=kind,
         uuid=frame.uuid,
         is_sync=frame.is_sync,

@@ -135,6 +135,7 @@ from .events import (
     UnsubscribeRequested,
 )
 from .frames import (
+    _HEAD16,
     CLOSE_NO_STATUS,
     CLOSE_NORMAL,
     OP_BINARY,
@@ -312,10 +313,17 @@ class BaseConnection:
     # --------------------------------------------------------------- timers
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called (the caller's clock), or None."""
+        # unrolled: the driver asks after every write
         t = self._close_deadline
-        for d in (self._handshake_deadline, self._pong_deadline, self._ping_due):
-            if d is not None and (t is None or d < t):
-                t = d
+        d = self._handshake_deadline
+        if d is not None and (t is None or d < t):
+            t = d
+        d = self._pong_deadline
+        if d is not None and (t is None or d < t):
+            t = d
+        d = self._ping_due
+        if d is not None and (t is None or d < t):
+            t = d
         return t
 
     def handle_timer(self, now: float) -> None:
@@ -549,7 +557,7 @@ class BaseConnection:
             creation = frame.creation  # an absent Timestamp reads as 0 s, 0 ns
             message = received_message(
                 payload,
-                dict(headers) if headers else {},
+                {k: headers[k] for k in headers} if headers else {},  # dict(upb map): 2x slower
                 kind,
                 frame.uuid,
                 frame.is_sync,
@@ -678,7 +686,8 @@ class BaseConnection:
         rather than only making senders wait. Raises NotRunning/Closing when
         not RUNNING (also after the output hard cap failed the connection).
         """
-        if self.max_buffered is not None:
+        cap = self.max_buffered
+        if cap is not None and self._out_size + self._transport_buffered > cap:
             self._over_cap()
         if self.status is not Status.RUNNING:
             self._check_can_send()
@@ -691,15 +700,22 @@ class BaseConnection:
         if self.is_client:
             frame = masked_binary(head + payload, self._mask_keys.next())
             self._out.append(frame)
-            self._queued(len(frame), in_response)
+            queued = len(frame)
         else:
             # gathered: header, envelope head and payload are joined once by data_to_send
             out = self._out
-            header = binary_header(len(head) + size)
+            length = len(head) + size
+            header = _HEAD16(0x82, 126, length) if 125 < length < 0x10000 else binary_header(length)
             out.append(header)
             out.append(head)
             out.append(payload)
-            self._queued(len(header) + len(head) + size, in_response)
+            queued = len(header) + length
+        # what _queued does, inlined (one call less per message)
+        self._out_size += queued
+        if in_response:
+            self._peer_debt = True
+        if self._out_size + self._transport_buffered > self.high_water:
+            self._above = True
         return size
 
     def send_raw(self, opcode: int, data: bytes) -> None:

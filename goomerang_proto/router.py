@@ -88,6 +88,10 @@ class Router:
         handler = self._handlers.get(kind)
         return self.compose(handler) if handler is not None else None
 
+    def resolver(self) -> Callable[[str], Handler | None]:
+        """A function equal to :meth:`resolve`; after ``freeze`` the chain table's own ``get``."""
+        return self._chains.get if self._frozen else self.resolve
+
     def kinds(self) -> list[str]:
         """Kinds that have a handler."""
         return list(self._handlers)

@@ -353,10 +353,17 @@ class ServerConnection(BaseConnection):
         with ``overflow_code`` and ``should_abort_transport()`` is True.
         Raises NotRunning when the connection is not RUNNING.
         """
-        if self.max_buffered is not None and self._over_cap():
+        cap = self.max_buffered
+        if cap is not None and self._out_size + self._transport_buffered > cap:
+            self._over_cap()
             return False
         if self.status is not Status.RUNNING:
             raise NotRunning(f"connection is {self.status.name}: cannot send")
         self._out.append(frame)
-        self._queued(len(frame), in_response)
+        # what _queued does, inlined (once per target of every fan-out)
+        self._out_size += len(frame)
+        if in_response:
+            self._peer_debt = True
+        if self._out_size + self._transport_buffered > self.high_water:
+            self._above = True
         return True

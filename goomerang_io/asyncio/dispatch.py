@@ -68,7 +68,18 @@ class HandlerRunner:
         if self._inflight >= self.max_concurrency or (self._queue and self.max_concurrency == 1):
             self._queue.append((chain, sender, message))
             return
-        self._start(chain, sender, message)
+        if self.on_start is not None or self.on_end is not None:
+            self._start(chain, sender, message)
+            return
+        # _start without hooks, inlined: a plain-function handler costs one call
+        try:
+            result = chain(sender, message)
+        except Exception as exc:
+            self._failed(exc, message)
+            return
+        if result is None or type(result) is Ready or not inspect.isawaitable(result):
+            return
+        self._track(result, message)
 
     def _start(self, chain: Callable[..., Any], sender: Any, message: Message[Any]) -> None:
         on_start = self.on_start
@@ -84,6 +95,10 @@ class HandlerRunner:
             if self.on_end is not None:
                 self.on_end()
             return
+        self._track(result, message)
+
+    def _track(self, result: Any, message: Message[Any]) -> None:
+        """Run an async handler's awaitable as a task that holds a slot."""
         self._inflight += 1
         task = asyncio.ensure_future(self._await(result, message))
         self._tasks.add(task)

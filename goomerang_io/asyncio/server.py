@@ -436,11 +436,20 @@ class Server(Endpoint):
         raise NotRunning(f"server is {status.name}")
 
     def _fanout(
-        self, frame: bytes, targets: Iterable[ServerProtocol], size: int
+        self, frame: bytes, targets: Iterable[ServerProtocol], size: int, report: bool = True
     ) -> list[BroadcastResult]:
-        results = []
+        """Write ``frame`` to every target; one BroadcastResult each when ``report``.
+
+        Without ``report`` (a client's command that no ``on_broadcast`` hook
+        watches: nobody reads the results) no result is built or timed.
+        """
+        results: list[BroadcastResult] = []
         perf = time.perf_counter
         defer = self.in_batch
+        if not report:
+            for proto in list(targets):
+                proto.write_prepared(frame, defer)
+            return results
         for proto in list(targets):
             t0 = perf()
             ok = proto.write_prepared(frame, defer)
@@ -472,14 +481,14 @@ class Server(Endpoint):
         self._check_running()
         return self._broadcast(message)
 
-    def _broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
+    def _broadcast(self, message: Message[Any], report: bool = True) -> list[BroadcastResult]:
         t0 = time.perf_counter()
         envelope = pack(message, creation_ns=time.time_ns())
         if len(envelope) > self.options.max_message_size:  # our own limit, before any write
             raise MessageTooLarge(len(envelope), self.options.max_message_size)
         frame = build_frame(OP_BINARY, envelope)
         size = message.payload.ByteSize()
-        results = self._fanout(frame, self._conns, size)
+        results = self._fanout(frame, self._conns, size, report or self.hooks.has("on_broadcast"))
         self._backplane_send("broadcast_nowait", message.kind, envelope)
         duration = time.perf_counter() - t0
         if self.metrics is not None:
@@ -547,7 +556,7 @@ class Server(Endpoint):
             self.metrics.client_broadcast(message.kind)
         self.hooks.run("on_client_broadcast", message.kind)
         try:
-            self._broadcast(message)
+            self._broadcast(message, report=False)  # nobody reads the results but on_broadcast
         except MessageTooLarge as exc:  # re-packed with a timestamp: a few bytes more
             self.report_error(exc)
 
