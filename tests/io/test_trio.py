@@ -435,6 +435,8 @@ def test_subscriptions_per_connection_are_bounded() -> None:
         assert got == ["fence", "to a", "to b", "fence"]
         assert [str(e) for e in errors] == ["subscribe to 'c' ignored: max_subscriptions=2"]
 
+    run(case)
+
 
 def test_public_calls_check_their_arguments_before_sending() -> None:
     """Issue 16 (fail fast) on trio too: TypeError/ValueError before any byte goes out."""
