@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from goref import goref_folder
+from go_peer import goref_folder
 from hypothesis import settings
 
 # Property tests judge correctness, not speed: a loaded 2-core CI box must not turn a slow

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from goref import goref_folder
+from go_peer import goref_folder
 from our_peers import Child, Server, our_server
 
 HERE = Path(__file__).resolve().parent
