@@ -9,10 +9,10 @@ exactly them, so in CI each runs once and none is skipped. Everything under
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from go_peer import goref_folder
 from hypothesis import settings
 
 # Property tests judge correctness, not speed: a loaded 2-core CI box must not turn a slow
@@ -30,12 +30,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def goref_dir() -> Path:
     """The folder of the Go binaries, from ``GOREF_DIR``; fails (never skips) when missing."""
-    value = os.environ.get("GOREF_DIR")
-    if not value:
-        pytest.fail("GOREF_DIR is not set: run `make interop` (it builds the Go peer and sets it)")
-    path = Path(value)
-    for name in ("refserver", "refclient"):
-        binary = path / name
-        if not (binary.is_file() and os.access(binary, os.X_OK)):
-            pytest.fail(f"GOREF_DIR={value}: no executable {name} there (run `make goref`)")
-    return path
+    return goref_folder()

@@ -45,6 +45,7 @@ from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
 from ..options import ClientOptions
 from ..sender import Sender
+from ..validate import check_close_code, check_message, check_timeout, check_topic
 from .connection import Connection, NurseryContext
 
 _ids = itertools.count(1)
@@ -124,6 +125,7 @@ class Client(NurseryContext, Endpoint):
 
     async def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        check_close_code(code)
         conn = self._conn
         if self.status is not Status.RUNNING or conn is None:
             raise NotRunning(f"client is {self.status.name}: nothing to close")
@@ -162,6 +164,7 @@ class Client(NurseryContext, Endpoint):
 
     async def send(self, message: Message[Any]) -> int:
         """Send ``message``; its payload size in bytes (waits while the write buffer is full)."""
+        check_message(message)
         self._command(lambda e: None)
         assert self._conn is not None
         return await self._conn.send_message(message, "")
@@ -169,6 +172,8 @@ class Client(NurseryContext, Endpoint):
     async def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
         """Send a request and return its reply; SyncTimeout after ``timeout`` seconds (None:
         no limit), ConnectionLost when the connection ends first, TooManyPending."""
+        check_message(message)
+        check_timeout(timeout)
         if len(self._pending) >= self.options.max_pending_sync:
             raise TooManyPending(f"{len(self._pending)} sync requests already wait for replies")
         uuid, pending = new_uuid(), _Pending()
@@ -187,18 +192,23 @@ class Client(NurseryContext, Endpoint):
 
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client; the payload size in bytes."""
+        check_message(message)
         return int(self._command(lambda e: e.broadcast(message)))
 
     async def publish(self, topic: str, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to the subscribers of ``topic``; the size."""
+        check_topic(topic)
+        check_message(message)
         return int(self._command(lambda e: e.publish(topic, message)))
 
     async def subscribe(self, topic: str) -> None:
         """Subscribe to ``topic`` (no acknowledgement on the wire, as in Go goomerang)."""
+        check_topic(topic)
         self._command(lambda e: e.subscribe(topic))
 
     async def unsubscribe(self, topic: str) -> None:
         """Unsubscribe from ``topic``."""
+        check_topic(topic)
         self._command(lambda e: e.unsubscribe(topic))
 
     async def on_event(self, conn: Connection, event: ev.Event) -> None:

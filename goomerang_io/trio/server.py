@@ -42,6 +42,7 @@ from ..endpoint import Endpoint
 from ..hooks import SERVER_HOOKS
 from ..options import ServerOptions
 from ..sender import Sender
+from ..validate import check_message, check_topic
 from .connection import Connection, NurseryContext
 
 
@@ -145,6 +146,7 @@ class Server(NurseryContext, Endpoint):
 
     async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to every connected client; one result per client."""
+        check_message(message)
         self._check_running()
         t0 = time.perf_counter()
         results = self._fanout(message, list(self._conns))
@@ -153,6 +155,8 @@ class Server(NurseryContext, Endpoint):
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to the subscribers of ``topic``; one result per subscriber."""
+        check_topic(topic)
+        check_message(message)
         self._check_running()
         results = self._fanout(message, self.topics.subscribers(topic))
         self.hooks.run("on_publish", topic, message.kind)

@@ -8,11 +8,10 @@ builds them and sets it); when it is unset or broken the tests fail, never skip.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
+from go_peer import goref_folder
 from our_peers import Child, Server, our_server
 
 HERE = Path(__file__).resolve().parent
@@ -20,16 +19,8 @@ __all__ = ["Child", "Server", "go_server", "goref_dir", "our_server", "refclient
 
 
 def goref_dir() -> Path:
-    """The folder of the Go binaries, from ``GOREF_DIR``; fails the test when missing or broken."""
-    value = os.environ.get("GOREF_DIR")
-    if not value:
-        pytest.fail("GOREF_DIR is not set: run `make interop` (it builds the Go peer and sets it)")
-    path = Path(value)
-    for name in ("refserver", "refclient"):
-        binary = path / name
-        if not (binary.is_file() and os.access(binary, os.X_OK)):
-            pytest.fail(f"GOREF_DIR={value}: no executable {name} there (run scripts/goref.sh)")
-    return path
+    """The folder of the Go binaries (``GOREF_DIR``); fails the test when missing or broken."""
+    return goref_folder()
 
 
 def go_server(*args: str) -> Server:

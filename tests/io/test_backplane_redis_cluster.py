@@ -165,7 +165,7 @@ def test_exactly_once_over_three_nodes_and_every_shard(cluster: RedisCluster) ->
     run(main(), timeout=50)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(100)
 def test_a_killed_shard_master_comes_back_and_delivery_resumes(cluster: RedisCluster) -> None:
     topics = topics_on_every_shard(cluster)
 
@@ -182,7 +182,7 @@ def test_a_killed_shard_master_comes_back_and_delivery_resumes(cluster: RedisClu
             servers[0].backplane.on_health_change = health.append
             cluster.kill(victim)
             # the health PING notices the dead master: the session ends
-            assert await until(lambda: not servers[0].backplane.healthy(), 5)
+            assert await until(lambda: not servers[0].backplane.healthy(), 15)
             # meanwhile publishing goes on without error (dropped for the other node, counted)
             for i in range(5):
                 await pub.client.publish(topics[0], Message(MessageV1(message=f"down-{i}")))
@@ -201,8 +201,8 @@ def test_a_killed_shard_master_comes_back_and_delivery_resumes(cluster: RedisClu
                     await pub.client.publish(t, Message(MessageV1(message=f"{t}:r{i}")))
             for t in topics:
                 want = sorted(f"{t}:r{i}" for i in range(30))
-                assert await until(lambda p=subs[t][0], t=t: p.count(f"{t}:r") >= 30, 10)
+                assert await until(lambda p=subs[t][0], t=t: p.count(f"{t}:r") >= 30, 25)
                 assert sorted(x for x in subs[t][0].got if x.startswith(f"{t}:r")) == want
             assert health[:2] == [False, True]
 
-    run(main(), timeout=55)
+    run(main(), timeout=85)

@@ -436,3 +436,35 @@ def test_subscriptions_per_connection_are_bounded() -> None:
         assert [str(e) for e in errors] == ["subscribe to 'c' ignored: max_subscriptions=2"]
 
     run(case)
+
+
+def test_public_calls_check_their_arguments_before_sending() -> None:
+    """Issue 16 (fail fast) on trio too: TypeError/ValueError before any byte goes out."""
+
+    async def case() -> None:
+        seen: list[str] = []
+        server = Server("127.0.0.1:0")
+
+        def record(sender: Any, message: Message[Any]) -> None:
+            seen.append(message.payload.message)
+            sender.send(Message(message.payload, message.headers))
+
+        server.handle(MessageV1, record)
+        async with server, client(server.addr) as c:
+            bad: list[tuple[Callable[[], Awaitable[Any]], type[Exception]]] = [
+                (lambda: c.send(MessageV1(message="bare")), TypeError),  # type: ignore[arg-type]
+                (lambda: c.send_sync(msg("x"), timeout="3"), TypeError),  # type: ignore[arg-type]
+                (lambda: c.broadcast(MessageV1()), TypeError),  # type: ignore[arg-type]
+                (lambda: c.publish(None, msg("x")), TypeError),  # type: ignore[arg-type]
+                (lambda: c.subscribe(None), TypeError),  # type: ignore[arg-type]
+                (lambda: c.close(1005), ValueError),
+                (lambda: server.publish(None, msg("x")), TypeError),  # type: ignore[arg-type]
+                (lambda: server.broadcast(MessageV1()), TypeError),  # type: ignore[arg-type]
+            ]
+            for call, exc in bad:
+                with pytest.raises(exc):
+                    await call()
+            assert (await c.send_sync(msg("after"))).payload.message == "after"
+        assert seen == ["after"]
+
+    run(case)
