@@ -316,9 +316,11 @@ async def open_server_connection(
     assert isinstance(proto, asyncio.Protocol)
     transport = FakeTransport(proto)
     proto.connection_made(transport)
-    peer = ClientConnection(
-        "127.0.0.1:8080", registry=Registry(MessageV1), clock=lambda: CREATION_NS
-    )
+    registry = Registry(MessageV1)
+    try:  # as gmrload and the Go client: no goomerang extension offered
+        peer = ClientConnection("127.0.0.1:8080", registry=registry, clock=_clock, offer=())
+    except TypeError:  # an engine without extensions
+        peer = ClientConnection("127.0.0.1:8080", registry=registry, clock=_clock)
     proto.data_received(peer.data_to_send())
     for _ in range(20):  # admission may take a loop turn or two
         if transport.writes:
@@ -329,6 +331,10 @@ async def open_server_connection(
     if not any(isinstance(e, ev.Connected) for e in events):
         raise RuntimeError(f"upgrade failed: {events}")
     return proto, transport, peer
+
+
+def _clock() -> int:
+    return CREATION_NS
 
 
 def decoded(peer: Any, data: bytes) -> list[Any]:
