@@ -46,6 +46,7 @@ class ServerKeywords(_CommonHooks, total=False):
     slow_client_code: int
     max_request_size: int
     max_queue: int
+    max_queue_bytes: int
     max_subscriptions: int
     shutdown_timeout: float
     compression: bool

@@ -35,6 +35,9 @@ class ServerOptions:
     """Largest HTTP request line plus headers for the upgrade and custom routes."""
     max_queue: int = 1024
     """Messages waiting for a handler slot before the connection stops reading."""
+    max_queue_bytes: int = 4 * 1024 * 1024
+    """Payload bytes waiting for a handler slot before the connection stops reading
+    (resumes below half of it and of ``max_queue``)."""
     max_subscriptions: int = 1000
     """Topics plus queue groups one connection may subscribe to; more are refused and reported."""
     shutdown_timeout: float = 10.0
@@ -57,6 +60,11 @@ class ClientOptions:
 
     max_concurrency: int = 10
     """Async handlers running at once; <= 1 runs handlers in arrival order."""
+    max_queue: int = 1024
+    """Messages waiting for a handler slot before the client stops reading."""
+    max_queue_bytes: int = 4 * 1024 * 1024
+    """Payload bytes waiting for a handler slot before the client stops reading
+    (resumes below half of it and of ``max_queue``)."""
     heartbeat_interval: float | None = 5.0
     """Seconds between client pings (the Go default is 5 s); None disables them."""
     ping_timeout: float | None = 20.0

@@ -51,7 +51,7 @@ from ..validate import (
     expect_reply,
 )
 from .connection import Connection
-from .dispatch import HandlerRunner
+from .dispatch import HandlerRunner, backlog_allows_reading
 
 R = TypeVar("R", bound=ProtoMessage)
 
@@ -63,9 +63,23 @@ class _ClientProtocol(Connection):
         super().__init__(engine)
         self.client = client
         self.hold_reads = False  # close(): read nothing while the handlers drain
+        self.runner = client._runner
+        if self.runner is not None:
+            self.runner.on_progress = self._on_progress
 
     def want_read(self) -> bool:
-        return not self.hold_reads
+        if self.hold_reads:
+            return False
+        if self.runner is None:
+            return True
+        opts = self.client.options
+        return backlog_allows_reading(
+            self.runner, opts.max_queue, opts.max_queue_bytes, self._reading_paused
+        )
+
+    def _on_progress(self) -> None:
+        if self._reading_paused:
+            self.flush()
 
     def handle_events(self, events: list[ev.Event]) -> None:
         on_event = self.client._on_event

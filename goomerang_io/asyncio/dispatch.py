@@ -30,6 +30,7 @@ class HandlerRunner:
         "_idle",
         "_inflight",
         "_queue",
+        "_queued_bytes",
         "_report",
         "_tasks",
         "max_concurrency",
@@ -48,6 +49,7 @@ class HandlerRunner:
         self.max_concurrency = max(1, max_concurrency)
         self._report = report
         self._queue: deque[tuple[Callable[..., Any], Any, Message[Any]]] = deque()
+        self._queued_bytes = 0
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: asyncio.Event | None = None
@@ -59,6 +61,10 @@ class HandlerRunner:
         """Messages waiting for a handler slot."""
         return len(self._queue)
 
+    def backlog_bytes(self) -> int:
+        """Payload bytes of the messages waiting for a handler slot."""
+        return self._queued_bytes
+
     def running(self) -> int:
         """Async handlers currently running."""
         return self._inflight
@@ -67,6 +73,7 @@ class HandlerRunner:
         """Run ``chain(sender, message)`` now, or queue it when the slots are full."""
         if self._inflight >= self.max_concurrency or (self._queue and self.max_concurrency == 1):
             self._queue.append((chain, sender, message))
+            self._queued_bytes += message.payload_size
             return
         if self.on_start is not None or self.on_end is not None:
             self._start(chain, sender, message)
@@ -127,6 +134,7 @@ class HandlerRunner:
         queue = self._queue
         while queue and self._inflight < self.max_concurrency:
             chain, sender, message = queue.popleft()
+            self._queued_bytes -= message.payload_size
             self._start(chain, sender, message)
         if not queue and self._inflight == 0 and self._idle is not None:
             self._idle.set()
@@ -150,6 +158,7 @@ class HandlerRunner:
     def cancel(self) -> None:
         """Drop queued messages and cancel running handler tasks."""
         self._queue.clear()
+        self._queued_bytes = 0
         for task in list(self._tasks):
             task.cancel()
 
@@ -159,3 +168,17 @@ class HandlerRunner:
         tasks = list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+def backlog_allows_reading(
+    runner: HandlerRunner, max_queue: int, max_bytes: int, paused: bool
+) -> bool:
+    """Whether a connection may read on, given what waits for a handler slot.
+
+    Reading pauses past ``max_queue`` messages or ``max_bytes`` payload bytes
+    and resumes once both are back under half, so a peer that sends faster
+    than the handlers run is held back by its own TCP window.
+    """
+    if paused:
+        return runner.backlog() <= max_queue // 2 and runner.backlog_bytes() <= max_bytes // 2
+    return runner.backlog() <= max_queue and runner.backlog_bytes() <= max_bytes

@@ -27,7 +27,7 @@ from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_
 from ..options import ServerOptions
 from ..sender import Sender
 from .connection import Connection
-from .dispatch import HandlerRunner
+from .dispatch import HandlerRunner, backlog_allows_reading
 
 _MessageReceived = ev.MessageReceived
 _SyncRequestReceived = ev.SyncRequestReceived
@@ -114,6 +114,7 @@ class ServerProtocol(Connection):
         self._side_tasks: set[asyncio.Future[None]] = set()
         self._subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
         self._max_queue = opts.max_queue
+        self._max_queue_bytes = opts.max_queue_bytes
 
     # ------------------------------------------------------------ transport
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -128,10 +129,9 @@ class ServerProtocol(Connection):
     def want_read(self) -> bool:
         if self.hold_reads:
             return False
-        backlog = self.runner.backlog()
-        if self._reading_paused:
-            return backlog <= self._max_queue // 2
-        return backlog <= self._max_queue
+        return backlog_allows_reading(
+            self.runner, self._max_queue, self._max_queue_bytes, self._reading_paused
+        )
 
     def lost(self) -> None:
         for task in list(self._side_tasks):

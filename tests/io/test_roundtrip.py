@@ -537,6 +537,80 @@ def test_server_pauses_reading_above_max_queue_and_resumes_when_handlers_catch_u
     run(main())
 
 
+READ_SIZE_BOUND = 256 * 1024  # the most one transport read hands to the connection
+
+
+def test_server_pauses_reading_above_max_queue_bytes_and_loses_nothing() -> None:
+    """Issue 11: the handler backlog is bounded in bytes, not only in messages."""
+
+    async def main() -> None:
+        limit = 64 * 1024
+        server = new_server(max_concurrency=1, max_queue=10_000, max_queue_bytes=limit)
+        gate = asyncio.Event()
+        order = Inbox()
+        big = "x" * 16_000
+
+        async def gated(_sender: Any, message: Message[Any]) -> None:
+            if message.payload.message.startswith("0:"):
+                await gate.wait()  # held so that the backlog fills up
+            order.put(message.payload.message.split(":")[0])
+
+        server.handle(MessageV1, gated)
+        async with running(server):
+            client = new_client(server)
+            async with connected(client):
+                for i in range(40):  # 640 KB: ten times the limit
+                    await client.send(msg(f"{i}:{big}"))
+                await poll_until(lambda: any(p._reading_paused for p in server._conns))
+                (conn,) = server._conns
+                assert conn.runner.backlog_bytes() <= limit + READ_SIZE_BOUND
+                assert conn.runner.backlog() < 40
+                gate.set()
+                await order.wait_count(40)
+        assert order.items == [str(i) for i in range(40)]
+
+    run(main())
+
+
+def test_client_pauses_reading_above_max_queue_bytes_and_loses_nothing() -> None:
+    """The client's mirror: a server that floods a client whose handlers are slow."""
+
+    async def main() -> None:
+        limit = 64 * 1024
+        big = "x" * 16_000
+        server = new_server()
+
+        async def flood(sender: Any, message: Message[Any]) -> None:
+            for i in range(40):
+                await sender.send(reply(f"{i}:{big}"))
+
+        server.handle(MessageV1, flood)
+        async with running(server):
+            gate = asyncio.Event()
+            got = Inbox()
+
+            async def gated(_sender: Any, message: Message[Any]) -> None:
+                if message.payload.message.startswith("0:"):
+                    await gate.wait()
+                got.put(message.payload.message.split(":")[0])
+
+            client = new_client(server, max_concurrency=1, max_queue_bytes=limit)
+            client.handle(ReplyV1, gated)
+            async with connected(client):
+                await client.send(msg("flood"))
+                proto = client._proto
+                assert proto is not None
+                await poll_until(lambda: proto._reading_paused)
+                runner = client._runner
+                assert runner is not None
+                assert runner.backlog_bytes() <= limit + READ_SIZE_BOUND
+                gate.set()
+                await got.wait_count(40)
+        assert got.items == [str(i) for i in range(40)]
+
+    run(main())
+
+
 def test_sends_above_the_write_limit_wait_for_drain_and_all_arrive() -> None:
     async def main() -> None:
         big = "x" * 16_384
