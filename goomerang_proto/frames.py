@@ -225,7 +225,7 @@ class FrameReader:
         "_buf",
         "_expect_masked",
         "_frag_opcode",
-        "_frag_parts",
+        "_frag_buf",
         "_frag_size",
         "_utf8",
         "_utf8_fed",
@@ -238,7 +238,9 @@ class FrameReader:
         self._expect_masked = 0x80 if expect_masked else 0
         self.max_message_size = max_message_size
         self._frag_opcode = -1
-        self._frag_parts: list[bytes] = []
+        # one buffer, not a list of parts: a list grows by a pointer and an object per
+        # fragment, so endless empty or tiny fragments would grow memory without bound
+        self._frag_buf = bytearray()
         self._frag_size = 0
         self._utf8: codecs.IncrementalDecoder | None = None
         self._utf8_fed = 0  # payload bytes of the unfinished text frame already validated
@@ -464,21 +466,21 @@ class FrameReader:
                 out.append((opcode, payload))
                 return
             self._frag_opcode = opcode
-            self._frag_parts = [payload]
+            self._frag_buf = bytearray(payload)
             self._frag_size = len(payload)
             if opcode == OP_TEXT:
                 if self._utf8 is None:
                     self._utf8 = codecs.getincrementaldecoder("utf-8")()
                 self._feed_utf8(payload[fed:], False)
             return
-        self._frag_parts.append(payload)
+        self._frag_buf += payload
         self._frag_size += len(payload)
         if self._utf8 is not None:
             self._feed_utf8(payload[fed:], bool(fin))
         if fin:
-            out.append((self._frag_opcode, b"".join(self._frag_parts)))
+            out.append((self._frag_opcode, bytes(self._frag_buf)))
             self._frag_opcode = -1
-            self._frag_parts = []
+            self._frag_buf = bytearray()
             self._frag_size = 0
             self._utf8 = None
 
