@@ -189,10 +189,11 @@ class ServerConnection(BaseConnection):
             repeated = [
                 name.decode("latin-1")
                 for name in _SINGLE_HEADERS
-                if sum(1 for key, _ in headers if key.lower() == name) > 1
+                if sum(value.count(b",") + 1 for key, value in headers if key.lower() == name) > 1
             ]
             if repeated:
-                # RFC 6455 11.3.1 / 11.3.5: at most once in a request; 4.2.1: else 400
+                # RFC 6455 11.3.1 / 11.3.5: at most once in a request; 4.2.1: else 400. A comma
+                # list in one field line counts as the field repeated (RFC 9110 section 5.3).
                 self._reject_plain(400, f"{', '.join(repeated)} must appear only once")
                 return
             if header_value(headers, b"sec-websocket-version") != "13":

@@ -42,6 +42,14 @@ def test_a_repeated_key_or_version_gets_400(extra: bytes) -> None:
     assert isinstance(closed.error, HandshakeError) and closed.error.status == 400
 
 
+@pytest.mark.parametrize("value", [b"13, 8", b"8, 13", b"13,13"])
+def test_a_version_list_in_one_field_line_counts_as_repeated(value: bytes) -> None:
+    """RFC 9110 section 5.3: a comma list is the field repeated; RFC 6455 11.3.5: at most once."""
+    out, _ = _answer(UPGRADE_REQUEST.replace(b"Version: 13", b"Version: " + value))
+    assert out.startswith(b"HTTP/1.1 400 "), out
+    assert b"must appear only once" in out
+
+
 def test_one_unsupported_version_stays_426_with_the_supported_one() -> None:
     out, _ = _answer(UPGRADE_REQUEST.replace(b"Version: 13", b"Version: 8"))
     assert out.startswith(b"HTTP/1.1 426 ")
