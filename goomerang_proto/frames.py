@@ -39,6 +39,11 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 
+#: Close codes from the peer that end a connection cleanly: normal closure, going away
+#: and a Close frame without a status (RFC 6455 7.1.5 and 7.4.1). Clients report any
+#: other code, and a connection lost without a Close (1006), as an error.
+CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
+
 _DATA_OPCODES = frozenset({OP_CONTINUATION, OP_TEXT, OP_BINARY})
 _CONTROL_OPCODES = frozenset({OP_CLOSE, OP_PING, OP_PONG})
 # Codes a peer may put on the wire (RFC 6455 7.4, IANA registry); 1005, 1006

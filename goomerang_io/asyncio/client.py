@@ -31,6 +31,7 @@ from goomerang_proto import (
 )
 from goomerang_proto import events as ev
 from goomerang_proto.errors import OutboxFull
+from goomerang_proto.frames import CLEAN_CLOSE_CODES
 
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
@@ -580,7 +581,7 @@ class Client(Endpoint):
         status = self.status
         if status is Status.RUNNING or (status is Status.CLOSING and not self._closed_by_user):
             # a clean close by the server (1000, 1001, or a Close without status: 1005) is no error
-            if self.close_code not in (1000, 1001, 1005):
+            if self.close_code not in CLEAN_CLOSE_CODES:
                 self.report_error(
                     ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
                 )

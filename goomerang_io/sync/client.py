@@ -50,6 +50,7 @@ from goomerang_proto import (
     new_uuid,
 )
 from goomerang_proto import events as ev
+from goomerang_proto.frames import CLEAN_CLOSE_CODES
 
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
@@ -75,7 +76,6 @@ from .inbox import Inbox
 T = TypeVar("T")
 R = TypeVar("R", bound=ProtoMessage)
 
-_CLEAN_CLOSE_CODES = frozenset({1000, 1001, 1005})
 """Close codes from the server that end the connection without an error (1005: no status)."""
 
 
@@ -348,7 +348,7 @@ class Client(Endpoint):
         self.hooks.run("on_status_change", Status.CLOSING)
         if failure is not None:
             self.report_error(failure)
-        elif self.close_code not in _CLEAN_CLOSE_CODES:
+        elif self.close_code not in CLEAN_CLOSE_CODES:
             self.report_error(
                 ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
             )
