@@ -133,6 +133,7 @@ class Client(Endpoint):
         self._proto: _ClientProtocol | None = None
         self._pending: dict[str, asyncio.Future[Message[Any]]] = {}
         self._runner: HandlerRunner | None = None
+        self._loss_reported = False
         self._sender = Sender(self, "")
         self._connected: asyncio.Future[None] | None = None
         self._closed_by_user = False
@@ -201,6 +202,7 @@ class Client(Endpoint):
             self._worker_finished if self._counts_workers() else None,
         )
         self._connected = loop.create_future()
+        self._loss_reported = False
         timeout = self.options.handshake_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -322,6 +324,7 @@ class Client(Endpoint):
                 return
             if event.error is not None:
                 self.report_error(event.error)
+                self._loss_reported = True  # _lost() must not report the same loss again
             if self.status is Status.RUNNING and event.by_peer:
                 # Go's sequence when the server starts the close: RUNNING -> CLOSING -> CLOSED
                 self._move(Status.CLOSING)
@@ -581,7 +584,7 @@ class Client(Endpoint):
         status = self.status
         if status is Status.RUNNING or (status is Status.CLOSING and not self._closed_by_user):
             # a clean close by the server (1000, 1001, or a Close without status: 1005) is no error
-            if self.close_code not in CLEAN_CLOSE_CODES:
+            if self.close_code not in CLEAN_CLOSE_CODES and not self._loss_reported:
                 self.report_error(
                     ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
                 )
