@@ -229,8 +229,8 @@ class FrameReader:
     __slots__ = (
         "_buf",
         "_expect_masked",
-        "_frag_opcode",
         "_frag_buf",
+        "_frag_opcode",
         "_frag_size",
         "_utf8",
         "_utf8_fed",

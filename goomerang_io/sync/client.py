@@ -127,6 +127,7 @@ class Client(Endpoint):
         self._link: Connection | None = None
         self._inbox: Inbox | None = None
         self._pending: dict[str, _Pending] = {}
+        self._peer_closing = False  # CLOSING because the server's Close arrived
         self._sender = Sender(self, "")
         self._topics: set[str] = set()
         self._groups: set[tuple[str, str]] = set()
@@ -261,6 +262,8 @@ class Client(Endpoint):
                     with self._lock:
                         if conn.failure is None:
                             conn.failure = event.error
+                elif event.by_peer:
+                    self._peer_started_close(conn)
         if batch:
             inbox.put_many(batch)
 
@@ -320,6 +323,19 @@ class Client(Endpoint):
         err.__cause__ = exc
         self.report_error(err)
 
+    def _peer_started_close(self, conn: Connection) -> None:
+        """The server's Close arrived (IO thread): CLOSING now, as Go's client goes.
+
+        RUNNING -> CLOSING here, CLOSED once the server ends TCP (``_end``); sends
+        already raise, so the status says so while the handshake finishes.
+        """
+        with self._lock:
+            if self._link is not conn or self.status is not Status.RUNNING:
+                return
+            self._lifecycle.move(Status.CLOSING)
+            self._peer_closing = True
+        self.hooks.run("on_status_change", Status.CLOSING)
+
     def _end(self, conn: Connection, inbox: Inbox) -> None:
         """The IO thread closed ``conn``'s socket: fail waiters, report, maybe reconnect.
 
@@ -337,15 +353,18 @@ class Client(Endpoint):
             if current:
                 self._pending = {}
             failure = conn.failure
-            running = current and self.status is Status.RUNNING
-            if running:  # claimed here, so a concurrent close() sees CLOSING
+            announce = current and self.status is Status.RUNNING
+            running = announce or (current and self._peer_closing)
+            self._peer_closing = False
+            if announce:  # claimed here, so a concurrent close() sees CLOSING
                 self._lifecycle.move(Status.CLOSING)
         for waiter in pending.values():
             waiter.error = ConnectionLost(f"connection to {self.server} lost")
             waiter.done.set()
         if not running:
             return
-        self.hooks.run("on_status_change", Status.CLOSING)
+        if announce:
+            self.hooks.run("on_status_change", Status.CLOSING)
         if failure is not None:
             self.report_error(failure)
         elif self.close_code not in CLEAN_CLOSE_CODES:

@@ -138,15 +138,20 @@ class Watch:
     def __init__(self) -> None:
         self.errors: queue.Queue[BaseException] = queue.Queue()
         self.statuses: list[Status] = []
+        self.status_times: dict[Status, float] = {}
         self.closed = threading.Event()
         self.closed_at = 0.0
 
     def hooks(self) -> dict[str, Any]:
         return {
             "on_error": self.errors.put,
-            "on_status_change": self.statuses.append,
+            "on_status_change": self._on_status,
             "on_close": self._on_close,
         }
+
+    def _on_status(self, status: Status) -> None:
+        self.statuses.append(status)
+        self.status_times[status] = time.monotonic()
 
     def _on_close(self) -> None:
         self.closed_at = time.monotonic()
@@ -314,6 +319,9 @@ def test_server_that_closes_but_keeps_tcp_open_is_dropped_after_close_timeout() 
         assert ended is not None and ended - sent <= 1.0 + SLACK
         assert watch.closed.wait(WAIT)
         assert watch.error_list() == []
+        # CLOSING as soon as the server's Close arrived, not when TCP ended (Go's sequence)
+        assert watch.statuses == [Status.RUNNING, Status.CLOSING, Status.CLOSED]
+        assert watch.status_times[Status.CLOSING] - sent < 0.5
     finally:
         server.close()
 
