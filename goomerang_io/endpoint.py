@@ -11,6 +11,7 @@ from google.protobuf.message import Message as ProtoMessage
 from goomerang_proto import Lifecycle, Message, Router, Side, Status
 
 from .hooks import Hooks
+from .options import check_options
 from .sender import Sender
 
 P = TypeVar("P", bound=ProtoMessage)
@@ -49,6 +50,7 @@ class Endpoint:
         if unknown:
             raise TypeError(f"unknown {what} option(s): {', '.join(sorted(unknown))}")
         options = options_cls(**kwargs)
+        check_options(options)  # type: ignore[arg-type]
         if getattr(options, "compression", False):
             raise ValueError("compression (permessage-deflate) is not supported yet")
         self.options = options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from goomerang_proto import DEFAULT_MAX_MESSAGE_SIZE
@@ -91,3 +92,63 @@ class ClientOptions:
     """With ``reconnect``: messages (send, broadcast, publish) kept while reconnecting and
     sent, in order, once connected again; past it OutboxFull. 0 (default): such sends raise
     NotRunning. asyncio client only."""
+
+
+# Options that must be at least 1 (sizes and counts); every other number must be >= 0.
+_AT_LEAST_ONE = frozenset(
+    {
+        "max_message_size",
+        "max_connections",
+        "write_limit",
+        "max_request_size",
+        "max_queue",
+        "max_queue_bytes",
+        "max_subscriptions",
+        "max_pending_sync",
+    }
+)
+# Seconds that must be positive: a zero deadline would fail every connection at once.
+_POSITIVE_SECONDS = frozenset({"handshake_timeout", "reconnect_initial", "reconnect_max"})
+
+
+def check_options(options: ServerOptions | ClientOptions) -> None:
+    """Check every option's type and range, naming the option; called when an endpoint is built.
+
+    Raises TypeError for a value of the wrong type (``"5"`` for a number, ``"yes"``
+    for a bool) and ValueError for one out of range (a negative size or timeout, a
+    close code outside 1000-4999), so a mistake fails where it was made instead of
+    in every connection later.
+    """
+    for field in dataclasses.fields(options):
+        name = field.name
+        value = getattr(options, name)
+        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+        elif kind == "bool | tuple[str, ...]":
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, str) or not isinstance(value, tuple | list):
+                raise TypeError(
+                    f"{name} must be True, False or a sequence of patterns, got {value!r}"
+                )
+            if not all(isinstance(p, str) for p in value):
+                raise TypeError(f"{name} patterns must be str, got {value!r}")
+        elif kind in ("int", "float", "float | None"):
+            if value is None and kind == "float | None":
+                continue
+            number = (int,) if kind == "int" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, number):
+                want = "an int" if kind == "int" else "a number of seconds"
+                raise TypeError(f"{name} must be {want}, got {value!r}")
+            if name in _AT_LEAST_ONE and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}")
+            if name in _POSITIVE_SECONDS and not value > 0:
+                raise ValueError(f"{name} must be more than 0 seconds, got {value!r}")
+            if value < 0 or value != value:  # negative, or NaN
+                raise ValueError(f"{name} must not be negative, got {value!r}")
+            if name == "slow_client_code" and not 1000 <= value <= 4999:
+                raise ValueError(f"{name} must be a close code in 1000-4999, got {value!r}")
+        else:  # a new option whose type this check does not know yet
+            raise AssertionError(f"check_options: no rule for {name}: {kind}")

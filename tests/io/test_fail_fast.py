@@ -53,6 +53,7 @@ from goomerang_io import (
     UnknownKind,
 )
 from goomerang_io import sync as sync_client
+from goomerang_io.options import ClientOptions, ServerOptions, check_options
 from goomerang_proto import Status
 from goomerang_proto.codec import pack
 from goomerang_proto.frames import OP_BINARY
@@ -198,6 +199,51 @@ def test_server_side_calls_check_their_arguments() -> None:
 def test_constructors_check_their_arguments(make: Callable[[], Any], exc: type, text: str) -> None:
     with pytest.raises(exc, match=text):
         make()
+
+
+OPTION_MISTAKES = [
+    ("max_message_size", "1", TypeError, "max_message_size must be an int"),
+    ("ping_interval", "5", TypeError, "ping_interval must be a number of seconds"),
+    ("max_concurrency", "3", TypeError, "max_concurrency must be an int"),
+    ("write_limit", -5, ValueError, "write_limit must be at least 1"),
+    ("shutdown_timeout", -1, ValueError, "shutdown_timeout must not be negative"),
+    ("handshake_timeout", 0, ValueError, "handshake_timeout must be more than 0"),
+    ("client_publish", "room.*", TypeError, "client_publish must be True, False or a sequence"),
+    ("slow_client_code", 999, ValueError, "slow_client_code must be a close code"),
+    ("compression", 1, TypeError, "compression must be True or False"),
+]
+CLIENT_OPTION_MISTAKES = [
+    ("reconnect", "yes", TypeError, "reconnect must be True or False"),
+    ("heartbeat_interval", "5", TypeError, "heartbeat_interval must be a number of seconds"),
+    ("close_timeout", -1, ValueError, "close_timeout must not be negative"),
+    ("max_pending_sync", 0, ValueError, "max_pending_sync must be at least 1"),
+    ("reconnect_initial", float("nan"), ValueError, "reconnect_initial must be more than 0"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "exc", "text"), OPTION_MISTAKES)
+def test_server_option_values_are_checked_when_built(
+    name: str, value: Any, exc: type, text: str
+) -> None:
+    """A bad value fails in Server(...), naming the option, not later in every connection."""
+    with pytest.raises(exc, match=text):
+        Server("127.0.0.1:0", **{name: value})
+
+
+@pytest.mark.parametrize(("name", "value", "exc", "text"), CLIENT_OPTION_MISTAKES)
+@pytest.mark.parametrize("runtime", ["asyncio", "blocking"])
+def test_client_option_values_are_checked_when_built(
+    runtime: str, name: str, value: Any, exc: type, text: str
+) -> None:
+    make = Client if runtime == "asyncio" else sync_client.Client
+    with pytest.raises(exc, match=text):
+        make("127.0.0.1:1", **{name: value})
+
+
+def test_every_option_has_a_value_rule() -> None:
+    """check_options knows every field's type (a new option without a rule fails here)."""
+    check_options(ServerOptions())
+    check_options(ClientOptions())
 
 
 def test_outgoing_messages_are_checked_against_our_own_limit() -> None:
