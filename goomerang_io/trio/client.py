@@ -81,6 +81,7 @@ class Client(NurseryContext, Endpoint):
         self._connected = trio.Event()
         self._closed_by_user = False
         self._error: GoomerangError | None = None
+        self._upgraded = False
         self.close_code: int | None = None
 
     async def connect(self) -> None:
@@ -117,11 +118,10 @@ class Client(NurseryContext, Endpoint):
         self._connected = trio.Event()
         self._closed_by_user, self.close_code, self._error = False, None, None
         self._nursery.start_soon(self._conn.run)
+        self._upgraded = False
         await self._connected.wait()  # Connected, or ConnectionClosed with the reason
-        if engine.status is not Status.RUNNING:
+        if not self._upgraded:  # (a server may close right after the upgrade: not an error)
             raise self._error or HandshakeError(f"upgrade to {self.server} failed")
-        self._move(Status.RUNNING)
-        self.hooks.run("on_configuration", self.options)
 
     async def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
@@ -227,13 +227,19 @@ class Client(NurseryContext, Endpoint):
         elif isinstance(event, ev.ErrorOccurred):
             self.report_error(event.error)
         elif isinstance(event, ev.Connected):
+            # RUNNING here, not when connect() resumes: a Close read right after the
+            # upgrade must find the client RUNNING (RUNNING -> CLOSING -> CLOSED, as in Go)
+            self._upgraded = True
+            self._move(Status.RUNNING)
+            self.hooks.run("on_configuration", self.options)
             self._connected.set()
         elif isinstance(event, ev.ConnectionClosed):
             self.close_code, self._error = event.code, event.error
             self._connected.set()
             if self.status is Status.RUNNING and not self._closed_by_user:
                 # the server closed (or vanished): RUNNING -> CLOSING -> CLOSED, as in Go
-                if event.code not in (1000, 1001):
+                # a clean close (1000, 1001, or a Close without status: 1005) is no error
+                if event.code not in (1000, 1001, 1005):
                     lost = f"connection to {self.server} lost (code {event.code})"
                     self.report_error(ConnectionLost(lost))
                 self._move(Status.CLOSING)

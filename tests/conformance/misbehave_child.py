@@ -1,8 +1,9 @@
 """A goomerang Server in a child process, for the misbehaving-peer suite (RSS is per process).
 
 Run as ``python misbehave_child.py CONFIG_JSON``; CONFIG is
-``{"runtime": "asyncio"|"uvloop", "options": {...}, "tls": [cert, key] | null,
-"auth_delay": seconds | null}``. It prints its port, then answers each
+``{"runtime": "asyncio"|"uvloop"|"trio", "options": {...}, "tls": [cert, key] | null,
+"auth_delay": seconds | null}`` (``tls`` and ``auth_delay`` on asyncio and uvloop only:
+the trio server has neither). It prints its port, then answers each
 ``stats`` line on stdin with one JSON line ``{"errors": [...], "connections":
 n, "pushed": n}`` and exits when stdin closes.
 
@@ -86,7 +87,9 @@ def main(config: dict[str, Any]) -> None:
         await server.shutdown(timeout=1.0)
 
     runtime = config["runtime"]
-    if runtime == "uvloop":
+    if runtime == "trio":
+        serve_trio(config, handler, errors, pushed)
+    elif runtime == "uvloop":
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -96,6 +99,43 @@ def main(config: dict[str, Any]) -> None:
             runner.run(serve())
     else:
         raise SystemExit(f"unknown runtime {runtime!r}")
+
+
+def serve_trio(config: dict[str, Any], handler: Any, errors: list[str], pushed: list[int]) -> None:
+    """The same server on goomerang_io.trio (the handler's ``push`` coroutine runs on trio)."""
+    import trio
+
+    from goomerang_io.trio import Server
+    from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
+
+    if config.get("tls") or config.get("auth_delay") is not None:
+        raise SystemExit("the trio server has no TLS and no authenticate")
+
+    async def serve() -> None:
+        server = Server("127.0.0.1:0", **config.get("options", {}))
+        server.handle(MessageV1, handler)
+        server.register_message(ReplyV1)
+        server.on_error(lambda exc: errors.append(f"{type(exc).__name__}: {exc}"[:200]))
+        done = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def stats() -> None:
+            out = {"errors": errors, "connections": server.connections(), "pushed": pushed[0]}
+            print(json.dumps(out), flush=True)
+
+        def stdin_reader() -> None:
+            for line in sys.stdin:
+                if line.strip() == "stats":
+                    trio.from_thread.run_sync(stats, trio_token=token)
+            trio.from_thread.run_sync(done.set, trio_token=token)
+
+        async with server:
+            print(server.port, flush=True)
+            threading.Thread(target=stdin_reader, daemon=True).start()
+            await done.wait()
+            await server.shutdown(timeout=1.0)
+
+    trio.run(serve)
 
 
 if __name__ == "__main__":

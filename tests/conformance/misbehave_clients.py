@@ -1,7 +1,8 @@
 """Client drivers for the misbehaving-peer suite: one per client runtime.
 
-``CLIENT_DRIVERS`` is the parametrization: add the blocking client (or a trio
-one) as one more entry implementing :class:`misbehave_peers.ClientDriver`.
+``CLIENT_DRIVERS`` is the parametrization (asyncio, blocking, trio): a new client
+runtime joins every client case as one more entry implementing
+:class:`misbehave_peers.ClientDriver`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from misbehave_peers import ClientDriver, rss_kb
 from misbehave_sync_client import SyncDriver
+from misbehave_trio_client import TrioDriver
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -131,4 +133,8 @@ class AsyncioDriver:
         return {"rss_growth_kb": hwm - rss0, "status": client.status.name}
 
 
-CLIENT_DRIVERS: dict[str, ClientDriver] = {"asyncio": AsyncioDriver(), "blocking": SyncDriver()}
+CLIENT_DRIVERS: dict[str, ClientDriver] = {
+    "asyncio": AsyncioDriver(),
+    "blocking": SyncDriver(),
+    "trio": TrioDriver(),
+}

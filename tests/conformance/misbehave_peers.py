@@ -30,7 +30,8 @@ from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
-SERVER_RUNTIMES = ("asyncio", "uvloop")
+SERVER_RUNTIMES = ("asyncio", "uvloop", "trio")
+TLS_RUNTIMES = ("asyncio", "uvloop")  # the trio server documents no TLS, no authenticate
 MASK = b"\x11\x22\x33\x44"
 
 

@@ -23,6 +23,7 @@ from misbehave_clients import CLIENT_DRIVERS
 from misbehave_peers import (
     MIB,
     SERVER_RUNTIMES,
+    TLS_RUNTIMES,
     ChildServer,
     Healthy,
     RawServer,
@@ -175,12 +176,14 @@ def test_silent_peer_is_dropped_by_the_pong_deadline(runtime: str) -> None:
         assert server.stats()["connections"] == 0
 
 
-@pytest.mark.parametrize("runtime", SERVER_RUNTIMES)
+@pytest.mark.parametrize("runtime", TLS_RUNTIMES)
 @pytest.mark.parametrize("sends", ["nothing", "half-client-hello"])
 def test_tls_handshake_within_handshake_timeout(
     runtime: str, sends: str, tls_files: tuple[str, str]
 ) -> None:
-    """Issue 11 input 6: TLS is bounded by handshake_timeout, not the loop's 60 s."""
+    """Issue 11 input 6: TLS is bounded by handshake_timeout, not the loop's 60 s.
+
+    Over ``TLS_RUNTIMES`` only: the trio server has no TLS (README "trio")."""
     opts = {"handshake_timeout": 0.5, "ping_interval": None}
     with ChildServer(runtime, options=opts, tls=list(tls_files)) as server:
         sock = raw_socket(server.port)
@@ -191,9 +194,11 @@ def test_tls_handshake_within_handshake_timeout(
             assert elapsed is not None and elapsed < 0.5 + SLACK, elapsed
 
 
-@pytest.mark.parametrize("runtime", SERVER_RUNTIMES)
+@pytest.mark.parametrize("runtime", TLS_RUNTIMES)
 def test_slow_authenticate_is_bounded_by_handshake_timeout(runtime: str) -> None:
-    """Issue 11 input 6's neighbour: the deadline covers authenticate, not only the head."""
+    """Issue 11 input 6's neighbour: the deadline covers authenticate, not only the head.
+
+    Over ``TLS_RUNTIMES`` only: the trio server has no authenticate (README "trio")."""
     opts = {"handshake_timeout": 0.5, "ping_interval": None}
     with ChildServer(runtime, options=opts, auth_delay=30) as server:
         sock = raw_socket(server.port)
@@ -262,11 +267,56 @@ def test_two_endpoints_pushing_at_each_other_do_not_deadlock(runtime: str) -> No
             await client.close()
             await server.shutdown()
 
-    if runtime == "uvloop":
+    if runtime == "trio":
+        trio_push_both_ways(n, size)
+    elif runtime == "uvloop":
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(main())
     else:
         asyncio.run(main())
+
+
+def trio_push_both_ways(n: int, size: int) -> None:
+    """The case above on goomerang_io.trio's Server and Client in one trio run."""
+    import trio
+
+    from goomerang_io.trio import Client as TrioClient
+    from goomerang_io.trio import Server as TrioServer
+
+    async def main() -> None:
+        got_server, got_client = trio.Event(), trio.Event()
+        counts = {"server": 0, "client": 0}
+
+        async def on_server(sender: Any, message: Message[Any]) -> None:
+            if message.payload.message.startswith("push"):
+                for _ in range(n):
+                    await sender.send(Message(ReplyV1(message="s" * size)))
+                return
+            counts["server"] += 1
+            if counts["server"] == n:
+                got_server.set()
+
+        def on_client(_sender: Any, _message: Message[Any]) -> None:
+            counts["client"] += 1
+            if counts["client"] == n:
+                got_client.set()
+
+        server = TrioServer("127.0.0.1:0", write_limit=65536, ping_interval=None)
+        server.handle(MessageV1, on_server)
+        server.register_message(ReplyV1)
+        async with server:
+            client = TrioClient(server.addr, write_limit=65536)
+            client.handle(ReplyV1, on_client)
+            async with client:
+                await client.send(Message(MessageV1(message="push")))
+                payload = Message(MessageV1(message="c" * size))
+                with trio.fail_after(30.0):
+                    for _ in range(n):
+                        await client.send(payload)
+                    await got_server.wait()
+                    await got_client.wait()
+
+    trio.run(main)
 
 
 # ------------------------------------------------------------------ clients
