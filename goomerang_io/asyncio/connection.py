@@ -39,6 +39,7 @@ class Connection(asyncio.Protocol):
         self._flush_pending = False
         self._in_batch = False
         self._closing_transport = False
+        self._linger: asyncio.TimerHandle | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
         """Resolved once the transport is really gone (closed or aborted)."""
 
@@ -98,6 +99,9 @@ class Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         self._wake_senders()
         self.lost()
         if not self.closed.done():
@@ -148,9 +152,12 @@ class Connection(asyncio.Protocol):
                 return
             if engine.should_close_transport() and not self._closing_transport:
                 self._closing_transport = True
-                transport.close()
-        # flow control: reading, then waiting senders
-        if engine.should_read() and self.want_read():
+                self._close_transport(transport)
+        # flow control: reading (a half-closed transport reads on until the peer ends
+        # TCP, see _close_transport), then waiting senders
+        if self._linger is not None:
+            pass
+        elif engine.should_read() and self.want_read():
             if self._reading_paused:
                 self._reading_paused = False
                 if not self._closing_transport:
@@ -163,6 +170,27 @@ class Connection(asyncio.Protocol):
         at = engine.get_timer()
         if at != self._timer_at:
             self._arm(at)
+
+    def _close_transport(self, transport: asyncio.Transport) -> None:
+        """Close TCP without destroying the Close frame still on its way to the peer.
+
+        Closing a socket whose input holds unread bytes makes the kernel send
+        RST, and a peer that gets RST before it read our Close frame reports
+        1006 instead of our code (a peer still sending a message we refused as
+        too big, say). So, like websockets and nginx's lingering close, send
+        FIN after the queued bytes (``write_eof``), read and drop what still
+        comes until the peer ends TCP, and abort after ``close_timeout`` at
+        most. TLS transports cannot half-close: they close at once.
+        """
+        timeout = self.engine.close_timeout
+        if timeout is None or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        self._linger = self._loop.call_later(timeout, transport.abort)
 
     def _arm(self, at: float | None) -> None:
         if self._timer is not None:
