@@ -331,9 +331,32 @@ class ServerProtocol(Connection):
     def flush_fanout(self) -> None:
         """Write queued frames, then close the connection if it is too slow to keep up."""
         self._fanout_pending = False
+        engine = self.engine
+        transport = self.transport
+        # Fast path, per target of a fan-out: RUNNING, writable, reading on, nobody
+        # waiting to send, no event pending. Writing a prepared frame changes no
+        # deadline and no handler backlog, so only the engine's writability can
+        # change: the full flush runs when it did (or when anything else is set).
+        if (
+            transport is not None
+            and engine.status is Status.RUNNING
+            and not self._reading_paused
+            and self._drain is None
+            and engine.is_writable()
+            and not engine.has_events()
+        ):
+            data = engine.data_to_send()
+            if data:
+                transport.write(data)
+                size = transport.get_write_buffer_size()
+                engine.set_transport_buffer_size(size)
+                limit = self.server.options.slow_client_limit
+                if engine.is_writable() and not (limit and size > limit):
+                    return
+            else:
+                return
         self.flush()
         limit = self.server.options.slow_client_limit
-        engine = self.engine
         if limit and engine.status is Status.RUNNING and engine.buffered_amount > limit:
             self._too_slow()
             engine.fail(self.server.options.slow_client_code, "too slow")
