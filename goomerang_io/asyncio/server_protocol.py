@@ -27,7 +27,7 @@ from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_
 from ..options import ServerOptions
 from ..sender import Sender
 from .connection import Connection
-from .dispatch import HandlerRunner, backlog_allows_reading
+from .dispatch import HandlerRunner
 
 _MessageReceived = ev.MessageReceived
 _SyncRequestReceived = ev.SyncRequestReceived
@@ -47,6 +47,7 @@ class ServerSide(Protocol):
     routes: dict[str, RouteHandler]
     authenticate: Callable[[Request], Any] | None
     in_batch: bool
+    dirty: list[ServerProtocol]  # read after every read: an attribute, not a call
 
     def needs_admission(self) -> bool: ...
     def admission_check(self, request: Request) -> Rejection | None: ...
@@ -123,14 +124,14 @@ class ServerProtocol(Connection):
 
     def after_read(self) -> None:
         server = self.server
-        if server.has_dirty():
+        if server.dirty:
             server.flush_dirty()
 
     def want_read(self) -> bool:
         if self.hold_reads:
             return False
-        return backlog_allows_reading(
-            self.runner, self._max_queue, self._max_queue_bytes, self._reading_paused
+        return self.runner.allows_reading(
+            self._max_queue, self._max_queue_bytes, self._reading_paused
         )
 
     def lost(self) -> None:
