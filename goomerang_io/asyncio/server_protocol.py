@@ -217,9 +217,26 @@ class ServerProtocol(Connection):
         server = self.server
         server.in_batch = self._in_batch
         try:
+            resolve = self._resolve
             for event in events:
                 cls = type(event)
-                if cls is _MessageReceived or cls is _SyncRequestReceived:
+                if cls is _MessageReceived and not self.draining:
+                    # _on_message's common case inlined: a plain message, a handler for it
+                    message = event.message  # type: ignore[attr-defined]
+                    chain = resolve(message.kind)
+                    if chain is not None:
+                        self.runner.submit(chain, self.sender, message)
+                    else:
+                        self._on_message(message)
+                elif cls is _SyncRequestReceived and not self.draining:
+                    # the same for a sync request (error replies off: no wrapper)
+                    message = event.message  # type: ignore[attr-defined]
+                    chain = resolve(message.kind)
+                    if chain is not None and not self.error_replies:
+                        self.runner.submit(chain, Sender(self, message.uuid), message)
+                    else:
+                        self._on_message(message)
+                elif cls is _MessageReceived or cls is _SyncRequestReceived:
                     self._on_message(event.message)  # type: ignore[attr-defined]
                 else:
                     self._other_event(event)
