@@ -68,6 +68,8 @@ class ClientKeywords(_CommonHooks, total=False):
     """``Client(server, **options)`` (asyncio and blocking): the options and hooks."""
 
     max_concurrency: int
+    max_queue: int
+    max_queue_bytes: int
     heartbeat_interval: float | None
     ping_timeout: float | None
     handshake_timeout: float

@@ -28,7 +28,7 @@ __all__ = [
     "expect_reply",
 ]
 
-_PAYLOAD_CLASSES: set[type] = set()  # protobuf classes seen: the isinstance check runs once
+PAYLOAD_CLASSES: set[type] = set()  # protobuf classes seen: the isinstance check runs once
 
 
 def check_message(value: Any, name: str = "message") -> Message[Any]:
@@ -36,7 +36,7 @@ def check_message(value: Any, name: str = "message") -> Message[Any]:
 
     On every send: the common case costs a type lookup and a loop over the headers.
     """
-    if type(value) is Message and type(value.payload) in _PAYLOAD_CLASSES:
+    if type(value) is Message and type(value.payload) in PAYLOAD_CLASSES:
         headers = value.headers
         if type(headers) is dict:
             for key, val in headers.items():
@@ -69,7 +69,7 @@ def _check_message_slowly(value: Any, name: str) -> Message[Any]:
                 f"{name}.headers must map str to str; {key!r}: {val!r} is "
                 f"{type(key).__name__}: {type(val).__name__}"
             )
-    _PAYLOAD_CLASSES.add(type(value.payload))
+    PAYLOAD_CLASSES.add(type(value.payload))
     return value
 
 

@@ -159,6 +159,7 @@ from .status import Status, move_connection
 
 Clock = Callable[[], int]
 _frame_from_string = pb.Frame.FromString
+_new_event = object.__new__  # the per-message events are built without a Python __init__ call
 _DECODE_ERRORS = (DecodeError, ValueError, RuntimeError)
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 DEFAULT_HIGH_WATER = 64 * 1024
@@ -564,12 +565,16 @@ class BaseConnection:
                 creation.seconds * 1_000_000_000 + creation.nanos,
                 len(body),
             )
-            if message.is_sync:
-                self._events.append(
-                    SyncReplyReceived(message) if is_client else SyncRequestReceived(message)
-                )
+            # MessageReceived(message) etc., without the __init__ call (same slots set)
+            event: MessageReceived | SyncRequestReceived | SyncReplyReceived
+            if not message.is_sync:
+                event = _new_event(MessageReceived)
+            elif is_client:
+                event = _new_event(SyncReplyReceived)
             else:
-                self._events.append(MessageReceived(message))
+                event = _new_event(SyncRequestReceived)
+            event.message = message
+            self._events.append(event)
 
     def _bad_binary(self, data: bytes) -> None:
         """Report a binary message that does not decode (the codec's error, re-raised here)."""

@@ -52,7 +52,7 @@ from ..validate import (
     expect_reply,
 )
 from .connection import Connection
-from .dispatch import HandlerRunner, backlog_allows_reading
+from .dispatch import HandlerRunner
 
 R = TypeVar("R", bound=ProtoMessage)
 
@@ -74,8 +74,8 @@ class _ClientProtocol(Connection):
         if self.runner is None:
             return True
         opts = self.client.options
-        return backlog_allows_reading(
-            self.runner, opts.max_queue, opts.max_queue_bytes, self._reading_paused
+        return self.runner.allows_reading(
+            opts.max_queue, opts.max_queue_bytes, self._reading_paused
         )
 
     def _on_progress(self) -> None:

@@ -74,8 +74,9 @@ class Connection(asyncio.Protocol):
         self._in_batch = True
         try:
             engine.receive_data(data, self._loop.time())
-            if engine.has_events():
-                self.handle_events(engine.events())
+            events = engine.events()  # one call: [] when none
+            if events:
+                self.handle_events(events)
             engine.apply_pending()
             if engine.has_events():
                 self.handle_events(engine.events())

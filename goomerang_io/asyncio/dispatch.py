@@ -65,6 +65,18 @@ class HandlerRunner:
         """Payload bytes of the messages waiting for a handler slot."""
         return self._queued_bytes
 
+    def allows_reading(self, max_queue: int, max_bytes: int, paused: bool) -> bool:
+        """Whether a connection may read on, given what waits for a handler slot.
+
+        Reading pauses past ``max_queue`` messages or ``max_bytes`` payload bytes
+        and resumes once both are back under half, so a peer that sends faster
+        than the handlers run is held back by its own TCP window. One call per
+        read: the connection asks on every flush.
+        """
+        if paused:
+            return len(self._queue) <= max_queue // 2 and self._queued_bytes <= max_bytes // 2
+        return len(self._queue) <= max_queue and self._queued_bytes <= max_bytes
+
     def running(self) -> int:
         """Async handlers currently running."""
         return self._inflight
@@ -168,17 +180,3 @@ class HandlerRunner:
         tasks = list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
-
-
-def backlog_allows_reading(
-    runner: HandlerRunner, max_queue: int, max_bytes: int, paused: bool
-) -> bool:
-    """Whether a connection may read on, given what waits for a handler slot.
-
-    Reading pauses past ``max_queue`` messages or ``max_bytes`` payload bytes
-    and resumes once both are back under half, so a peer that sends faster
-    than the handlers run is held back by its own TCP window.
-    """
-    if paused:
-        return runner.backlog() <= max_queue // 2 and runner.backlog_bytes() <= max_bytes // 2
-    return runner.backlog() <= max_queue and runner.backlog_bytes() <= max_bytes

@@ -125,7 +125,8 @@ class Server(Endpoint):
         # Fan-out batching: while a connection handles a read, prepared frames
         # are queued on their targets, which are flushed once it is done.
         self.in_batch = False
-        self._dirty: list[ServerProtocol] = []
+        self.dirty: list[ServerProtocol] = []
+        """Connections with fan-out frames queued during the current read (flush_dirty)."""
         self._flush_soon = False
         self.supervisor: Any = None
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
@@ -458,16 +459,16 @@ class Server(Endpoint):
 
     def has_dirty(self) -> bool:
         """Whether fan-out frames wait to be written (see flush_dirty)."""
-        return bool(self._dirty)
+        return bool(self.dirty)
 
     def mark_dirty(self, proto: ServerProtocol) -> None:
         """``proto`` has queued fan-out frames to write when the current read is handled."""
-        self._dirty.append(proto)
+        self.dirty.append(proto)
 
     def flush_dirty(self) -> None:
         """Write what fan-outs queued during the last read, one write per target."""
-        dirty = self._dirty
-        self._dirty = []
+        dirty = self.dirty
+        self.dirty = []
         for proto in dirty:
             proto.flush_fanout()
 
@@ -736,7 +737,7 @@ class Server(Endpoint):
             proto.write_prepared(frame, True)
         # The backplane delivers every message of one read before the loop
         # runs this: each target gets one write for all of them.
-        if self._dirty and not self._flush_soon:
+        if self.dirty and not self._flush_soon:
             self._flush_soon = True
             asyncio.get_running_loop().call_soon(self._flush_later)
 

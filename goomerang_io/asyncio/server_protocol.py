@@ -27,7 +27,7 @@ from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_
 from ..options import ServerOptions
 from ..sender import Sender
 from .connection import Connection
-from .dispatch import HandlerRunner, backlog_allows_reading
+from .dispatch import HandlerRunner
 
 _MessageReceived = ev.MessageReceived
 _SyncRequestReceived = ev.SyncRequestReceived
@@ -47,6 +47,7 @@ class ServerSide(Protocol):
     routes: dict[str, RouteHandler]
     authenticate: Callable[[Request], Any] | None
     in_batch: bool
+    dirty: list[ServerProtocol]  # read after every read: an attribute, not a call
 
     def needs_admission(self) -> bool: ...
     def admission_check(self, request: Request) -> Rejection | None: ...
@@ -123,14 +124,14 @@ class ServerProtocol(Connection):
 
     def after_read(self) -> None:
         server = self.server
-        if server.has_dirty():
+        if server.dirty:
             server.flush_dirty()
 
     def want_read(self) -> bool:
         if self.hold_reads:
             return False
-        return backlog_allows_reading(
-            self.runner, self._max_queue, self._max_queue_bytes, self._reading_paused
+        return self.runner.allows_reading(
+            self._max_queue, self._max_queue_bytes, self._reading_paused
         )
 
     def lost(self) -> None:
@@ -216,9 +217,26 @@ class ServerProtocol(Connection):
         server = self.server
         server.in_batch = self._in_batch
         try:
+            resolve = self._resolve
             for event in events:
                 cls = type(event)
-                if cls is _MessageReceived or cls is _SyncRequestReceived:
+                if cls is _MessageReceived and not self.draining:
+                    # _on_message's common case inlined: a plain message, a handler for it
+                    message = event.message  # type: ignore[attr-defined]
+                    chain = resolve(message.kind)
+                    if chain is not None:
+                        self.runner.submit(chain, self.sender, message)
+                    else:
+                        self._on_message(message)
+                elif cls is _SyncRequestReceived and not self.draining:
+                    # the same for a sync request (error replies off: no wrapper)
+                    message = event.message  # type: ignore[attr-defined]
+                    chain = resolve(message.kind)
+                    if chain is not None and not self.error_replies:
+                        self.runner.submit(chain, Sender(self, message.uuid), message)
+                    else:
+                        self._on_message(message)
+                elif cls is _MessageReceived or cls is _SyncRequestReceived:
                     self._on_message(event.message)  # type: ignore[attr-defined]
                 else:
                     self._other_event(event)
@@ -331,9 +349,32 @@ class ServerProtocol(Connection):
     def flush_fanout(self) -> None:
         """Write queued frames, then close the connection if it is too slow to keep up."""
         self._fanout_pending = False
+        engine = self.engine
+        transport = self.transport
+        # Fast path, per target of a fan-out: RUNNING, writable, reading on, nobody
+        # waiting to send, no event pending. Writing a prepared frame changes no
+        # deadline and no handler backlog, so only the engine's writability can
+        # change: the full flush runs when it did (or when anything else is set).
+        if (
+            transport is not None
+            and engine.status is Status.RUNNING
+            and not self._reading_paused
+            and self._drain is None
+            and engine.is_writable()
+            and not engine.has_events()
+        ):
+            data = engine.data_to_send()
+            if data:
+                transport.write(data)
+                size = transport.get_write_buffer_size()
+                engine.set_transport_buffer_size(size)
+                limit = self.server.options.slow_client_limit
+                if engine.is_writable() and not (limit and size > limit):
+                    return
+            else:
+                return
         self.flush()
         limit = self.server.options.slow_client_limit
-        engine = self.engine
         if limit and engine.status is Status.RUNNING and engine.buffered_amount > limit:
             self._too_slow()
             engine.fail(self.server.options.slow_client_code, "too slow")
