@@ -76,8 +76,6 @@ class ClientKeywords(_CommonHooks, total=False):
     close_timeout: float
     max_message_size: int
     max_pending_sync: int
-    max_queue: int
-    max_queue_bytes: int
     write_limit: int
     compression: bool
     reconnect: bool
