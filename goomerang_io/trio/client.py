@@ -46,7 +46,7 @@ from ..hooks import CLIENT_HOOKS
 from ..options import ClientOptions
 from ..sender import Sender
 from ..validate import check_close_code, check_message, check_timeout, check_topic
-from .connection import Connection, NurseryContext
+from .connection import Connection, NurseryContext, refuse_unsupported
 
 _ids = itertools.count(1)
 
@@ -76,6 +76,7 @@ class Client(NurseryContext, Endpoint):
         self.path, self.extra_headers = path, tuple(headers)
         if self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client").reconnect:
             raise ValueError("reconnect=True is not supported by the trio client")
+        refuse_unsupported(self.options, ClientOptions(), ("max_queue_bytes", "outbox_size"))
         self._conn: Connection | None = None
         self._pending: dict[str, _Pending] = {}
         self._connected = trio.Event()

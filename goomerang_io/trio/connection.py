@@ -33,6 +33,16 @@ from ..awaitables import Ready
 READ_SIZE = 256 * 1024
 
 
+def refuse_unsupported(options: Any, defaults: Any, names: tuple[str, ...]) -> None:
+    """Raise TypeError naming the first of ``names`` whose value differs from its default."""
+    for name in names:
+        if getattr(options, name) != getattr(defaults, name):
+            raise TypeError(
+                f"{name} is not supported on the trio runtime (the asyncio Server and Client "
+                "have it); leave it at its default or use goomerang_io.Server/Client"
+            )
+
+
 class Owner(Protocol):
     """What a connection needs of the server or client that owns it."""
 
@@ -202,9 +212,15 @@ class Connection:
             self._poke()
         self.timer()
 
-    def write_prepared(self, frame: bytes) -> bool:
-        """Queue a frame made once for many connections (fan-out); False when not sent."""
-        sent = bool(self.engine.send_prepared(frame))  # type: ignore[attr-defined]
+    def write_prepared(self, frame: bytes, *, in_response: bool = False) -> bool:
+        """Queue a frame made once for many connections (fan-out); False when not sent.
+
+        ``in_response``: this connection commanded the fan-out (its own publish
+        or broadcast coming back to it), so the copy counts as output its input
+        caused and pauses its reading above high water, as on asyncio.
+        """
+        engine = self.engine
+        sent = bool(engine.send_prepared(frame, in_response=in_response))  # type: ignore[attr-defined]
         self.flush()
         return sent
 

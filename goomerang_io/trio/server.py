@@ -43,7 +43,17 @@ from ..hooks import SERVER_HOOKS
 from ..options import ServerOptions
 from ..sender import Sender
 from ..validate import check_message, check_topic
-from .connection import Connection, NurseryContext
+from .connection import Connection, NurseryContext, refuse_unsupported
+
+# Server options this runtime does not enforce: a value other than the default is refused,
+# never silently ignored (the asyncio Server has them).
+_NOT_ON_TRIO = (
+    "max_connections",
+    "max_queue_bytes",
+    "client_subscribe",
+    "client_publish",
+    "client_broadcast",
+)
 
 
 class Server(NurseryContext, Endpoint):
@@ -52,6 +62,7 @@ class Server(NurseryContext, Endpoint):
     def __init__(self, listen: str = "127.0.0.1:8080", **kwargs: Any) -> None:
         self.host, self.port = parse_listen(listen)
         self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
+        refuse_unsupported(self.options, ServerOptions(), _NOT_ON_TRIO)
         self.topics: Topics[Connection] = Topics()
         self._conns: set[Connection] = set()
         self._ids = itertools.count(1)
@@ -135,30 +146,42 @@ class Server(NurseryContext, Endpoint):
         if self.status is not Status.RUNNING:
             raise NotRunning(f"server is {self.status.name}")
 
-    def _fanout(self, message: Message[Any], targets: list[Connection]) -> list[BroadcastResult]:
+    def _fanout(
+        self, message: Message[Any], targets: list[Connection], origin: Connection | None = None
+    ) -> list[BroadcastResult]:
         frame = prepare(message, creation_ns=time.time_ns())
         size, results = message.payload.ByteSize(), []
         for conn in targets:  # a target past slow_client_limit is failed by its engine
             t0 = time.perf_counter()
-            ok = conn.engine.status is Status.RUNNING and conn.write_prepared(frame)
+            ok = conn.engine.status is Status.RUNNING and conn.write_prepared(
+                frame, in_response=conn is origin
+            )
             results.append(BroadcastResult(size, time.perf_counter() - t0, conn.conn_id, ok))
         return results
 
     async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to every connected client; one result per client."""
+        return self._broadcast(message, None)
+
+    def _broadcast(self, message: Message[Any], origin: Connection | None) -> list[BroadcastResult]:
         check_message(message)
         self._check_running()
         t0 = time.perf_counter()
-        results = self._fanout(message, list(self._conns))
+        results = self._fanout(message, list(self._conns), origin)
         self.hooks.run("on_broadcast", message.kind, results, time.perf_counter() - t0)
         return results
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to the subscribers of ``topic``; one result per subscriber."""
+        return self._publish(topic, message, None)
+
+    def _publish(
+        self, topic: str, message: Message[Any], origin: Connection | None
+    ) -> list[BroadcastResult]:
         check_topic(topic)
         check_message(message)
         self._check_running()
-        results = self._fanout(message, self.topics.subscribers(topic))
+        results = self._fanout(message, self.topics.subscribers(topic), origin)
         self.hooks.run("on_publish", topic, message.kind)
         return results
 
@@ -174,10 +197,14 @@ class Server(NurseryContext, Endpoint):
         elif isinstance(event, ev.BroadcastRequested):
             self.hooks.run("on_client_broadcast", event.message.kind)
             if self.status is Status.RUNNING:
-                await self.broadcast(event.message)
+                self._broadcast(event.message, conn)
         elif isinstance(event, ev.PublishRequested):
-            if self.status is Status.RUNNING:
-                await self.publish(event.topic, event.message)
+            if not event.topic:  # both backplanes use "" for broadcast: refused everywhere
+                self.report_error(GoomerangError("publish with an empty topic ignored"))
+            elif self.status is Status.RUNNING:
+                self._publish(event.topic, event.message, conn)
+        elif isinstance(event, ev.SubscribeRequested) and not event.topic:
+            self.report_error(GoomerangError("subscribe to an empty topic ignored"))
         elif isinstance(event, ev.SubscribeRequested):
             held, cap = self.topics.topics_of(conn), self.options.max_subscriptions
             if event.group or (event.topic not in held and len(held) >= cap):

@@ -30,6 +30,7 @@ from goomerang_proto import (
     Status,
     SyncTimeout,
 )
+from goomerang_proto.codec import pack
 from goomerang_proto.frames import OP_CLOSE, FrameReader, build_frame, parse_close_payload
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
@@ -466,5 +467,75 @@ def test_public_calls_check_their_arguments_before_sending() -> None:
                     await call()
             assert (await c.send_sync(msg("after"))).payload.message == "after"
         assert seen == ["after"]
+
+    run(case)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: Server("127.0.0.1:0", client_publish=False), "client_publish"),
+        (lambda: Server("127.0.0.1:0", client_subscribe=("room.*",)), "client_subscribe"),
+        (lambda: Server("127.0.0.1:0", client_broadcast=False), "client_broadcast"),
+        (lambda: Server("127.0.0.1:0", max_connections=1), "max_connections"),
+        (lambda: Client("127.0.0.1:1", outbox_size=3), "outbox_size"),
+    ],
+)
+def test_options_the_trio_runtime_does_not_enforce_are_refused(
+    make: Callable[[], Any], name: str
+) -> None:
+    """Issue 16: an option is never silently ignored (the asyncio runtime has these)."""
+    with pytest.raises(TypeError, match=f"{name} is not supported on the trio runtime"):
+        make()
+
+
+def test_empty_topic_commands_from_a_raw_peer_are_reported_and_ignored() -> None:
+    """Issue 15: the empty topic is refused everywhere, trio included (a Go peer may send it)."""
+    from goomerang_proto.codec import pack_publish_cmd, pack_subscribe_cmd
+
+    async def case() -> None:
+        errors: list[BaseException] = []
+        server = echo_server(on_error=[errors.append])
+        server.register_message(MessageV1)
+        async with server:
+            peer = await RawPeer.connect(server.addr)
+            for payload in (pack_subscribe_cmd(""), pack_publish_cmd("", msg("to nobody"))):
+                await peer.stream.send_all(build_frame(2, payload, mask=True, mask_key=b"abcd"))
+            fence = pack(Message(MessageV1(message="fence")))  # echoed after both commands
+            await peer.stream.send_all(build_frame(2, fence, mask=True, mask_key=b"abcd"))
+            frame = await peer.next_frame()
+            assert frame is not None and b"fence" in frame[1]
+            assert b"to nobody" not in frame[1]
+        assert [str(e) for e in errors] == [
+            "subscribe to an empty topic ignored",
+            "publish with an empty topic ignored",
+        ]
+
+    run(case)
+
+
+def test_a_peer_publishing_to_itself_without_reading_is_paused_not_closed() -> None:
+    """The copy of its own publish counts as output its input caused (as on asyncio)."""
+    from goomerang_proto.codec import pack_publish_cmd, pack_subscribe_cmd
+
+    async def case() -> None:
+        errors: list[BaseException] = []
+        server = echo_server(on_error=[errors.append], write_limit=16 * 1024)
+        server.register_message(MessageV1)
+        async with server:
+            peer = await RawPeer.connect(server.addr)
+            sub = build_frame(2, pack_subscribe_cmd("t"), mask=True, mask_key=b"abcd")
+            pub = build_frame(
+                2, pack_publish_cmd("t", msg("x" * 1000)), mask=True, mask_key=b"abcd"
+            )
+            await peer.stream.send_all(sub)
+            sent = 0
+            with trio.move_on_after(2.0):  # the server pauses reading: sends stop completing
+                while sent < 16 * 1024 * 1024:  # 4x slow_client_limit, if nothing paused it
+                    await peer.stream.send_all(pub * 16)
+                    sent += len(pub) * 16
+            assert sent < 16 * 1024 * 1024, "reading was never paused"
+            assert server.connections() == 1  # paused, not closed by the output cap
+        assert errors == []
 
     run(case)
