@@ -165,7 +165,9 @@ class Server(Endpoint):
         """Run ``fn(worker_index)`` in each worker process before it starts serving.
 
         With ``workers > 1`` it runs once per worker (after fork); use it to start
-        per-worker resources. With one process it is not called.
+        per-worker resources. ``run()`` with one process calls it with index 0
+        (one process and many behave the same); ``start()`` / ``async with``
+        leave the process to you and do not call it.
         """
         self.process_hooks["start"].append(fn)
 

@@ -97,8 +97,19 @@ async def serve_until_signal(
 
 
 def run_single(server: Server, on_ready: Callable[[], None] | None = None) -> int:
-    """Serve in this process until SIGINT/SIGTERM; returns the exit code."""
-    run_loop(serve_until_signal(server, on_ready))
+    """Serve in this process until SIGINT/SIGTERM; returns the exit code.
+
+    This process is worker 0: the ``on_process_start`` / ``on_process_stop``
+    hooks run with index 0, as each worker's do with ``workers > 1`` (so one
+    process and many behave the same).
+    """
+    for fn in server.process_hooks["start"]:
+        fn(0)
+    try:
+        run_loop(serve_until_signal(server, on_ready))
+    finally:
+        for fn in server.process_hooks["stop"]:
+            fn(0)
     return 0
 
 

@@ -66,7 +66,7 @@ from goomerang_io.metrics import ServerMetrics, prepare_multiprocess_dir
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 out = sys.argv[1]
 prepare_multiprocess_dir()
-server = Server("127.0.0.1:0", workers=2, metrics=ServerMetrics())
+server = Server("127.0.0.1:0", workers=int(sys.argv[2]), metrics=ServerMetrics())
 mark = lambda what, i: open(os.path.join(out, f"{what}-{i}-{os.getpid()}"), "w").close()
 server.on_process_stop(lambda i: mark("stopped", i))
 server.on_process_start(lambda i: mark("started", i))
@@ -75,7 +75,7 @@ sys.exit(server.run())
 
 
 def run_and_signal(
-    tmp_path: Path, sig: int, kill_one_first: bool = False
+    tmp_path: Path, sig: int, kill_one_first: bool = False, workers: int = 2
 ) -> tuple[int, str, list[str]]:
     """Start a 2-worker server in its own process group, signal the whole group, wait.
 
@@ -90,7 +90,7 @@ def run_and_signal(
     env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(ROOT))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(out)],
+        [sys.executable, str(script), str(out), str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -134,6 +134,14 @@ def test_a_process_group_signal_is_a_graceful_stop_input_12_16(tmp_path: Path, s
     leftovers = [f for f in files if not f.startswith(("stopped-", "started-"))]
     assert leftovers == [], leftovers  # no goomerang-metrics-* nor hub directory left
     assert output.count("listening on") == 1
+
+
+def test_one_process_runs_the_process_hooks_as_worker_0(tmp_path: Path) -> None:
+    """workers=1 behaves as one worker: on_process_start/stop run with index 0 (review)."""
+    code, output, files = run_and_signal(tmp_path, signal.SIGTERM, workers=1)
+    assert code == 0, output
+    hooks = sorted(f.split("-")[0] + "-" + f.split("-")[1] for f in files if "-" in f)
+    assert hooks == ["started-0", "stopped-0"], (files, output)
 
 
 def test_a_worker_death_is_reported_once_and_the_worker_restarted_input_12(tmp_path: Path) -> None:
