@@ -22,8 +22,8 @@ Every status change goes through the table in :mod:`goomerang_proto.status`.
   ``receive_data`` returned, so no handler runs while a read is half done.
 
 Time. The engine never reads a clock: time enters as ``now``, float seconds
-of the caller's monotonic clock (``loop.time()``, ``time.monotonic()``, or a
-virtual clock in tests; any origin, only differences matter). It is given to
+of the caller's monotonic clock (an event loop's time, the process's
+monotonic clock, or a virtual clock in tests; any origin, only differences matter). It is given to
 the constructor (the handshake deadline starts there), to ``handle_timer(now)``
 and, optionally, to ``receive_data``/``receive_eof``/``close``/``fail``/
 ``accept``/``reject``/``send_http_response``, the calls that may start a

@@ -10,15 +10,14 @@ exactly-once is counted outside that window, and delivery must resume.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
 from redis.crc import key_slot
 from redis_cluster import RedisCluster, redis7_missing
-from util import run
+from util import poll_until, run
 
 from goomerang_io import Client, Server
 from goomerang_io.backplane import backplane_from_url
@@ -87,13 +86,13 @@ async def peer(stack: AsyncExitStack, server: Server, node: int) -> Peer:
     return p
 
 
-async def until(pred: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.01)
-    return bool(pred())  # type: ignore[operator]
+async def until(pred: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``pred()`` came true within ``timeout`` s (util.poll_until, as a bool)."""
+    try:
+        await poll_until(pred, timeout)
+    except AssertionError:
+        return False
+    return True
 
 
 async def probe(publisher: Client, topic: str, receivers: list[Peer], tag: str) -> None:

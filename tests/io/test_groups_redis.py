@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from redis_server import RedisServer
-from util import run
+from util import poll_until, run
 
 from goomerang_io import Client, Server
 from goomerang_io.backplane.redis import RedisBackplane
@@ -148,8 +148,21 @@ async def wait_blocked(url: str, n: int) -> None:
             while True:
                 clients = await admin.client_list()
                 if sum(c.get("cmd") == "xreadgroup" and "b" in c["flags"] for c in clients) >= n:
+                    return  # each CLIENT LIST round trip yields to the loop: no sleep needed
+    finally:
+        await admin.aclose()
+
+
+async def consumers_idle(url: str, stream: str, idle_ms: int) -> None:
+    """Until every consumer of group "g" on ``stream`` has been idle ``idle_ms`` (Redis's own
+    count, XINFO CONSUMERS), so the claim of stale entries applies (bounded by WAIT)."""
+    admin = aioredis.Redis.from_url(url)
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:  # each round trip yields to the loop
+                consumers = await admin.xinfo_consumers(stream, "g")
+                if all(int(c["idle"]) >= idle_ms for c in consumers):
                     return
-                await asyncio.sleep(0.02)
     finally:
         await admin.aclose()
 
@@ -199,16 +212,14 @@ def test_no_member_anywhere_the_backlog_is_skipped_and_counted(redis: RedisServe
             await probe_until_every_node_serves(publisher.client, [a], 1)
             await a.client.unsubscribe("jobs", group="g")
             # wait until node 0 stopped consuming, then publish with no member anywhere
-            deadline = time.monotonic() + WAIT
-            while servers[0].groups.members("jobs", "g") and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+            await poll_until(lambda: not servers[0].groups.members("jobs", "g"), WAIT)
 
             for i in range(5):
                 await publisher.client.publish("jobs", Message(MessageV1(message=f"lost{i}")))
             a.got.clear()
             drops: list[int] = []
             servers[0].backplane.on_drop = drops.append
-            await asyncio.sleep(1.0)  # let the old consumer go idle past claim_idle
+            await consumers_idle(redis.url, servers[0].backplane.stream_key("jobs"), 600)
             await a.client.subscribe("jobs", group="g")
             await probe_until_every_node_serves(publisher.client, [a], 1)
             assert not [t for t in a.got if t.startswith("lost")]

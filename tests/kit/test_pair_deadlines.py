@@ -7,14 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from goomerang_proto import BaseConnection, Status
+from goomerang_proto import Status
 from goomerang_proto import events as ev
 from goomerang_proto.testing import Pair
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(BaseConnection, "get_timer"),
-    reason="needs the engine's get_timer/handle_timer (branch engine, issue 11) on this branch",
-)
 
 
 def pongs(pair: Pair) -> int:
