@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, Unpack, overload
 
 from google.protobuf.message import Message as ProtoMessage
@@ -31,6 +30,7 @@ from goomerang_proto.frames import CLEAN_CLOSE_CODES
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import AfterDrain, Ready
+from ..dial import HeadersArg, UpgradeHeaders, host_header, ws_path
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
@@ -40,7 +40,6 @@ from ..sender import Sender
 from ..tlserrors import tls_error
 from ..validate import (
     check_close_code,
-    check_headers,
     check_message,
     check_reply_class,
     check_timeout,
@@ -104,7 +103,7 @@ class Client(Endpoint):
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        headers: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
+        headers: HeadersArg = (),
         metrics: Any = None,
         path: str | None = None,
         **kwargs: Unpack[ClientKeywords],
@@ -113,11 +112,9 @@ class Client(Endpoint):
         self.host, self.port = parse_listen(server)
         self.tls = tls
         self.server_hostname = server_hostname
-        self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
-        if tls is not None and not isinstance(tls, ssl.SSLContext):
-            raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
-        self._headers_fn = headers if callable(headers) else None
-        self.extra_headers = () if callable(headers) else check_headers(headers)
+        self.path = ws_path(path, tls)
+        self._headers = UpgradeHeaders(headers)
+        self.extra_headers = self._headers.fixed
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         self.metrics = metrics
         self._engine: ClientConnection | None = None
@@ -165,14 +162,11 @@ class Client(Endpoint):
             self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
         loop = asyncio.get_running_loop()
-        host_header = (
-            f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        )
         opts = self.options
         engine = ClientConnection(
-            host_header,
+            host_header(self.host, self.port),
             self.path,
-            headers=self._handshake_headers(),
+            headers=self._headers(),
             registry=self.router.registry,
             max_message_size=opts.max_message_size,
             clock=time.time_ns,
@@ -218,16 +212,6 @@ class Client(Endpoint):
             raise
         if self._proto is not None:
             self.peer = self._proto.peer
-
-    def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
-        """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
-        fn = self._headers_fn
-        if fn is None:
-            return self.extra_headers
-        try:
-            return check_headers(fn(), "headers()")
-        except Exception as exc:
-            raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
 
     def _abort_transport(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
