@@ -6,11 +6,11 @@
         ... server.addr ...
 
 or ``await nursery.start(server.serve)`` in a nursery of your own. Handlers,
-middlewares, hooks, broadcast and publish/subscribe (with the client commands)
-behave as on asyncio, in one process, with the engine's deadlines (handshake,
-keep-alive pings, close) and flow control. Not here (asyncio runtime only):
-worker processes and backplanes, queue groups, custom HTTP routes (other paths
-get 404), authentication, TLS, connection limits and metrics.
+middlewares, hooks, error replies, broadcast and publish/subscribe (the client
+commands with their rules: :mod:`goomerang_io.handling`) behave as on asyncio, in
+one process, with the engine's deadlines and flow control. Not here (asyncio
+only): worker processes and backplanes, queue groups, custom HTTP routes (other
+paths get 404), authentication, TLS, connection limits and metrics.
 """
 
 from __future__ import annotations
@@ -21,48 +21,43 @@ from typing import Any
 
 import trio
 
-from goomerang_proto import (
-    AlreadyRunning,
-    Closed,
-    Closing,
-    GoomerangError,
-    Message,
-    NotRunning,
-    ServerConnection,
-    Side,
-    Status,
-    Topics,
-    prepare,
-)
+from goomerang_proto import AlreadyRunning, Closed, Message, Side, Status, Topics, prepare
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
 from ..asyncio.server import BroadcastResult
+from ..authorization import ERROR_REPLIES
 from ..endpoint import Endpoint
+from ..engines import server_engine
+from ..handling.commands import CommandRules
+from ..handling.requests import Requests
 from ..hooks import SERVER_HOOKS
-from ..options import ServerOptions
+from ..options import ServerOptions, refuse_unsupported
 from ..sender import Sender
 from ..validate import check_message, check_topic
-from .connection import Connection, NurseryContext, refuse_unsupported
-
-# Server options this runtime does not enforce: a value other than the default is refused,
-# never silently ignored (the asyncio Server has them).
-_NOT_ON_TRIO = (
-    "max_connections",
-    "max_queue_bytes",
-    "client_subscribe",
-    "client_publish",
-    "client_broadcast",
-)
+from .connection import Connection, NurseryContext
 
 
 class Server(NurseryContext, Endpoint):
-    """A goomerang server on trio; every :class:`ServerOptions` field is a keyword argument."""
+    """A goomerang server on trio; every :class:`ServerOptions` field is a keyword argument
+    (``max_connections`` and ``max_queue_bytes`` only at their defaults: TypeError), plus
+    the ``can_subscribe``, ``can_publish`` and ``can_broadcast`` vetoes."""
 
-    def __init__(self, listen: str = "127.0.0.1:8080", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        listen: str = "127.0.0.1:8080",
+        *,
+        can_subscribe: Any = None,
+        can_publish: Any = None,
+        can_broadcast: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.host, self.port = parse_listen(listen)
         self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
-        refuse_unsupported(self.options, ServerOptions(), _NOT_ON_TRIO)
+        refuse_unsupported(self.options, ("max_connections", "max_queue_bytes"), "trio")
+        self._rules = CommandRules(
+            self.options, self.report_error, can_subscribe, can_publish, can_broadcast
+        )
         self.topics: Topics[Connection] = Topics()
         self._conns: set[Connection] = set()
         self._ids = itertools.count(1)
@@ -86,6 +81,7 @@ class Server(NurseryContext, Endpoint):
                 raise Closed("server was shut down; make a new one")
             raise AlreadyRunning(f"server is {self.status.name}")
         self.router.freeze()
+        self._requests = Requests(self.router, self.report_error)
         listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         self.port = int(listeners[0].socket.getsockname()[1])
         self._move(Status.RUNNING)
@@ -99,21 +95,7 @@ class Server(NurseryContext, Endpoint):
             self._stopped.set()
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
-        o = self.options
-        engine = ServerConnection(
-            registry=self.router.registry,
-            max_message_size=o.max_message_size,
-            max_request_size=o.max_request_size,
-            clock=time.time_ns,
-            handshake_timeout=o.handshake_timeout,
-            ping_interval=o.ping_interval or None,
-            ping_timeout=o.ping_timeout or None,
-            close_timeout=o.close_timeout,
-            high_water=o.write_limit,
-            max_buffered=o.slow_client_limit or None,
-            overflow_code=o.slow_client_code,
-            now=trio.current_time(),
-        )
+        engine = server_engine(self.options, self.router.registry, trio.current_time())
         await Connection(stream, engine, self, next(self._ids), in_response=True).run()
 
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -140,32 +122,13 @@ class Server(NurseryContext, Endpoint):
     async def _leave(self) -> None:
         await self.shutdown()
 
-    def _check_running(self) -> None:
-        if self.status is Status.CLOSING:
-            raise Closing("server is shutting down")
-        if self.status is not Status.RUNNING:
-            raise NotRunning(f"server is {self.status.name}")
-
-    def _fanout(
-        self, message: Message[Any], targets: list[Connection], origin: Connection | None = None
-    ) -> list[BroadcastResult]:
-        frame = prepare(message, creation_ns=time.time_ns())
-        size, results = message.payload.ByteSize(), []
-        for conn in targets:  # a target past slow_client_limit is failed by its engine
-            t0 = time.perf_counter()
-            ok = conn.engine.status is Status.RUNNING and conn.write_prepared(
-                frame, in_response=conn is origin
-            )
-            results.append(BroadcastResult(size, time.perf_counter() - t0, conn.conn_id, ok))
-        return results
-
     async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to every connected client; one result per client."""
+        check_message(message)
+        self._require_running()
         return self._broadcast(message, None)
 
     def _broadcast(self, message: Message[Any], origin: Connection | None) -> list[BroadcastResult]:
-        check_message(message)
-        self._check_running()
         t0 = time.perf_counter()
         results = self._fanout(message, list(self._conns), origin)
         self.hooks.run("on_broadcast", message.kind, results, time.perf_counter() - t0)
@@ -173,63 +136,69 @@ class Server(NurseryContext, Endpoint):
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to the subscribers of ``topic``; one result per subscriber."""
+        check_topic(topic)
+        check_message(message)
+        self._require_running()
         return self._publish(topic, message, None)
 
     def _publish(
         self, topic: str, message: Message[Any], origin: Connection | None
     ) -> list[BroadcastResult]:
-        check_topic(topic)
-        check_message(message)
-        self._check_running()
         results = self._fanout(message, self.topics.subscribers(topic), origin)
         self.hooks.run("on_publish", topic, message.kind)
         return results
 
+    def _fanout(
+        self, message: Message[Any], targets: list[Connection], origin: Connection | None
+    ) -> list[BroadcastResult]:
+        frame = prepare(message, creation_ns=time.time_ns())
+        size, results = message.payload.ByteSize(), []
+        for conn in targets:  # a target past slow_client_limit is failed by its engine
+            t0 = time.perf_counter()  # origin: its own command's copy answers it (in_response)
+            ok = conn.engine.status is Status.RUNNING and conn.write_prepared(
+                frame, in_response=conn is origin
+            )
+            results.append(BroadcastResult(size, time.perf_counter() - t0, conn.conn_id, ok))
+        return results
+
     async def on_event(self, conn: Connection, event: ev.Event) -> None:
         """One engine event of ``conn`` (the connection calls this after each read)."""
+        running, rules = self.status is Status.RUNNING, self._rules
         if isinstance(event, ev.MessageReceived | ev.SyncRequestReceived):
-            message = event.message
-            chain = self.router.resolve(message.kind)
-            if chain is None:
-                self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
-            else:
-                await conn.submit(chain, Sender(conn, message.uuid), message)
+            chain = self._requests.handler_for(event.message, conn)
+            if chain is not None:
+                await conn.submit(chain, Sender(conn, event.message.uuid), event.message)
         elif isinstance(event, ev.BroadcastRequested):
-            self.hooks.run("on_client_broadcast", event.message.kind)
-            if self.status is Status.RUNNING:
+            if running and rules.broadcast(conn, event.message):
+                self.hooks.run("on_client_broadcast", event.message.kind)
                 self._broadcast(event.message, conn)
         elif isinstance(event, ev.PublishRequested):
-            if not event.topic:  # both backplanes use "" for broadcast: refused everywhere
-                self.report_error(GoomerangError("publish with an empty topic ignored"))
-            elif self.status is Status.RUNNING:
+            if running and rules.publish(conn, event.topic, event.message):
                 self._publish(event.topic, event.message, conn)
-        elif isinstance(event, ev.SubscribeRequested) and not event.topic:
-            self.report_error(GoomerangError("subscribe to an empty topic ignored"))
         elif isinstance(event, ev.SubscribeRequested):
-            held, cap = self.topics.topics_of(conn), self.options.max_subscriptions
-            if event.group or (event.topic not in held and len(held) >= cap):
-                why = "queue groups are asyncio only" if event.group else f"max_subscriptions={cap}"
-                self.report_error(GoomerangError(f"subscribe to {event.topic!r} ignored: {why}"))
-            else:
+            if event.group:
+                rules.refuse(conn, f"subscribe to {event.topic!r}", "queue groups are asyncio only")
+            elif rules.subscribe(conn, event.topic, "", conn.subscriptions):
                 self.topics.subscribe(event.topic, conn)
                 self.hooks.run("on_subscribe", event.topic)
         elif isinstance(event, ev.UnsubscribeRequested):
-            self.topics.unsubscribe(event.topic, conn)
-            self.hooks.run("on_unsubscribe", event.topic)
+            if rules.unsubscribe(event.topic, event.group, conn.subscriptions):
+                self.topics.unsubscribe(event.topic, conn)
+                self.hooks.run("on_unsubscribe", event.topic)
         elif isinstance(event, ev.HttpRequest):
-            assert isinstance(conn.engine, ServerConnection)
-            conn.engine.send_http_response(404, body=b"not found\n")
+            conn.engine.send_http_response(404, body=b"not found\n")  # type: ignore[attr-defined]
         elif isinstance(event, ev.ErrorOccurred):
-            self.report_error(event.error)
+            self._requests.error(event.error, conn)
         elif isinstance(event, ev.Connected):
+            conn.error_replies = ERROR_REPLIES in conn.engine.extensions  # type: ignore[attr-defined]
             self._conns.add(conn)
-            self.hooks.run("on_connect", Sender(conn))
+            self.hooks.run("on_connect", conn.sender)
         elif isinstance(event, ev.ConnectionClosed) and conn in self._conns:
             self._conns.discard(conn)
             self.topics.unsubscribe_all(conn)
             if event.error is not None:
                 self.report_error(event.error)
-            self.hooks.run("on_disconnect", Sender(conn))
+            self.hooks.run("on_disconnect", conn.sender)
 
 
 __all__ = ["BroadcastResult", "Server"]
