@@ -10,13 +10,16 @@ The rules are the asyncio client's, written once for every client runtime:
 * a message of a kind with no handler is reported;
 * the end of the connection fails every waiting request with ConnectionLost and
   is reported unless the server closed cleanly: 1000, 1001, or a Close without
-  status (1005), as the Go client (RFC 6455 section 7.4.1).
+  status (1005), as the Go client (RFC 6455 section 7.4.1);
+* the statuses follow Go's sequences: RUNNING once the upgrade completed (so a
+  Close read right after it finds the client RUNNING), then RUNNING -> CLOSING ->
+  CLOSED whoever closes, with ``on_close`` once CLOSED.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.wrappers_pb2 import StringValue
 
@@ -31,9 +34,13 @@ from goomerang_proto import (
     Status,
     UnknownKind,
 )
+from goomerang_proto import events as ev
 from goomerang_proto.frames import CLEAN_CLOSE_CODES
 
 from ..authorization import ERROR_REPLIES, error_of
+from ..sender import Sender
+from ..validate import check_close_code
+from .handlers import Job
 from .pending import PendingRequests
 
 __all__ = ["ClientEvents", "prepare_router", "sendable"]
@@ -59,25 +66,75 @@ def sendable(status: Status, engine: E | None) -> E:
     raise NotRunning(f"client is {status.name}: connect() first")
 
 
+class Owner(Protocol):
+    """The client (an :class:`~goomerang_io.endpoint.Endpoint`)."""
+
+    server: str  # its address, for the messages
+    options: Any
+    hooks: Any
+    router: Router
+
+    @property
+    def status(self) -> Status: ...
+
+    def _move(self, status: Status) -> None: ...
+
+    def report_error(self, exc: BaseException) -> None: ...
+
+
 class ClientEvents:
-    """One client's rules; ``report`` is its ``report_error``, ``server`` its address (for
-    the messages). ``error_replies`` is set by :meth:`connected`."""
+    """One client's rules and statuses; ``pending``: its sync requests (max_pending_sync).
+    ``error_replies`` is set when the upgrade completes; ``closed_by_user`` by
+    :meth:`begin_close` (reset by :meth:`handle` on the next upgrade)."""
 
-    __slots__ = ("error_replies", "pending", "report", "router", "server")
+    __slots__ = ("client", "closed_by_user", "error_replies", "pending", "report", "router")
 
-    def __init__(
-        self,
-        router: Router,
-        pending: PendingRequests,
-        report: Callable[[BaseException], None],
-        server: str,
-    ) -> None:
-        self.router, self.pending, self.report, self.server = router, pending, report, server
-        self.error_replies = False
+    def __init__(self, client: Owner) -> None:
+        self.client, self.router, self.report = client, client.router, client.report_error
+        self.pending = PendingRequests(client.options.max_pending_sync)
+        self.error_replies = self.closed_by_user = False
 
-    def connected(self, extensions: frozenset[str]) -> None:
-        """The upgrade completed with ``extensions`` accepted by the server."""
-        self.error_replies = ERROR_REPLIES in extensions
+    def handle(self, conn: Any, event: ev.Event) -> Job | None:
+        """Apply one event of the client's engine (``conn`` is the runtime's connection, the
+        handlers' sender writes to it); a message gives the job of its handler."""
+        client = self.client
+        if isinstance(event, ev.MessageReceived | ev.SyncReplyReceived):
+            chain = self.handler_for(event.message)
+            if chain is not None:
+                return chain, Sender(conn), event.message
+        elif isinstance(event, ev.ErrorOccurred):
+            self.error(event.error)
+        elif isinstance(event, ev.Connected):
+            self.error_replies = ERROR_REPLIES in conn.engine.extensions
+            self.closed_by_user = False
+            client._move(Status.RUNNING)
+            client.hooks.run("on_configuration", client.options)
+        elif isinstance(event, ev.ConnectionClosed):
+            if client.status is Status.RUNNING and not self.closed_by_user:
+                self.lost(event.code, event.error)  # the server closed, or vanished
+                client._move(Status.CLOSING)
+                self._closed()
+        return None
+
+    def begin_close(self, code: int) -> None:
+        """The user's close(``code``): RUNNING -> CLOSING; NotRunning otherwise (nothing to
+        close), TypeError/ValueError for a code a Close frame cannot carry."""
+        check_close_code(code)
+        status = self.client.status
+        if status is not Status.RUNNING:
+            raise NotRunning(f"client is {status.name}: nothing to close")
+        self.closed_by_user = True
+        self.client._move(Status.CLOSING)
+
+    def end_close(self) -> None:
+        """The user's close is over (answered or timed out): waiting requests fail; CLOSED."""
+        self.pending.fail_all(ConnectionLost("client closed while the request was pending"))
+        self._closed()
+
+    def _closed(self) -> None:
+        if self.client.status is Status.CLOSING:
+            self.client._move(Status.CLOSED)
+            self.client.hooks.run("on_close")
 
     def handler_for(self, message: Message[Any]) -> Callable[..., Any] | None:
         """The chain to run for a received message; None when it was a reply or an error reply
@@ -107,8 +164,9 @@ class ClientEvents:
     def lost(self, code: int | None, error: GoomerangError | None) -> None:
         """The connection ended without the user's close (ConnectionClosed ``code`` and
         ``error``): waiting requests fail; the end is reported once unless it was clean."""
-        self.pending.fail_all(ConnectionLost(f"connection to {self.server} lost"))
+        server = self.client.server
+        self.pending.fail_all(ConnectionLost(f"connection to {server} lost"))
         if error is not None:
             self.report(error)
         elif code not in CLEAN_CLOSE_CODES:
-            self.report(ConnectionLost(f"connection to {self.server} lost (code {code})"))
+            self.report(ConnectionLost(f"connection to {server} lost (code {code})"))

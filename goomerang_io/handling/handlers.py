@@ -15,8 +15,12 @@ from typing import Any
 from goomerang_proto import HandlerError, Message
 
 from ..awaitables import Ready
+from ..sender import Sender
 
-__all__ = ["handler_error", "on_failure"]
+__all__ = ["Job", "handler_error", "on_failure"]
+
+Job = tuple[Callable[..., Any], Sender, Message[Any]]
+"""A handler to run, as an event gives it: ``chain(sender, message)``."""
 
 
 def handler_error(exc: BaseException, message: Message[Any]) -> HandlerError:

@@ -30,7 +30,6 @@ from goomerang_proto import (
     GoomerangError,
     HandshakeError,
     Message,
-    NotRunning,
     Side,
     Status,
     new_uuid,
@@ -41,12 +40,10 @@ from ..address import parse_listen
 from ..endpoint import Endpoint
 from ..engines import client_engine
 from ..handling.client_events import ClientEvents, prepare_router, sendable
-from ..handling.pending import PendingRequests
+from ..handling.handlers import Job
 from ..hooks import CLIENT_HOOKS
 from ..options import ClientOptions, refuse_unsupported
-from ..sender import Sender
 from ..validate import (
-    check_close_code,
     check_headers,
     check_message,
     check_reply_class,
@@ -77,11 +74,10 @@ class Client(NurseryContext, Endpoint):
         if self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client").reconnect:
             raise ValueError("reconnect=True is not supported by the trio client")
         refuse_unsupported(self.options, ("max_queue_bytes", "outbox_size"), "trio")
-        self._pending = PendingRequests(self.options.max_pending_sync)
-        self._events = ClientEvents(self.router, self._pending, self.report_error, server)
+        self._events = ClientEvents(self)
         self._conn: Connection | None = None
         self._connected = trio.Event()
-        self._closed_by_user, self._upgraded = False, False
+        self._upgraded = False
         self._error: GoomerangError | None = None
         self.close_code: int | None = None
 
@@ -125,22 +121,12 @@ class Client(NurseryContext, Endpoint):
 
     async def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
-        check_close_code(code)
-        conn = self._conn
-        if self.status is not Status.RUNNING or conn is None:
-            raise NotRunning(f"client is {self.status.name}: nothing to close")
-        self._closed_by_user = True
-        self._move(Status.CLOSING)
-        conn.close(code)
+        self._events.begin_close(code)
+        assert self._conn is not None  # RUNNING: connected
+        self._conn.close(code)
         with trio.move_on_after(self.options.close_timeout + 1.0):
-            await conn.closed.wait()
-        self._pending.fail_all(ConnectionLost("client closed while the request was pending"))
-        self._closed()
-
-    def _closed(self) -> None:
-        if self.status is Status.CLOSING:
-            self._move(Status.CLOSED)
-            self.hooks.run("on_close")
+            await self._conn.closed.wait()
+        self._events.end_close()
 
     async def _enter(self, nursery: trio.Nursery) -> None:
         await self.connect()
@@ -174,7 +160,7 @@ class Client(NurseryContext, Endpoint):
         check_timeout(timeout)
         check_reply_class(reply)
         uuid, done = new_uuid(), trio.Event()
-        waiter = self._pending.open(uuid, done.set)
+        waiter = self._events.pending.open(uuid, done.set)
         try:
             self._command(lambda e: e.send_sync(message, uuid))
             with trio.move_on_after(math.inf if timeout is None else timeout):
@@ -183,7 +169,7 @@ class Client(NurseryContext, Endpoint):
                 waiter.result(f"no reply to {message.kind} within {timeout} s"), reply
             )
         finally:
-            self._pending.discard(uuid)
+            self._events.pending.discard(uuid)
 
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client; the payload size in bytes."""
@@ -206,29 +192,16 @@ class Client(NurseryContext, Endpoint):
         check_topic(topic)
         self._command(lambda e: e.unsubscribe(topic))
 
-    async def on_event(self, conn: Connection, event: ev.Event) -> None:
+    def on_event(self, conn: Connection, event: ev.Event) -> Job | None:
         """One engine event (the connection calls this after each read)."""
-        if isinstance(event, ev.MessageReceived | ev.SyncReplyReceived):
-            chain = self._events.handler_for(event.message)
-            if chain is not None:
-                await conn.submit(chain, Sender(conn), event.message)
-        elif isinstance(event, ev.ErrorOccurred):
-            self._events.error(event.error)
-        elif isinstance(event, ev.Connected):
-            # RUNNING here, not when connect() resumes: a Close read right after the
-            # upgrade must find the client RUNNING (RUNNING -> CLOSING -> CLOSED, as in Go)
+        if isinstance(event, ev.Connected):
             self._upgraded = True
-            self._events.connected(conn.engine.extensions)  # type: ignore[attr-defined]
-            self._move(Status.RUNNING)
-            self.hooks.run("on_configuration", self.options)
-            self._connected.set()
         elif isinstance(event, ev.ConnectionClosed):
             self.close_code, self._error = event.code, event.error
-            self._connected.set()
-            if self.status is Status.RUNNING and not self._closed_by_user:
-                self._events.lost(event.code, event.error)
-                self._move(Status.CLOSING)  # the server closed or vanished: as in Go
-                self._closed()
+        job = self._events.handle(conn, event)
+        if isinstance(event, ev.Connected | ev.ConnectionClosed):
+            self._connected.set()  # connect() resumes
+        return job
 
 
 __all__ = ["Client"]

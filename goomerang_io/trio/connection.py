@@ -29,7 +29,7 @@ from goomerang_proto import BaseConnection, Message
 from goomerang_proto import events as ev
 
 from ..awaitables import AfterWait, Ready
-from ..handling.handlers import handler_error
+from ..handling.handlers import Job, handler_error
 from ..sender import Sender
 
 READ_SIZE = 256 * 1024
@@ -40,7 +40,7 @@ class Owner(Protocol):
 
     options: Any  # ServerOptions or ClientOptions
 
-    async def on_event(self, conn: Connection, event: ev.Event) -> None: ...
+    def on_event(self, conn: Connection, event: ev.Event) -> Job | None: ...
 
     def report_error(self, exc: BaseException) -> None: ...
 
@@ -145,7 +145,9 @@ class Connection:
     async def _process(self) -> None:
         while self.engine.has_events():
             for event in self.engine.events():
-                await self.owner.on_event(self, event)
+                job = self.owner.on_event(self, event)
+                if job is not None:
+                    await self.submit(*job)
 
     async def _writer(self) -> None:
         while True:

@@ -16,24 +16,22 @@ paths get 404), authentication, TLS, connection limits and metrics.
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
 import trio
 
-from goomerang_proto import AlreadyRunning, Closed, Message, Side, Status, Topics, prepare
+from goomerang_proto import AlreadyRunning, Closed, Message, Side, Status
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
 from ..asyncio.server import BroadcastResult
-from ..authorization import ERROR_REPLIES
 from ..endpoint import Endpoint
 from ..engines import server_engine
 from ..handling.commands import CommandRules
-from ..handling.requests import Requests
+from ..handling.handlers import Job
+from ..handling.server_events import ServerEvents
 from ..hooks import SERVER_HOOKS
 from ..options import ServerOptions, refuse_unsupported
-from ..sender import Sender
 from ..validate import check_message, check_topic
 from .connection import Connection, NurseryContext
 
@@ -55,11 +53,12 @@ class Server(NurseryContext, Endpoint):
         self.host, self.port = parse_listen(listen)
         self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
         refuse_unsupported(self.options, ("max_connections", "max_queue_bytes"), "trio")
-        self._rules = CommandRules(
+        rules = CommandRules(
             self.options, self.report_error, can_subscribe, can_publish, can_broadcast
         )
-        self.topics: Topics[Connection] = Topics()
-        self._conns: set[Connection] = set()
+        self._events: ServerEvents[Connection, BroadcastResult]
+        self._events = ServerEvents(self, rules, BroadcastResult)
+        self.topics = self._events.topics
         self._ids = itertools.count(1)
         self._scope = trio.CancelScope()
         self._stopped = trio.Event()
@@ -71,7 +70,7 @@ class Server(NurseryContext, Endpoint):
 
     def connections(self) -> int:
         """Open WebSocket connections."""
-        return len(self._conns)
+        return len(self._events.conns)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until :meth:`shutdown` (``nursery.start`` returns once listening).
@@ -81,7 +80,6 @@ class Server(NurseryContext, Endpoint):
                 raise Closed("server was shut down; make a new one")
             raise AlreadyRunning(f"server is {self.status.name}")
         self.router.freeze()
-        self._requests = Requests(self.router, self.report_error)
         listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         self.port = int(listeners[0].socket.getsockname()[1])
         self._move(Status.RUNNING)
@@ -104,7 +102,7 @@ class Server(NurseryContext, Endpoint):
         if self.status is not Status.RUNNING:
             return
         self._move(Status.CLOSING)
-        conns = list(self._conns)
+        conns = list(self._events.conns)
         for conn in conns:
             conn.close(1000)
         limit = self.options.shutdown_timeout if timeout is None else timeout
@@ -126,79 +124,18 @@ class Server(NurseryContext, Endpoint):
         """Send ``message`` to every connected client; one result per client."""
         check_message(message)
         self._require_running()
-        return self._broadcast(message, None)
-
-    def _broadcast(self, message: Message[Any], origin: Connection | None) -> list[BroadcastResult]:
-        t0 = time.perf_counter()
-        results = self._fanout(message, list(self._conns), origin)
-        self.hooks.run("on_broadcast", message.kind, results, time.perf_counter() - t0)
-        return results
+        return self._events.broadcast(message)
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to the subscribers of ``topic``; one result per subscriber."""
         check_topic(topic)
         check_message(message)
         self._require_running()
-        return self._publish(topic, message, None)
+        return self._events.publish(topic, message)
 
-    def _publish(
-        self, topic: str, message: Message[Any], origin: Connection | None
-    ) -> list[BroadcastResult]:
-        results = self._fanout(message, self.topics.subscribers(topic), origin)
-        self.hooks.run("on_publish", topic, message.kind)
-        return results
-
-    def _fanout(
-        self, message: Message[Any], targets: list[Connection], origin: Connection | None
-    ) -> list[BroadcastResult]:
-        frame = prepare(message, creation_ns=time.time_ns())
-        size, results = message.payload.ByteSize(), []
-        for conn in targets:  # a target past slow_client_limit is failed by its engine
-            t0 = time.perf_counter()  # origin: its own command's copy answers it (in_response)
-            ok = conn.engine.status is Status.RUNNING and conn.write_prepared(
-                frame, in_response=conn is origin
-            )
-            results.append(BroadcastResult(size, time.perf_counter() - t0, conn.conn_id, ok))
-        return results
-
-    async def on_event(self, conn: Connection, event: ev.Event) -> None:
+    def on_event(self, conn: Connection, event: ev.Event) -> Job | None:
         """One engine event of ``conn`` (the connection calls this after each read)."""
-        running, rules = self.status is Status.RUNNING, self._rules
-        if isinstance(event, ev.MessageReceived | ev.SyncRequestReceived):
-            chain = self._requests.handler_for(event.message, conn)
-            if chain is not None:
-                await conn.submit(chain, Sender(conn, event.message.uuid), event.message)
-        elif isinstance(event, ev.BroadcastRequested):
-            if running and rules.broadcast(conn, event.message):
-                self.hooks.run("on_client_broadcast", event.message.kind)
-                self._broadcast(event.message, conn)
-        elif isinstance(event, ev.PublishRequested):
-            if running and rules.publish(conn, event.topic, event.message):
-                self._publish(event.topic, event.message, conn)
-        elif isinstance(event, ev.SubscribeRequested):
-            if event.group:
-                rules.refuse(conn, f"subscribe to {event.topic!r}", "queue groups are asyncio only")
-            elif rules.subscribe(conn, event.topic, "", conn.subscriptions):
-                self.topics.subscribe(event.topic, conn)
-                self.hooks.run("on_subscribe", event.topic)
-        elif isinstance(event, ev.UnsubscribeRequested):
-            if rules.unsubscribe(event.topic, event.group, conn.subscriptions):
-                self.topics.unsubscribe(event.topic, conn)
-                self.hooks.run("on_unsubscribe", event.topic)
-        elif isinstance(event, ev.HttpRequest):
-            conn.engine.send_http_response(404, body=b"not found\n")  # type: ignore[attr-defined]
-        elif isinstance(event, ev.ErrorOccurred):
-            self._requests.error(event.error, conn)
-        elif isinstance(event, ev.Connected):
-            conn.error_replies = ERROR_REPLIES in conn.engine.extensions  # type: ignore[attr-defined]
-            self._conns.add(conn)
-            self.hooks.run("on_connect", conn.sender)
-        elif isinstance(event, ev.ConnectionClosed) and conn in self._conns:
-            self._conns.discard(conn)
-            self.topics.unsubscribe_all(conn)
-            if event.error is not None:
-                self.report_error(event.error)
-            self.hooks.run("on_disconnect", conn.sender)
+        return self._events.handle(conn, event)
 
 
 __all__ = ["BroadcastResult", "Server"]

@@ -305,7 +305,7 @@ def test_a_fault_in_the_owner_ends_that_connection_only_and_is_reported() -> Non
         options = ServerOptions()
         errors: list[BaseException] = []
 
-        async def on_event(self, conn: Connection, event: Any) -> None:
+        def on_event(self, conn: Connection, event: Any) -> None:
             raise RuntimeError("owner bug")
 
         def report_error(self, exc: BaseException) -> None:
