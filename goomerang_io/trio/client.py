@@ -108,12 +108,7 @@ class Client(NurseryContext, Endpoint):
         )
         self._conn = Connection(stream, engine, self, next(_ids))
         self._connected = trio.Event()
-        self._closed_by_user, self._upgraded, self.close_code, self._error = (
-            False,
-            False,
-            None,
-            None,
-        )
+        self._upgraded, self.close_code, self._error = False, None, None
         self._nursery.start_soon(self._conn.run)
         await self._connected.wait()  # Connected, or ConnectionClosed with the reason
         if not self._upgraded:  # (a server may close right after the upgrade: not an error)

@@ -28,6 +28,7 @@ from goomerang_proto import (
     NotRunning,
     ServerConnection,
     Status,
+    UnexpectedReply,
 )
 from goomerang_proto.codec import pack
 from goomerang_proto.errors import RemoteError
@@ -539,3 +540,55 @@ def test_a_peer_publishing_to_itself_without_reading_is_paused_not_closed() -> N
         assert errors == []
 
     run(case)
+
+
+def test_client_commands_follow_the_servers_rules_and_refusals_reach_our_client() -> None:
+    """The asyncio server's rules (goomerang_io.handling.commands), on trio: client_publish
+    patterns, client_broadcast and a can_subscribe veto; a refusal is reported on the server
+    and, error replies being negotiated, on the client as PermissionDenied."""
+    from goomerang_proto.errors import PermissionDenied
+
+    server_errors: list[BaseException] = []
+    client_errors: list[BaseException] = []
+    got: list[str] = []
+
+    async def case() -> None:
+        refused, fence = trio.Event(), trio.Event()
+
+        def on_client_error(exc: BaseException) -> None:
+            client_errors.append(exc)
+            if len(client_errors) == 3:
+                refused.set()
+
+        def on_message(_sender: Any, message: Message[Any]) -> None:
+            got.append(message.payload.message)
+            if message.payload.message == "fence":
+                fence.set()
+
+        server = echo_server(
+            client_publish=("room.*",),
+            client_broadcast=False,
+            can_subscribe=lambda sender, topic: topic != "secret",
+            on_error=[server_errors.append],
+        )
+        async with server:
+            c = client(server.addr, on_error=[on_client_error])
+            c.handle(MessageV1, on_message)
+            async with c:
+                await c.subscribe("room.1")
+                await c.subscribe("secret")  # vetoed
+                await c.publish("room.1", msg("allowed"))
+                await c.publish("lobby", msg("not allowed"))
+                await c.broadcast(msg("off"))
+                await refused.wait()
+                await c.send(msg("fence"))  # echoed after everything above was applied
+                await fence.wait()
+                with pytest.raises(UnexpectedReply):
+                    await c.send_sync(msg("typed"), reply=ReplyV1)  # the echo is a MessageV1
+
+    run(case)
+    assert got == ["allowed", "fence"]
+    assert [type(e) for e in server_errors] == [PermissionDenied] * 3
+    assert [type(e) for e in client_errors] == [PermissionDenied] * 3
+    assert "client_publish" in str(client_errors[1])
+    assert "client_broadcast" in str(client_errors[2])
