@@ -40,7 +40,7 @@ class Requests:
     __slots__ = ("_resolve", "report")
 
     def __init__(self, router: Router, report: Callable[[BaseException], None]) -> None:
-        self._resolve = router.resolver()  # the router is frozen: its table's own ``get``
+        self._resolve = router.resolver()  # frozen already: the chain table's own ``get``
         self.report = report
 
     def handler_for(self, message: Message[Any], peer: Peer) -> Callable[..., Any] | None:

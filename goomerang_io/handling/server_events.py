@@ -76,7 +76,7 @@ class ServerEvents(Generic[C, R]):
         self, server: Owner, rules: CommandRules, result: Callable[[int, float, int, bool], R]
     ) -> None:
         self.server, self.rules, self.result = server, rules, result
-        self.requests = Requests(server.router, server.report_error)
+        self._requests: Requests | None = None
         self.conns: set[C] = set()
         self.topics: Topics[C] = Topics()
 
@@ -97,9 +97,11 @@ class ServerEvents(Generic[C, R]):
         """Apply one event of ``conn``'s engine; a message or sync request gives its job."""
         server, rules, hooks = self.server, self.rules, self.server.hooks
         running = server.status is Status.RUNNING
+        if self._requests is None:  # the router is frozen once the server started
+            self._requests = Requests(server.router, server.report_error)
         if isinstance(event, ev.MessageReceived | ev.SyncRequestReceived):
             message = event.message
-            chain = self.requests.handler_for(message, conn)
+            chain = self._requests.handler_for(message, conn)
             if chain is not None:
                 return chain, Sender(conn, message.uuid), message
         elif isinstance(event, ev.BroadcastRequested):
@@ -122,7 +124,7 @@ class ServerEvents(Generic[C, R]):
         elif isinstance(event, ev.HttpRequest):
             conn.engine.send_http_response(404, body=b"not found\n")
         elif isinstance(event, ev.ErrorOccurred):
-            self.requests.error(event.error, conn)
+            self._requests.error(event.error, conn)
         elif isinstance(event, ev.Connected):
             conn.error_replies = ERROR_REPLIES in conn.engine.extensions
             self.conns.add(conn)
