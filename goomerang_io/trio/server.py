@@ -24,7 +24,6 @@ from goomerang_proto import AlreadyRunning, Closed, Message, Side, Status
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
-from ..asyncio.server import BroadcastResult
 from ..endpoint import Endpoint
 from ..engines import server_engine
 from ..handling.commands import CommandRules
@@ -32,6 +31,7 @@ from ..handling.handlers import Job
 from ..handling.server_events import ServerEvents
 from ..hooks import SERVER_HOOKS
 from ..options import ServerOptions, refuse_unsupported
+from ..results import BroadcastResult
 from ..validate import check_message, check_topic
 from .connection import Connection, NurseryContext
 
