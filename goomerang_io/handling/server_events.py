@@ -7,7 +7,9 @@ request becomes a *job* (chain, sender, message) that the runtime runs with its
 own concurrency rule; everything else is applied here, without waiting. What
 it leaves to richer runtimes (the asyncio server's): worker processes and
 backplanes, queue groups (refused, reported), custom HTTP routes (404 here),
-admission and metrics.
+authentication, connection limits and metrics. Upgrades are admitted here
+(engines made with ``auto_accept=False``) while the server is RUNNING, refused
+with 503 once it is shutting down.
 """
 
 from __future__ import annotations
@@ -121,6 +123,11 @@ class ServerEvents(Generic[C, R]):
             if rules.unsubscribe(event.topic, event.group, conn.subscriptions):
                 self.topics.unsubscribe(event.topic, conn)
                 hooks.run("on_unsubscribe", event.topic)
+        elif isinstance(event, ev.HandshakeRequest):  # engines made with auto_accept=False
+            if running:
+                conn.engine.accept()  # keep-alive from the read that carried the request
+            else:  # as the asyncio server's admission: no new connection once closing
+                conn.engine.reject(503, b"server is shutting down\n")
         elif isinstance(event, ev.HttpRequest):
             conn.engine.send_http_response(404, body=b"not found\n")
         elif isinstance(event, ev.ErrorOccurred):

@@ -93,7 +93,8 @@ class Server(NurseryContext, Endpoint):
             self._stopped.set()
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
-        engine = server_engine(self.options, self.router.registry, trio.current_time())
+        o, now = self.options, trio.current_time()
+        engine = server_engine(o, self.router.registry, now, auto_accept=False)
         await Connection(stream, engine, self, next(self._ids), in_response=True).run()
 
     async def shutdown(self, timeout: float | None = None) -> None:

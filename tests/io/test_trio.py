@@ -592,3 +592,26 @@ def test_client_commands_follow_the_servers_rules_and_refusals_reach_our_client(
     assert [type(e) for e in client_errors] == [PermissionDenied] * 3
     assert "client_publish" in str(client_errors[1])
     assert "client_broadcast" in str(client_errors[2])
+
+
+def test_no_new_upgrade_is_accepted_once_shutdown_began() -> None:
+    """Conformance 9.2 on trio: during shutdown a new upgrade gets 503, as on asyncio."""
+
+    async def case() -> None:
+        server = echo_server(close_timeout=1.0, shutdown_timeout=0.2)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            stuck = await RawPeer.connect(server.addr)  # never answers the Close
+            nursery.start_soon(server.shutdown)
+            assert await stuck.close_code() == 1000  # the shutdown has begun
+            assert server.status is Status.CLOSING
+            late = await RawPeer.connect(server.addr, upgrade=False)
+            await late.stream.send_all(
+                f"GET /ws HTTP/1.1\r\nHost: {server.addr}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert (await late.head()).startswith(b"HTTP/1.1 503")
+        assert server.status is Status.CLOSED
+
+    run(case)
