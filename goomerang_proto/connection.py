@@ -187,7 +187,14 @@ class BaseConnection:
     status: Status = Status.NEW
     """NEW, RUNNING, CLOSING or CLOSED; moved only by :func:`status.move_connection`."""
 
-    def __init__(
+    def __init__(self, **options: Any) -> None:
+        self._setup(**options)
+
+    # Subclasses call _setup rather than super().__init__(**options): mypyc (the compiled
+    # build, setup.py) passes **options wrongly to a compiled __init__ with keyword-only
+    # parameters.
+
+    def _setup(
         self,
         *,
         registry: Registry | None = None,
