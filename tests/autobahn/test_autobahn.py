@@ -74,13 +74,17 @@ def _check(title: str, results: list[Any]) -> None:
     assert not bad, table
 
 
-# The peers per runtime: raw engines on asyncio, and on the trio connection driver.
+# The peers per runtime: raw-mode engines on each runtime's connection driver. There
+# is no blocking server (goomerang_io.sync has only a client), so "blocking" is a client.
 SERVERS = {
-    "asyncio": ["tests.autobahn.echo_server"],
+    "asyncio": ["tests.autobahn.echo_server", "--loop", "asyncio"],
+    "uvloop": ["tests.autobahn.echo_server", "--loop", "uvloop"],
     "trio": ["tests.autobahn.echo_trio", "server"],
 }
 CLIENTS = {
-    "asyncio": ["tests.autobahn.echo_client"],
+    "asyncio": ["tests.autobahn.echo_client", "--loop", "asyncio"],
+    "uvloop": ["tests.autobahn.echo_client", "--loop", "uvloop"],
+    "blocking": ["tests.autobahn.echo_sync"],
     "trio": ["tests.autobahn.echo_trio", "client"],
 }
 
