@@ -77,8 +77,7 @@ class Connection(asyncio.Protocol):
             events = engine.events()  # one call: [] when none
             if events:
                 self.handle_events(events)
-            engine.apply_pending()
-            if engine.has_events():
+            if engine.apply_pending():  # True when it (or a handler) added events
                 self.handle_events(engine.events())
         finally:
             self._in_batch = False

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from goomerang_proto import (
-    Closing,
     GoomerangError,
     HandshakeError,
     Message,
@@ -308,13 +307,12 @@ class ServerProtocol(Connection):
         if server.is_closed():
             raise NotRunning("server is closed: handlers cannot send any more")
         engine = self.engine
-        if engine.status is Status.CLOSING:
-            raise Closing("connection is closing: no new messages are accepted")
-        # write_message, inlined (the reply path: one call less per message)
+        # write_message, inlined (the reply path: one call less per message); the
+        # engine raises Closing while CLOSING and NotRunning once CLOSED
         try:
-            size = engine.send(message, uuid=uuid, is_sync=bool(uuid), in_response=True)
+            size = engine.send(message, uuid=uuid, is_sync=uuid != "", in_response=True)
         finally:
-            if not self._flush_pending and not self._in_batch:
+            if not self._in_batch and not self._flush_pending:
                 self.schedule_flush()
         metrics = server.metrics
         if metrics is not None:
