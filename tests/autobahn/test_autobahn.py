@@ -1,10 +1,15 @@
-"""Autobahn|Testsuite conformance of the engine, both directions, with ``kosoku``.
+"""Autobahn|Testsuite conformance of every runtime's connection driver, with ``kosoku``.
 
-* Server side: ``kosoku`` in fuzzingclient mode drives ``echo_server`` (a raw
-  ServerConnection on asyncio) in a subprocess.
-* Client side: ``kosoku`` serves the cases (fuzzingserver mode) and
-  ``echo_client`` (a raw ClientConnection) runs them from a subprocess.
-* Both again on the trio runtime's connection driver (``echo_trio``).
+* Server side: ``kosoku`` in fuzzingclient mode drives an echo server in a
+  subprocess: a raw-mode ServerConnection on the asyncio driver
+  (``echo_server``, on asyncio's standard loop and on uvloop) and on the trio
+  driver (``echo_trio``). There is no blocking server (goomerang_io.sync
+  holds only a client), so the blocking runtime is on the client side only.
+* Client side: ``kosoku`` serves the cases (fuzzingserver mode) and a
+  raw-mode ClientConnection runs them from a subprocess: on the asyncio
+  driver (``echo_client``, standard loop and uvloop), on the blocking
+  client's driver (``echo_sync``: one IO thread, a non-blocking socket and
+  ``select``) and on the trio driver (``echo_trio``).
 
 Groups 1-7, 9 and 10 run (12 and 13 are permessage-deflate, not offered).
 Every case must be OK or INFORMATIONAL for both the message exchange and the
