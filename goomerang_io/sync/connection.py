@@ -423,11 +423,11 @@ class Connection:
         if events:
             self.on_events(events)
         with self._lock:
-            self.engine.apply_pending()
+            if not self.engine.apply_pending():
+                return
             after = self.engine.events()
             self._queue_engine_output()
-        if after:
-            self.on_events(after)
+        self.on_events(after)
 
     def _finish(self) -> None:
         """Close the socket (RST when aborted), tell the engine, wake everyone, tell the owner."""
