@@ -50,14 +50,7 @@ def test_goomerang_serve_passes_every_case() -> None:
 # not OK, per runtime, each with its reason; when a fix lands the test says to remove it.
 NOT_OK_RUNTIME: dict[str, dict[str, tuple[str, str]]] = {
     "asyncio": NOT_OK_SERVE,
-    "trio": {
-        **NOT_OK_SERVE,
-        "9.2": (
-            "FAILED",
-            "goomerang_io.trio.Server keeps accepting upgrades after shutdown() began "
-            "(posted on coord/BOARD.md for the trio runtime's owner)",
-        ),
-    },
+    "trio": NOT_OK_SERVE,
 }
 
 
