@@ -26,6 +26,11 @@ class Ready(Generic[T]):
         yield  # pragma: no cover - makes this a generator
 
 
+READY_SIZES: list[Ready[int]] = [Ready(size) for size in range(1024)]
+"""``Ready(size)`` for the payload sizes under 1 KiB, made once (a reply's send
+returns one of these instead of a new object; they are never mutated)."""
+
+
 class AfterDrain(Generic[T]):
     """Awaits a drain future (the write buffer went below its low-water mark), then returns."""
 
