@@ -189,8 +189,6 @@ class Client(NurseryContext, Endpoint):
 
     def on_event(self, conn: Connection, event: ev.Event) -> Job | None:
         """One engine event (the connection calls this after each read)."""
-        if conn is not self._conn:
-            return None  # a connection close() gave up on, ending late: not the current one
         if isinstance(event, ev.Connected):
             self._upgraded = True
         elif isinstance(event, ev.ConnectionClosed):
