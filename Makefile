@@ -49,8 +49,10 @@ compiled: $(STAMP)
 	scripts/ensure-cc.sh $(BIN)/python
 	$(BIN)/python scripts/build_compiled.py $(COMPILED)
 
+# PYTHONSAFEPATH: the working tree's pure package must not come first (python -m puts it there);
+# it comes after the compiled one instead, for the tests that import tests.* from the root.
 unit-compiled: compiled
-	GOOMERANG_COMPILED=1 PYTHONSAFEPATH=1 PYTHONPATH=$(COMPILED) $(BIN)/python -m pytest \
+	GOOMERANG_COMPILED=1 PYTHONSAFEPATH=1 PYTHONPATH=$(CURDIR)/$(COMPILED):$(CURDIR) $(BIN)/python -m pytest \
 	  -m 'not goref and not pure_python' $(COMPILED_TESTS) $(PYTEST_ARGS)
 
 # The Redis Cluster (sharded pub/sub) tests need Redis >= 7: installed with apt-get
