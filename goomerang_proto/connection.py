@@ -242,6 +242,9 @@ class BaseConnection:
         self.high_water = high_water
         self.low_water = high_water // 4 if low_water is None else min(low_water, high_water)
         self.max_buffered = max_buffered
+        # Output over the cap is over high water too (so flagged ``_above``) unless the
+        # cap is lower than high water: only then must every send look at the cap.
+        self._cap_below_high = max_buffered is not None and max_buffered <= high_water
         self.overflow_code = overflow_code
         self._out_size = 0
         self._transport_buffered = 0
@@ -701,9 +704,10 @@ class BaseConnection:
         rather than only making senders wait. Raises NotRunning/Closing when
         not RUNNING (also after the output hard cap failed the connection).
         """
-        cap = self.max_buffered
-        if cap is not None and self._out_size + self._transport_buffered > cap:
-            self._over_cap()
+        if self._above or self._cap_below_high:
+            cap = self.max_buffered
+            if cap is not None and self._out_size + self._transport_buffered > cap:
+                self._over_cap()
         if self.status is not Status.RUNNING:
             self._check_can_send()
         payload = message.payload.SerializeToString()

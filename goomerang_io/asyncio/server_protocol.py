@@ -21,7 +21,7 @@ from goomerang_proto import events as ev
 from goomerang_proto.errors import UnknownKind
 
 from ..authorization import ERROR_REPLIES, error_message
-from ..awaitables import AfterDrain, Ready
+from ..awaitables import READY_SIZES, AfterDrain, Ready
 from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_response
 from ..options import ServerOptions
 from ..sender import Sender
@@ -318,7 +318,7 @@ class ServerProtocol(Connection):
         if metrics is not None:
             metrics.message_sent(message.kind, size, 0.0)
         if engine.is_writable():
-            return Ready(size)
+            return READY_SIZES[size] if size < 1024 else Ready(size)
         return AfterDrain(self.drain_future(), size)
 
     def write_prepared(self, frame: bytes, defer: bool = False) -> bool:
