@@ -13,7 +13,13 @@ be replaced that way) cannot run it; ``make unit-compiled`` deselects exactly
 these (``-m "not pure_python"``) and runs them nowhere else, while the pure
 run (``make unit``) runs them. With ``GOOMERANG_COMPILED=1`` (set by ``make
 unit-compiled``) the session refuses to start unless every compiled module
-(``setup.COMPILED``) really is imported from a C extension.
+(``setup.COMPILED``) really is imported from a C extension. The ``pure_python``
+tests: ``kit/test_pair.py``'s two timer tests (assign over a connection's
+``get_timer``/``handle_timer``: read-only on a compiled instance),
+``proto/test_fuzz_targets.py::test_targets_catch_what_they_promise`` (patches
+``ServerConnection._on_frames``: a compiled class refuses) and
+``proto/test_golden_session.py::test_client_replays_the_go_client_byte_for_byte``
+(patches the ``os`` global of ``frames``: compiled code keeps its own reference).
 """
 
 from __future__ import annotations
