@@ -7,7 +7,7 @@ TS := clients/typescript
 TS_STAMP := $(TS)/node_modules/.installed
 
 .PHONY: demo test lint types contracts unit proto fuzz bench clean interop interop-py goref redis7
-.PHONY: kit-interop kit-ts conformance-reports
+.PHONY: kit-interop kit-ts conformance-reports compiled unit-compiled
 .PHONY: ts ts-build ts-interop ts-bench ts-screenshot
 
 $(BIN)/python:
@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m goomerang_io demo
 
-test: $(STAMP) lint types contracts unit ts
+test: $(STAMP) lint types contracts unit unit-compiled ts
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,6 +35,25 @@ contracts: $(STAMP)
 
 unit: $(STAMP) redis7
 	$(BIN)/python -m pytest -m 'not goref' $(PYTEST_ARGS)
+
+# The compiled engine (opt-in; `pip install .` stays pure Python and needs no compiler): the
+# hot engine modules (setup.py's COMPILED) as mypyc C extensions, built beside the package into
+# build/compiled (scripts/ensure-cc.sh installs gcc and python3-dev as root when missing).
+# unit-compiled runs the engine suites and two socket round-trip suites on it; the tests that
+# replace engine internals (marked pure_python, see tests/conftest.py) run in `unit` only.
+COMPILED := build/compiled
+COMPILED_TESTS := tests/proto tests/kit tests/test_smoke_engine.py tests/test_frames_differential.py \
+  tests/io/test_roundtrip.py tests/io/test_sync_client.py
+
+compiled: $(STAMP)
+	scripts/ensure-cc.sh $(BIN)/python
+	$(BIN)/python scripts/build_compiled.py $(COMPILED)
+
+# PYTHONSAFEPATH: the working tree's pure package must not come first (python -m puts it there);
+# it comes after the compiled one instead, for the tests that import tests.* from the root.
+unit-compiled: compiled
+	GOOMERANG_COMPILED=1 PYTHONSAFEPATH=1 PYTHONPATH=$(CURDIR)/$(COMPILED):$(CURDIR) $(BIN)/python -m pytest \
+	  -m 'not goref and not pure_python' $(COMPILED_TESTS) $(PYTEST_ARGS)
 
 # The Redis Cluster (sharded pub/sub) tests need Redis >= 7: installed with apt-get
 # when missing and running as root (CI); otherwise the script says what is missing.
@@ -99,9 +118,9 @@ proto: $(STAMP) $(TS_STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python fuzz/run_all.py --seconds $${FUZZ_SECONDS:-30}
 
-bench: $(STAMP)
+bench: $(STAMP) compiled
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
-	$(BIN)/python benchmarks/instructions.py $(INSTR_ARGS)
+	$(BIN)/python benchmarks/instructions.py --compiled $(COMPILED) $(INSTR_ARGS)
 
 # The TypeScript client (clients/typescript): npm ci when node_modules is missing or stale,
 # then its unit, Node integration and headless-Chromium tests (Debian's chromium).

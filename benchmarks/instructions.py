@@ -1,7 +1,7 @@
 """Instructions per message on the server's and client's per-message paths (callgrind).
 
 usage: instructions.py [-n N] [--paths floor,rr,pipe,bcast,client] [--json FILE]
-                       [--no-valgrind] [--jobs J]
+                       [--no-valgrind] [--jobs J] [--compiled DIR]
 
 A yardstick that does not move with the machine: each path runs in-process on
 the real ``Server`` / ``Client`` and their connection objects, with a fake
@@ -44,6 +44,11 @@ After each measured run the bytes the fake transports got are decoded by an
 independent engine and checked (count, kind, uuid); a run that did not process
 every message fails the script. ``--no-valgrind`` runs the same paths without
 callgrind (the checks still apply; no figures): the smoke test uses it.
+
+``--compiled DIR`` measures every path twice, on the pure engine and on the
+mypyc-compiled one that ``make compiled`` builds into DIR (``build/compiled``),
+and prints both side by side; each child reports which engine it imported and
+a mismatch fails the run.
 """
 
 from __future__ import annotations
@@ -597,12 +602,22 @@ async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
             if proto.transport is not None:
                 proto.transport.close()
         await turn()
-    result: dict[str, Any] = {"path": path, "n": n, "processed": done}
+    result: dict[str, Any] = {"path": path, "n": n, "processed": done, "engine": engine_kind()}
     if CALLS is not None:  # per message: the 2N run minus the N run, over N
         one, two = CALLS.runs
         diff = {k: (two[k] - one[k]) / n for k in two.keys() | one.keys()}
         result["calls"] = {k: v for k, v in sorted(diff.items(), key=lambda kv: -kv[1]) if v}
     return result
+
+
+def engine_kind() -> str:
+    """'compiled' when the engine's connection module is a C extension (mypyc), else 'pure'."""
+    import importlib.machinery
+
+    import goomerang_proto.connection as connection
+
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    return "compiled" if str(connection.__file__).endswith(suffixes) else "pure"
 
 
 def child_main(path: str, n: int, warmup: int, calls: bool) -> int:
@@ -630,11 +645,12 @@ def child_argv(path: str, n: int, warmup: int, calls: bool = False) -> list[str]
             "--warmup", str(warmup), *(["--calls"] if calls else [])]  # fmt: skip
 
 
-def child_env() -> dict[str, str]:
+def child_env(compiled: str | None = None) -> dict[str, str]:
+    """The child's environment; ``compiled``: the folder of the compiled engine, first."""
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
     # the venv's site-packages, as the venv's interpreter would see them
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [str(HERE.parent), *sys.path[1:], env.get("PYTHONPATH", "")] if p
+        p for p in [compiled, str(HERE.parent), *sys.path[1:], env.get("PYTHONPATH", "")] if p
     )
     return env
 
@@ -646,13 +662,16 @@ def totals(path: Path) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
-def measure(path: str, n: int, warmup: int, valgrind: str) -> dict[str, Any]:
+def measure(
+    path: str, n: int, warmup: int, valgrind: str, compiled: str | None = None
+) -> dict[str, Any]:
     """Run one path under callgrind; instructions per message from the dumps."""
     with tempfile.TemporaryDirectory(prefix="gmr-cg-") as tmp:
         out = Path(tmp) / "cg.out"
         argv = [valgrind, "--tool=callgrind", "--dump-before=getppid", "--dump-instr=no",
                 f"--callgrind-out-file={out}", *child_argv(path, n, warmup)]  # fmt: skip
-        proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=900)
+        env = child_env(compiled)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
         if proc.returncode != 0:
             raise RuntimeError(f"{path}: child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -665,14 +684,32 @@ def measure(path: str, n: int, warmup: int, valgrind: str) -> dict[str, Any]:
     return result
 
 
-def direct(path: str, n: int, warmup: int, calls: bool) -> dict[str, Any]:
+def direct(
+    path: str, n: int, warmup: int, calls: bool, compiled: str | None = None
+) -> dict[str, Any]:
     """Run one path without valgrind (checks, and the call counts with ``calls``)."""
     argv = child_argv(path, n, warmup, calls)
-    proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=300)
+    env = child_env(compiled)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"{path}: child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def label(result: dict[str, Any]) -> str:
+    """The path's name, with " (compiled)" for a run on the compiled engine."""
+    return result["path"] + (" (compiled)" if result["engine"] == "compiled" else "")
+
+
+def print_compiled(pure: list[dict[str, Any]], compiled: dict[str, dict[str, Any]]) -> None:
+    """The pure engine beside the compiled one (``--compiled``), per path."""
+    print("pure engine vs mypyc-compiled engine (make compiled), instructions per message")
+    print(f"{'path':7} {'pure':>11} {'compiled':>11} {'change':>8}")
+    for r in pure:
+        c = compiled[r["path"]]["per_msg"]
+        change = (c - r["per_msg"]) / r["per_msg"] * 100
+        print(f"{r['path']:7} {r['per_msg']:11,.0f} {c:11,.0f} {change:7.1f}%")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -688,6 +725,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--calls-top", type=int, default=40, help="functions listed with --calls")
     parser.add_argument("--jobs", type=int, default=2, help="paths measured at once")
+    parser.add_argument(
+        "--compiled",
+        type=Path,
+        default=None,
+        help="also measure the mypyc-compiled engine built in this folder (make compiled)",
+    )
     parser.add_argument("--warmup", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -700,12 +743,23 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown path(s): {', '.join(unknown)}")
 
-    def job(path: str) -> dict[str, Any]:
+    compiled = str(args.compiled.resolve()) if args.compiled is not None else None
+    if compiled is not None and not (Path(compiled) / "goomerang_proto").is_dir():
+        parser.error(f"--compiled {args.compiled}: no goomerang_proto there (run make compiled)")
+    engines = ["pure", "compiled"] if compiled is not None else ["pure"]
+
+    def job(task: tuple[str, str]) -> dict[str, Any]:
+        path, engine = task
         n = args.n or DEFAULT_N[path]
         warmup = WARMUP[path] if args.warmup < 0 else args.warmup
+        folder = compiled if engine == "compiled" else None
         if args.no_valgrind or args.calls:
-            return direct(path, n, warmup, args.calls)
-        return measure(path, n, warmup, valgrind)
+            result = direct(path, n, warmup, args.calls, folder)
+        else:
+            result = measure(path, n, warmup, valgrind, folder)
+        if result["engine"] != engine:
+            raise RuntimeError(f"{path}: asked for the {engine} engine, got {result['engine']}")
+        return result
 
     valgrind = shutil.which("valgrind") or ""
     if not (args.no_valgrind or args.calls) and not valgrind:
@@ -714,21 +768,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(job, paths))
+        runs = list(pool.map(job, [(p, e) for e in engines for p in paths]))
+    results = [r for r in runs if r["engine"] == "pure"]
+    compiled_results = {r["path"]: r for r in runs if r["engine"] == "compiled"}
     elapsed = time.monotonic() - t0
     if args.calls:
-        for r in results:
+        for r in runs:
             calls = r["calls"]
             py = sum(v for k, v in calls.items() if not k.startswith("C:"))
             c = sum(v for k, v in calls.items() if k.startswith("C:"))
-            what = f"{r['path']}: {TITLES[r['path']]}"
+            what = f"{label(r)}: {TITLES[r['path']]}"
             print(f"{what}: {py:.1f} Python calls, {c:.1f} C calls per message")
             for name, v in list(calls.items())[: args.calls_top]:
                 print(f"  {v:8.2f}  {name}")
         return 0
     if args.no_valgrind:
-        for r in results:
-            print(f"{r['path']:7} {TITLES[r['path']]:42} processed {r['processed']}")
+        for r in runs:
+            print(f"{label(r):7} {TITLES[r['path']]:42} processed {r['processed']}")
         return 0
     floor = next((r["per_msg"] for r in results if r["path"] == "floor"), None)
     print(
@@ -742,8 +798,10 @@ def main(argv: list[str] | None = None) -> int:
         if r["path"] == "bcast":
             per = r["per_msg"] / BCAST_TARGETS
             print(f"{'':7} {'  per delivery':42} {'':6} {per:11,.0f}")
+    if compiled_results:
+        print_compiled(results, compiled_results)
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        args.json.write_text(json.dumps(runs, indent=1) + "\n")
     return 0
 
 

@@ -9,7 +9,7 @@ undoes it on the server.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
@@ -147,7 +147,8 @@ def encode_headers(headers: dict[str, str]) -> bytes:
             parts.append(entry)
         return parts[0] if len(parts) == 1 else b"".join(parts)
     except TypeError:  # an unhashable key or value: find it and say which
-        for key, value in headers.items():
+        # (through Any: compiled code would check the annotation's str before isinstance)
+        for key, value in cast(Any, headers).items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise _not_str_headers(key, value) from None
         raise

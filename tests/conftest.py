@@ -5,10 +5,28 @@ deselects them (``-m "not goref"``); ``make interop`` builds the peer, sets
 ``GOREF_DIR`` (the folder holding ``refserver`` and ``refclient``) and runs
 exactly them, so in CI each runs once and none is skipped. Everything under
 ``tests/interop/`` is ``goref``.
+
+``pure_python``: a test that replaces an engine method or module global
+(monkeypatch, or assigning over a connection's method). The compiled engine
+(``make compiled``: mypyc C extensions, whose classes and module globals cannot
+be replaced that way) cannot run it; ``make unit-compiled`` deselects exactly
+these (``-m "not pure_python"``) and runs them nowhere else, while the pure
+run (``make unit``) runs them. With ``GOOMERANG_COMPILED=1`` (set by ``make
+unit-compiled``) the session refuses to start unless every compiled module
+(``setup.COMPILED``) really is imported from a C extension. The ``pure_python``
+tests: ``kit/test_pair.py``'s two timer tests (assign over a connection's
+``get_timer``/``handle_timer``: read-only on a compiled instance),
+``proto/test_fuzz_targets.py::test_targets_catch_what_they_promise`` (patches
+``ServerConnection._on_frames``: a compiled class refuses) and
+``proto/test_golden_session.py::test_client_replays_the_go_client_byte_for_byte``
+(patches the ``os`` global of ``frames``: compiled code keeps its own reference).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import pytest
@@ -19,6 +37,33 @@ from hypothesis import settings
 # example into a failure (hypothesis's default per-example deadline is 200 ms).
 settings.register_profile("goomerang", deadline=None)
 settings.load_profile("goomerang")
+
+
+# setup.COMPILED, repeated: the tests do not import the packaging script
+COMPILED_ENGINE = (
+    "frames",
+    "codec",
+    "connection",
+    "server_connection",
+    "client_connection",
+    "handshake",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("GOOMERANG_COMPILED", "") not in ("", "0"):
+        pure = [
+            name
+            for name in COMPILED_ENGINE
+            if not str(importlib.import_module(f"goomerang_proto.{name}").__file__).endswith(
+                tuple(EXTENSION_SUFFIXES)
+            )
+        ]
+        if pure:
+            raise pytest.UsageError(
+                f"GOOMERANG_COMPILED=1 but goomerang_proto.{pure[0]} (and {len(pure) - 1} more) "
+                "is pure Python: build with `make compiled`, run with PYTHONPATH=build/compiled"
+            )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

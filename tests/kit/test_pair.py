@@ -160,6 +160,7 @@ def test_partial_reads_deliver_the_same_messages() -> None:
     assert len(chunked.client.received) == 5
 
 
+@pytest.mark.pure_python  # replaces an engine method or global: see tests/conftest.py
 def test_advance_fires_each_deadline_at_its_own_time() -> None:
     """A stand-in for the engine's get_timer/handle_timer pair (time only enters as arguments)."""
     pair = Pair()
@@ -185,6 +186,7 @@ def test_advance_fires_each_deadline_at_its_own_time() -> None:
         pair.advance(-1)
 
 
+@pytest.mark.pure_python  # replaces an engine method or global: see tests/conftest.py
 def test_a_timer_that_never_moves_is_reported() -> None:
     pair = Pair(max_rounds=200)
     pair.client.conn.get_timer = lambda: 0.5  # type: ignore[attr-defined]

@@ -291,6 +291,7 @@ def test_server_replays_the_go_server_byte_for_byte() -> None:
     assert not clock.values
 
 
+@pytest.mark.pure_python  # replaces an engine method or global: see tests/conftest.py
 def test_client_replays_the_go_client_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
     """Drive our client like the captured one: its frames equal the Go client's bytes."""
     client_frames = [r for r in _stream("C->S") if r.kind == "WS"]

@@ -1,0 +1,96 @@
+"""Packaging: ``pip install .`` is pure Python and needs no compiler; the compiled build is opt-in.
+
+``setup.py`` compiles the engine's hot modules (``COMPILED``) with mypyc only
+when ``GOOMERANG_COMPILE=1``; ``make unit-compiled`` runs the engine suites on
+that build (``build/compiled``) and ``tests/conftest.py`` refuses to start such
+a run on a pure engine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import COMPILED_ENGINE
+
+ROOT = Path(__file__).resolve().parent.parent
+# the pure engine, whatever the caller set (make unit-compiled sets these)
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith("GOOMERANG_COMPILE") and k != "PYTHONPATH"
+}
+
+
+def _setup_module() -> object:
+    spec = importlib.util.spec_from_file_location("goomerang_setup", ROOT / "setup.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # defines; setup() runs only as __main__
+    return module
+
+
+def test_compiled_module_lists_agree() -> None:
+    setup = _setup_module()
+    assert setup.COMPILED == COMPILED_ENGINE  # type: ignore[attr-defined]
+    for name in COMPILED_ENGINE:
+        assert (ROOT / "goomerang_proto" / f"{name}.py").is_file()
+
+
+@pytest.mark.timeout(120)
+def test_default_wheel_is_pure_python_and_needs_no_compiler(tmp_path: Path) -> None:
+    env = dict(ENV, CC="false", PIP_NO_INDEX="1")  # a compiler call would fail the build
+    argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+            "-w", str(tmp_path), str(ROOT)]  # fmt: skip
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wheels = list(tmp_path.glob("*.whl"))
+    assert [w.name.endswith("-py3-none-any.whl") for w in wheels] == [True], wheels
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    assert "goomerang_proto/connection.py" in names
+    assert not [n for n in names if n.endswith((".so", ".pyd", ".c"))], names
+
+
+@pytest.mark.timeout(60)
+def test_compile_without_mypyc_is_a_clear_error() -> None:
+    script = (
+        "import sys; sys.modules['mypyc'] = None; sys.modules['mypyc.build'] = None; "
+        "sys.argv = ['setup.py', 'bdist_wheel']; import runpy; "
+        f"runpy.run_path({str(ROOT / 'setup.py')!r}, run_name='__main__')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env=dict(ENV, GOOMERANG_COMPILE="1"),
+        cwd=ROOT,
+    )
+    assert proc.returncode != 0
+    assert "mypyc (the mypy package) is missing" in proc.stderr, proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_compiled_run_refuses_a_pure_engine() -> None:
+    target = ROOT / "tests" / "test_packaging.py::test_compiled_module_lists_agree"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env=dict(ENV, GOOMERANG_COMPILED="1", PYTHONSAFEPATH="1"),
+        cwd=ROOT,
+    )
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert "is pure Python: build with `make compiled`" in proc.stderr, proc.stderr
