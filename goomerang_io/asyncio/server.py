@@ -112,7 +112,12 @@ class Server(Endpoint):
         self.topics: Topics[ServerProtocol] = self._subscriptions.topics
         self.groups: Groups[ServerProtocol] = self._subscriptions.groups
         self._fanout = Fanout(self, self._conns, self._subscriptions, self._bridge)
-        self._commands = ClientCommands(self, self._fanout, self._subscriptions)
+        self._commands = commands = ClientCommands(self, self._fanout, self._subscriptions)
+        # Called by each connection (ServerSide): the commands' own methods, no forwarding.
+        self.client_broadcast = commands.broadcast
+        self.client_publish = commands.publish
+        self.client_subscribe = commands.subscribe
+        self.client_unsubscribe = commands.unsubscribe
         self.supervisor: Any = None
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
@@ -448,24 +453,6 @@ class Server(Endpoint):
         check_message(message)
         self._check_running()
         return self._fanout.publish(topic, message)
-
-    # ------------------------------------------------ clients' commands
-    # Called by each connection (ServerSide); applied by self._commands.
-    def client_broadcast(self, message: Message[Any], proto: ServerProtocol) -> None:
-        """A client asked for a broadcast (BroadcastCmd); applied when authorized."""
-        self._commands.broadcast(message, proto)
-
-    def client_publish(self, topic: str, message: Message[Any], proto: ServerProtocol) -> None:
-        """A client asked to publish (PublishCmd); authorized, non-empty topic."""
-        self._commands.publish(topic, message, proto)
-
-    def client_subscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
-        """A client's SubscribeCmd (``group`` empty for a plain one); applied when authorized."""
-        self._commands.subscribe(topic, group, proto)
-
-    def client_unsubscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
-        """A client's UnsubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
-        self._commands.unsubscribe(topic, group, proto)
 
     def subscribe(
         self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
