@@ -30,8 +30,9 @@ from goomerang_proto.frames import CLEAN_CLOSE_CODES
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import AfterDrain, Ready
-from ..dial import HeadersArg, UpgradeHeaders, host_header, ws_path
+from ..dial import HeadersArg, UpgradeHeaders, ws_path
 from ..endpoint import Endpoint
+from ..engines import client_engine
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
 from ..options import ClientOptions
@@ -163,19 +164,14 @@ class Client(Endpoint):
         self.router.freeze()
         loop = asyncio.get_running_loop()
         opts = self.options
-        engine = ClientConnection(
-            host_header(self.host, self.port),
+        engine = client_engine(
+            opts,
+            self.host,
+            self.port,
             self.path,
-            headers=self._headers(),
-            registry=self.router.registry,
-            max_message_size=opts.max_message_size,
-            clock=time.time_ns,
-            handshake_timeout=opts.handshake_timeout,
-            ping_interval=opts.heartbeat_interval or None,
-            ping_timeout=opts.ping_timeout or None,
-            close_timeout=opts.close_timeout,
-            high_water=opts.write_limit,
-            now=loop.time(),
+            self._headers(),
+            self.router.registry,
+            loop.time(),
         )
         self._engine = engine
         self._draining = False

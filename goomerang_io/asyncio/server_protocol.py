@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -22,6 +21,7 @@ from goomerang_proto.errors import UnknownKind
 
 from ..authorization import ERROR_REPLIES, error_message
 from ..awaitables import READY_SIZES, AfterDrain, Ready
+from ..engines import server_engine
 from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_response
 from ..options import ServerOptions
 from ..sender import Sender
@@ -78,21 +78,12 @@ class ServerProtocol(Connection):
         self.conn_id = conn_id
         opts = server.options
         loop = asyncio.get_running_loop()
-        engine = ServerConnection(
-            registry=server.router.registry,
+        engine = server_engine(
+            opts,
+            server.router.registry,
+            loop.time(),
             tls=server.tls is not None,
-            max_message_size=opts.max_message_size,
-            max_request_size=opts.max_request_size,
             auto_accept=server.needs_admission() is False,
-            clock=time.time_ns,
-            handshake_timeout=opts.handshake_timeout,
-            ping_interval=opts.ping_interval or None,
-            ping_timeout=opts.ping_timeout or None,
-            close_timeout=opts.close_timeout,
-            high_water=opts.write_limit,
-            max_buffered=opts.slow_client_limit or None,
-            overflow_code=opts.slow_client_code,
-            now=loop.time(),
         )
         super().__init__(engine)
         self.engine: ServerConnection = engine

@@ -52,8 +52,9 @@ from goomerang_proto.frames import CLEAN_CLOSE_CODES
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import Ready
-from ..dial import HeadersArg, UpgradeHeaders, host_header, ws_path
+from ..dial import HeadersArg, UpgradeHeaders, ws_path
 from ..endpoint import Endpoint
+from ..engines import host_header
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
 from ..options import ClientOptions
