@@ -103,7 +103,7 @@ class ServerProtocol(Connection):
         self.websocket = False
         self._fanout_pending = False
         self._side_tasks: set[asyncio.Future[None]] = set()
-        self._subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
+        self.subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
         self._max_queue = opts.max_queue
         self._max_queue_bytes = opts.max_queue_bytes
 
@@ -240,21 +240,8 @@ class ServerProtocol(Connection):
         elif isinstance(event, ev.PublishRequested):
             server.client_publish(event.topic, event.message, self)
         elif isinstance(event, ev.SubscribeRequested):
-            key = (event.topic, event.group)
-            subs = self._subscriptions
-            if key not in subs and len(subs) >= server.options.max_subscriptions:
-                server.report_error(
-                    GoomerangError(
-                        f"connection {self.conn_id} ({self.peer}) asked for more than "
-                        f"max_subscriptions={server.options.max_subscriptions} subscriptions; "
-                        f"subscribe to {event.topic!r} ignored"
-                    )
-                )
-                return
-            subs.add(key)
             server.client_subscribe(event.topic, event.group, self)
         elif isinstance(event, ev.UnsubscribeRequested):
-            self._subscriptions.discard((event.topic, event.group))
             server.client_unsubscribe(event.topic, event.group, self)
         elif isinstance(event, ev.PingReceived | ev.PongReceived):
             pass
