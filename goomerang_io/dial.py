@@ -1,4 +1,4 @@
-"""Where a client connects: the WebSocket path, the Host header and the upgrade headers.
+"""Where a client connects: the WebSocket path and the upgrade headers.
 
 Shared by the asyncio and the blocking client.
 """
@@ -25,11 +25,6 @@ def ws_path(path: str | None, tls: ssl.SSLContext | None) -> str:
     if tls is not None and not isinstance(tls, ssl.SSLContext):
         raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
     return path if path is not None else ("/wss" if tls is not None else "/ws")
-
-
-def host_header(host: str, port: int) -> str:
-    """The Host header of ``host:port`` (an IPv6 host in brackets, RFC 7230 section 5.4)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class UpgradeHeaders:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from functools import partial
 from typing import Any, TypeVar, Unpack, overload
 
 from google.protobuf.message import Message as ProtoMessage
@@ -20,7 +21,7 @@ from goomerang_proto import (
     NotRunning,
     Side,
     Status,
-    UnexpectedReply,
+    SyncTimeout,
     UnknownKind,
     new_uuid,
 )
@@ -30,8 +31,10 @@ from goomerang_proto.frames import CLEAN_CLOSE_CODES
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import AfterDrain, Ready
-from ..dial import HeadersArg, UpgradeHeaders, host_header, ws_path
+from ..dial import HeadersArg, UpgradeHeaders, ws_path
 from ..endpoint import Endpoint
+from ..engines import client_engine
+from ..handling.pending import PendingRequests, Waiter
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
 from ..options import ClientOptions
@@ -49,7 +52,6 @@ from ..validate import (
 from .connection import Connection
 from .dispatch import HandlerRunner
 from .outbox import Outbox
-from .pending import PendingReplies, expire
 
 R = TypeVar("R", bound=ProtoMessage)
 
@@ -88,6 +90,11 @@ class _ClientProtocol(Connection):
         self.client._lost(self)
 
 
+def _expire(waiter: Waiter, uid: str, kind: str, timeout: float) -> None:
+    """A sync request's deadline passed: its caller gets SyncTimeout (unless settled already)."""
+    waiter.settle(None, SyncTimeout(f"no reply to sync request {uid} ({kind}) within {timeout} s"))
+
+
 class Client(Endpoint):
     """A goomerang client: send, send_sync, broadcast, pub/sub, handlers and hooks.
 
@@ -119,7 +126,7 @@ class Client(Endpoint):
         self.metrics = metrics
         self._engine: ClientConnection | None = None
         self._proto: _ClientProtocol | None = None
-        self._pending = PendingReplies()
+        self._pending = PendingRequests(self.options.max_pending_sync)
         self._runner: HandlerRunner | None = None
         self._loss_reported = False
         self._sender = Sender(self, "")
@@ -163,19 +170,14 @@ class Client(Endpoint):
         self.router.freeze()
         loop = asyncio.get_running_loop()
         opts = self.options
-        engine = ClientConnection(
-            host_header(self.host, self.port),
+        engine = client_engine(
+            opts,
+            self.host,
+            self.port,
             self.path,
-            headers=self._headers(),
-            registry=self.router.registry,
-            max_message_size=opts.max_message_size,
-            clock=time.time_ns,
-            handshake_timeout=opts.handshake_timeout,
-            ping_interval=opts.heartbeat_interval or None,
-            ping_timeout=opts.ping_timeout or None,
-            close_timeout=opts.close_timeout,
-            high_water=opts.write_limit,
-            now=loop.time(),
+            self._headers(),
+            self.router.registry,
+            loop.time(),
         )
         self._engine = engine
         self._draining = False
@@ -240,16 +242,9 @@ class Client(Endpoint):
         if self._error_replies and message.headers and self._server_error(message):
             return
         if message.is_sync:
-            fut = self._pending.pop(message.uuid, None)
-            if fut is None or fut.done():
-                self.report_error(
-                    UnexpectedReply(
-                        f"sync reply {message.uuid} ({message.kind}) arrived after its caller "
-                        "gave up, or was never asked for; dropped"
-                    )
-                )
-            else:
-                fut.set_result(message)
+            late = self._pending.reply(message)
+            if late is not None:
+                self.report_error(late)
             return
         if self._draining:
             return  # closing: no new handler starts
@@ -264,10 +259,7 @@ class Client(Endpoint):
         error = error_of(message)
         if error is None:
             return False
-        fut = self._pending.pop(message.uuid, None) if message.uuid else None
-        if fut is not None and not fut.done():
-            fut.set_exception(error)
-        else:
+        if not (message.uuid and self._pending.fail(message.uuid, error)):
             self.report_error(error)
         return True
 
@@ -380,25 +372,29 @@ class Client(Endpoint):
         check_timeout(timeout)
         check_reply_class(reply)
         self._check_running()
-        self._pending.check_room(self.options.max_pending_sync)
         uid = new_uuid()
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Message[Any]] = loop.create_future()
-        self._pending[uid] = fut
+        fut: asyncio.Future[None] = loop.create_future()
+        # settled once (reply, error, end, deadline): the one call of set_result
+        waiter = self._pending.open(uid, partial(fut.set_result, None))  # TooManyPending
         t0 = time.perf_counter()
         try:
             await self._proto.write_message(message, uid)  # type: ignore[union-attr]
             if timeout is None:
-                result = await fut
+                await fut
             else:
-                # one timer that fails the future (cheaper than asyncio.timeout's task cancel)
-                timer = loop.call_later(timeout, expire, fut, uid, message.kind, timeout)
+                # one timer that fails the request (cheaper than asyncio.timeout's task cancel)
+                timer = loop.call_later(timeout, _expire, waiter, uid, message.kind, timeout)
                 try:
-                    result = await fut
+                    await fut
                 finally:
                     timer.cancel()
         finally:
-            self._pending.pop(uid, None)
+            self._pending.discard(uid)
+        if waiter.error is not None:
+            raise waiter.error
+        result = waiter.reply
+        assert result is not None
         if self.metrics is not None:
             self.metrics.sync_sent(message.kind, time.perf_counter() - t0)
         return expect_reply(result, reply)

@@ -25,8 +25,8 @@ from goomerang_proto import (
 )
 
 from ..address import parse_listen
-from ..authorization import check_rule
 from ..endpoint import Endpoint
+from ..handling.commands import CommandRules
 from ..hooks import SERVER_HOOKS
 from ..http import Rejection, Request, RouteHandler, guard_route
 from ..keywords import ServerKeywords
@@ -71,22 +71,11 @@ class Server(Endpoint):
         self.host, self.port = parse_listen(listen)
         self.tls = tls
         self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, dict(kwargs), "Server")
-        opts = self.options
-        opts.client_subscribe = check_rule(opts.client_subscribe, "client_subscribe")
-        opts.client_publish = check_rule(opts.client_publish, "client_publish")
-        if not isinstance(opts.client_broadcast, bool):
-            raise TypeError("client_broadcast must be True or False")
-        for name, fn in (
-            ("authenticate", authenticate),
-            ("can_subscribe", can_subscribe),
-            ("can_publish", can_publish),
-            ("can_broadcast", can_broadcast),
-        ):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
-        self.can_subscribe = can_subscribe
-        self.can_publish = can_publish
-        self.can_broadcast = can_broadcast
+        rules = CommandRules(
+            self.options, self.report_error, can_subscribe, can_publish, can_broadcast
+        )
+        if authenticate is not None and not callable(authenticate):
+            raise TypeError(f"authenticate must be callable, got {type(authenticate).__name__}")
         self.routes: dict[str, RouteHandler] = {}
         self.metrics = metrics
         self.backplane_url = backplane if isinstance(backplane, str) else None
@@ -112,7 +101,12 @@ class Server(Endpoint):
         self.topics: Topics[ServerProtocol] = self._subscriptions.topics
         self.groups: Groups[ServerProtocol] = self._subscriptions.groups
         self._fanout = Fanout(self, self._conns, self._subscriptions, self._bridge)
-        self._commands = ClientCommands(self, self._fanout, self._subscriptions)
+        self._commands = commands = ClientCommands(self, rules, self._fanout, self._subscriptions)
+        # Called by each connection (ServerSide): the commands' own methods, no forwarding.
+        self.client_broadcast = commands.broadcast
+        self.client_publish = commands.publish
+        self.client_subscribe = commands.subscribe
+        self.client_unsubscribe = commands.unsubscribe
         self.supervisor: Any = None
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
@@ -449,24 +443,6 @@ class Server(Endpoint):
         self._check_running()
         return self._fanout.publish(topic, message)
 
-    # ------------------------------------------------ clients' commands
-    # Called by each connection (ServerSide); applied by self._commands.
-    def client_broadcast(self, message: Message[Any], proto: ServerProtocol) -> None:
-        """A client asked for a broadcast (BroadcastCmd); applied when authorized."""
-        self._commands.broadcast(message, proto)
-
-    def client_publish(self, topic: str, message: Message[Any], proto: ServerProtocol) -> None:
-        """A client asked to publish (PublishCmd); authorized, non-empty topic."""
-        self._commands.publish(topic, message, proto)
-
-    def client_subscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
-        """A client's SubscribeCmd (``group`` empty for a plain one); applied when authorized."""
-        self._commands.subscribe(topic, group, proto)
-
-    def client_unsubscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
-        """A client's UnsubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
-        self._commands.unsubscribe(topic, group, proto)
-
     def subscribe(
         self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
     ) -> None:
@@ -489,6 +465,21 @@ class Server(Endpoint):
         """Remove ``conn`` from ``topic`` (or from its queue ``group``); see :meth:`subscribe`."""
         check_subscription(topic, group)
         self._subscriptions.unsubscribe(topic, protocol_of(conn), group)
+
+    @property
+    def can_subscribe(self) -> Callable[[Sender, str], bool] | None:
+        """The ``can_subscribe(sender, topic)`` veto of clients' subscriptions, or None."""
+        return self._commands.rules.can_subscribe
+
+    @property
+    def can_publish(self) -> Callable[[Sender, str, Message[Any]], bool] | None:
+        """The ``can_publish(sender, topic, message)`` veto of clients' publishes, or None."""
+        return self._commands.rules.can_publish
+
+    @property
+    def can_broadcast(self) -> Callable[[Sender, Message[Any]], bool] | None:
+        """The ``can_broadcast(sender, message)`` veto of clients' broadcasts, or None."""
+        return self._commands.rules.can_broadcast
 
     @property
     def backplane(self) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -22,6 +21,7 @@ from goomerang_proto.errors import UnknownKind
 
 from ..authorization import ERROR_REPLIES, error_message
 from ..awaitables import READY_SIZES, AfterDrain, Ready
+from ..engines import server_engine
 from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_response
 from ..options import ServerOptions
 from ..sender import Sender
@@ -78,21 +78,12 @@ class ServerProtocol(Connection):
         self.conn_id = conn_id
         opts = server.options
         loop = asyncio.get_running_loop()
-        engine = ServerConnection(
-            registry=server.router.registry,
+        engine = server_engine(
+            opts,
+            server.router.registry,
+            loop.time(),
             tls=server.tls is not None,
-            max_message_size=opts.max_message_size,
-            max_request_size=opts.max_request_size,
             auto_accept=server.needs_admission() is False,
-            clock=time.time_ns,
-            handshake_timeout=opts.handshake_timeout,
-            ping_interval=opts.ping_interval or None,
-            ping_timeout=opts.ping_timeout or None,
-            close_timeout=opts.close_timeout,
-            high_water=opts.write_limit,
-            max_buffered=opts.slow_client_limit or None,
-            overflow_code=opts.slow_client_code,
-            now=loop.time(),
         )
         super().__init__(engine)
         self.engine: ServerConnection = engine
@@ -112,7 +103,7 @@ class ServerProtocol(Connection):
         self.websocket = False
         self._fanout_pending = False
         self._side_tasks: set[asyncio.Future[None]] = set()
-        self._subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
+        self.subscriptions: set[tuple[str, str]] = set()  # bounded by max_subscriptions
         self._max_queue = opts.max_queue
         self._max_queue_bytes = opts.max_queue_bytes
 
@@ -249,21 +240,8 @@ class ServerProtocol(Connection):
         elif isinstance(event, ev.PublishRequested):
             server.client_publish(event.topic, event.message, self)
         elif isinstance(event, ev.SubscribeRequested):
-            key = (event.topic, event.group)
-            subs = self._subscriptions
-            if key not in subs and len(subs) >= server.options.max_subscriptions:
-                server.report_error(
-                    GoomerangError(
-                        f"connection {self.conn_id} ({self.peer}) asked for more than "
-                        f"max_subscriptions={server.options.max_subscriptions} subscriptions; "
-                        f"subscribe to {event.topic!r} ignored"
-                    )
-                )
-                return
-            subs.add(key)
             server.client_subscribe(event.topic, event.group, self)
         elif isinstance(event, ev.UnsubscribeRequested):
-            self._subscriptions.discard((event.topic, event.group))
             server.client_unsubscribe(event.topic, event.group, self)
         elif isinstance(event, ev.PingReceived | ev.PongReceived):
             pass

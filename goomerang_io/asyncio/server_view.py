@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
-from goomerang_proto import Message, Status
+from goomerang_proto import Status
 
 from ..hooks import Hooks
 from ..options import ServerOptions
-from ..sender import Sender
 from .server_protocol import ServerProtocol
 
 
@@ -17,16 +15,13 @@ class ServerView(Protocol):
     """The public state of a ``Server`` that its parts share (``Server`` provides it).
 
     The parts read it through this protocol, never the server's module: no
-    import cycle. ``metrics`` and the ``can_*`` rules may be replaced after
-    construction, so they are read at each use.
+    import cycle. ``metrics`` may be replaced after construction, so it is
+    read at each use.
     """
 
     options: ServerOptions
     metrics: Any
     hooks: Hooks
-    can_subscribe: Callable[[Sender, str], bool] | None
-    can_publish: Callable[[Sender, str, Message[Any]], bool] | None
-    can_broadcast: Callable[[Sender, Message[Any]], bool] | None
     in_batch: bool
     dirty: list[ServerProtocol]
 

@@ -162,7 +162,7 @@ class RedisBackplane(Backplane):
         self.on_health_pong: Callable[[], None] | None = None
         self.last_error: str | None = None
 
-    # the bounds and counters its parts own (read-only)
+    # the bounds and counters its parts own (read-only but group_read_count)
     @property
     def sent(self) -> int:
         """Messages Redis accepted for the other nodes."""
@@ -182,6 +182,15 @@ class RedisBackplane(Backplane):
     def max_batch_bytes(self) -> int:
         """At most this many bytes go to Redis in one batch."""
         return self._outbox.max_batch_bytes
+
+    @property
+    def group_read_count(self) -> int:
+        """Entries one XREADGROUP takes at most (16: the nodes' consumers take turns)."""
+        return self._groups.read_count
+
+    @group_read_count.setter
+    def group_read_count(self, count: int) -> None:
+        self._groups.read_count = count
 
     @property
     def claim_idle(self) -> float:

@@ -42,7 +42,6 @@ from goomerang_proto import (
     Side,
     Status,
     SyncTimeout,
-    UnexpectedReply,
     UnknownKind,
     new_uuid,
 )
@@ -52,8 +51,10 @@ from goomerang_proto.frames import CLEAN_CLOSE_CODES
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import Ready
-from ..dial import HeadersArg, UpgradeHeaders, host_header, ws_path
+from ..dial import HeadersArg, UpgradeHeaders, ws_path
 from ..endpoint import Endpoint
+from ..engines import host_header
+from ..handling.pending import PendingRequests, Waiter
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
 from ..options import ClientOptions
@@ -70,7 +71,6 @@ from ..validate import (
 from .connection import Connection
 from .handshake import open_connection
 from .inbox import Inbox
-from .pending import PendingWaiters, Waiter
 
 T = TypeVar("T")
 R = TypeVar("R", bound=ProtoMessage)
@@ -112,7 +112,7 @@ class Client(Endpoint):
         self._lock = threading.RLock()
         self._link: Connection | None = None
         self._inbox: Inbox | None = None
-        self._pending = PendingWaiters()
+        self._pending = PendingRequests(self.options.max_pending_sync)
         self._peer_closing = False  # CLOSING because the server's Close arrived
         self._sender = Sender(self, "")
         self._held = HeldSubscriptions()
@@ -219,22 +219,14 @@ class Client(Endpoint):
             elif isinstance(event, ev.SyncReplyReceived):
                 message = event.message
                 with self._lock:
-                    pending = self._pending.pop(message.uuid, None)
-                if pending is None:
-                    late = UnexpectedReply(
-                        f"sync reply {message.uuid} ({message.kind}) arrived after its "
-                        "caller gave up, or was never asked for; dropped"
-                    )
+                    late = self._pending.reply(message)
+                if late is not None:
                     batch.append((partial(self.report_error, late), 0))
-                else:
-                    pending.resolve(message)
             elif isinstance(event, ev.ErrorOccurred):
                 error = event.error
                 if isinstance(error, UnknownKind) and error.uuid:
-                    with self._lock:
-                        waiting = self._pending.pop(error.uuid, None)
-                    if waiting is not None:
-                        waiting.fail(error)  # the caller learns now, not at its timeout
+                    with self._lock:  # the caller learns now, not at its timeout
+                        self._pending.fail(error.uuid, error)
                 batch.append((partial(self.report_error, error), 0))
             elif isinstance(event, ev.ConnectionClosed):
                 self.close_code = event.code
@@ -255,10 +247,8 @@ class Client(Endpoint):
         if error is None:
             return False
         with self._lock:
-            pending = self._pending.pop(message.uuid, None) if message.uuid else None
-        if pending is not None:
-            pending.fail(error)
-        else:
+            failed = bool(message.uuid) and self._pending.fail(message.uuid, error)
+        if not failed:
             batch.append((partial(self.report_error, error), 0))
         return True
 
@@ -318,15 +308,14 @@ class Client(Endpoint):
             current = self._link is conn
             if current:
                 self._link = None
-            pending = self._pending.take_all() if current else []
+            if current:
+                self._pending.fail_all(ConnectionLost(f"connection to {self.server} lost"))
             failure = conn.failure
             announce = current and self.status is Status.RUNNING
             running = announce or (current and self._peer_closing)
             self._peer_closing = False
             if announce:  # claimed here, so a concurrent close() sees CLOSING
                 self._lifecycle.move(Status.CLOSING)
-        for waiter in pending:
-            waiter.fail(ConnectionLost(f"connection to {self.server} lost"))
         if not running:
             return
         if announce:
@@ -445,13 +434,12 @@ class Client(Endpoint):
                 "use send() or another thread"
             )
         uid = new_uuid()
-        waiter = Waiter()
+        done = threading.Event()
+        waiters: list[Waiter] = []
 
         def op(engine: ClientConnection) -> int:
-            self._pending.check_room(self.options.max_pending_sync)
-            size = engine.send(message, uuid=uid, is_sync=True)
-            self._pending[uid] = waiter
-            return size
+            waiters.append(self._pending.open(uid, done.set))  # TooManyPending: nothing sent
+            return engine.send(message, uuid=uid, is_sync=True)
 
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -463,17 +451,12 @@ class Client(Endpoint):
                     f"{timeout} s (the server reads slowly or not at all)"
                 ) from None
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not waiter.done.wait(left):
-                raise SyncTimeout(
-                    f"no reply to sync request {uid} ({message.kind}) within {timeout} s"
-                )
+            done.wait(left)
         finally:
             with self._lock:
-                self._pending.pop(uid, None)
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.reply is not None
-        return expect_reply(waiter.reply, reply)
+                self._pending.discard(uid)
+        timed_out = f"no reply to sync request {uid} ({message.kind}) within {timeout} s"
+        return expect_reply(waiters[0].result(timed_out), reply)
 
     def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client (this one included)."""
@@ -548,9 +531,7 @@ class Client(Endpoint):
                     link.abort(ConnectionLost(f"{self.server} did not close in time"))
                     link.closed.wait(0.5)
         with self._lock:
-            pending = self._pending.take_all()
-        for waiter in pending:
-            waiter.fail(ConnectionLost("client closed while the request was pending"))
+            self._pending.fail_all(ConnectionLost("client closed while the request was pending"))
         if self.status is Status.CLOSING:
             self._move(Status.CLOSED)
             self.hooks.run("on_close")

@@ -331,7 +331,7 @@ def test_failed_requests_fail_at_once_input_8(text: str, exc: type, code: str | 
                     assert "secret" not in str(info.value)
                 got = await client.send_sync(msg("next"), timeout=WAIT)
                 assert got.payload.message == "next"
-                assert client._pending == {}
+                assert len(client._pending) == 0
             blocking = sync_client.Client(server.addr, heartbeat_interval=None)
             blocking.register_message(ReplyV1)
             await asyncio.to_thread(blocking.connect)

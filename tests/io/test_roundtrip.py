@@ -162,7 +162,7 @@ def test_send_sync_single_request_gets_its_reply() -> None:
             client.register_message(ReplyV1)
             async with connected(client):
                 got = await client.send_sync(msg("one", {"id": "1"}), timeout=WAIT)
-                assert client._pending == {}
+                assert len(client._pending) == 0
                 return got
 
     got = run(main())
@@ -192,7 +192,7 @@ def test_send_sync_200_concurrent_requests_each_reply_to_its_caller() -> None:
                         for i in range(200)
                     )
                 )
-                assert client._pending == {}
+                assert len(client._pending) == 0
         for i, got in enumerate(replies):
             assert got.payload == ReplyV1(message=f"req-{i}")
             assert got.headers == {"i": str(i)}
@@ -222,7 +222,7 @@ def test_send_sync_timeout_leaves_no_leak_and_late_reply_is_reported_not_deliver
             async with connected(client):
                 with pytest.raises(SyncTimeout):
                     await client.send_sync(msg("slow"), timeout=0.2)
-                assert client._pending == {}
+                assert len(client._pending) == 0
                 await entered.wait_count(1)
                 gate.set()
                 late = await errors.wait_for(lambda e: isinstance(e, UnexpectedReply))
@@ -230,7 +230,7 @@ def test_send_sync_timeout_leaves_no_leak_and_late_reply_is_reported_not_deliver
                 # the connection still works, and the late reply never reached a handler
                 ok = await client.send_sync(msg("fast"), timeout=WAIT)
                 assert ok.payload == ReplyV1(message="fast")
-                assert client._pending == {}
+                assert len(client._pending) == 0
         assert delivered.items == []
         assert "goomerang.example.ReplyV1" in str(late)
 
@@ -454,7 +454,7 @@ def test_server_vanishing_closes_client_fails_pending_sync_and_sends_fast() -> N
                 await asyncio.wait_for(pending, WAIT)
             await statuses.wait_for(lambda s: s is Status.CLOSED)
             assert client.status is Status.CLOSED
-            assert client._pending == {}
+            assert len(client._pending) == 0
             with pytest.raises(NotRunning):
                 await client.send(msg("late"))
             with pytest.raises(NotRunning):
@@ -738,7 +738,7 @@ def test_sync_request_without_a_server_handler_is_reported_and_fails_at_once() -
                 assert info.value.code == "no-handler"
                 err = await errors.wait_count(1)
                 assert "goomerang.example.BadReplyV1" in str(err[0])
-                assert client._pending == {}
+                assert len(client._pending) == 0
                 got = await client.send_sync(msg("next"), timeout=WAIT)
                 assert got.payload == ReplyV1(message="next")
 
