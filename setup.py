@@ -18,7 +18,16 @@ import os
 import sys
 from typing import Any
 
-COMPILED = ("frames", "codec", "connection", "server_connection", "client_connection", "handshake")
+COMPILED = (
+    "frames",
+    "codec",
+    "deadlines",
+    "flow",
+    "connection",
+    "server_connection",
+    "client_connection",
+    "handshake",
+)
 """The engine modules on the per-message path, compiled by mypyc (``goomerang_proto/NAME.py``)."""
 MYPY = "mypy>=1.10"
 

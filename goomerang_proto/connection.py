@@ -21,56 +21,10 @@ Every status change goes through the table in :mod:`goomerang_proto.status`.
   (``__slots__`` objects, cheap to make) returned by ``events()`` after
   ``receive_data`` returned, so no handler runs while a read is half done.
 
-Time. The engine never reads a clock: time enters as ``now``, float seconds
-of the caller's monotonic clock (an event loop's time, the process's
-monotonic clock, or a virtual clock in tests; any origin, only differences matter). It is given to
-the constructor (the handshake deadline starts there), to ``handle_timer(now)``
-and, optionally, to ``receive_data``/``receive_eof``/``close``/``fail``/
-``accept``/``reject``/``send_http_response``, the calls that may start a
-deadline. A call without ``now`` uses the latest ``now`` the engine was
-given, so a caller that passes it to ``receive_data`` and ``handle_timer``
-only gets deadlines that start at most one event-loop turn early. The
-deadlines (each disabled by ``None``):
-
-* ``handshake_timeout``: from construction until the upgrade completes (101
-  sent or received) or, on a server, until a plain HTTP request is answered
-  (restarted for the next keep-alive request). Past it: CLOSED (1006,
-  :class:`HandshakeError`), transport aborted.
-* ``ping_interval``: while RUNNING, a Ping (payload ``ping``) every interval;
-  ``ping_timeout`` after a Ping with no Pong since: CLOSED (1006,
-  :class:`ConnectionLost`), transport aborted.
-* ``close_timeout``: from the moment the close starts (our Close, the peer's
-  Close, a failure, EOF) until the caller reports ``transport_closed()``.
-  Past it: CLOSED if not yet, and the transport is aborted, whatever the peer
-  does (a peer that stops reading cannot hold the socket).
-
-Flow control. The engine counts the bytes it holds for output plus what the
-caller reports still sits in its transport's write buffer
-(``set_transport_buffer_size``): that sum is ``buffered_amount``. Above
-``high_water`` the connection is not writable (``is_writable()`` False) until
-the sum drops to ``low_water`` or below (hysteresis). Two kinds of output:
-
-* application-initiated (a client's send, a server push, a broadcast the
-  application started): the caller makes the sender wait (``await send``)
-  until ``is_writable()``; reading goes on, so two endpoints that push at
-  each other never deadlock;
-* caused by the peer's input (``in_response=True``: replies from handlers,
-  fan-out the peer commanded that comes back to it): while such output is
-  among the unsent bytes and the connection is above high water,
-  ``should_read()`` is False: the caller pauses reading from that peer, whose
-  own TCP window then throttles it, and resumes when ``should_read()`` is
-  True again (at low water).
-* Pongs are answered one per Ping while the connection is writable (as
-  Autobahn|Testsuite 2.10/2.11 expect); above high water a queued, unsent
-  Pong is replaced by the newest one (RFC 6455 section 5.5.3 allows answering
-  only the most recent Ping), so a ping flood holds at most one Pong (125
-  bytes) and never pauses reading (a heartbeat Pong must not be able to stop
-  two pushing endpoints from reading each other).
-* Hard cap ``max_buffered`` (None: none): a connection that already holds
-  more than that and is asked to queue more is failed with
-  ``overflow_code`` (1008 by default), ``should_abort_transport()`` becomes
-  True and the caller drops the transport and its buffers. At most
-  ``max_buffered`` plus one message is ever held.
+Time and flow control. The engine never reads a clock: time enters as ``now``
+(see :mod:`goomerang_proto.deadlines` for the deadlines and how ``now`` is
+given); it counts unsent output against ``high_water``/``low_water`` and the
+hard cap ``max_buffered`` (see :mod:`goomerang_proto.flow`).
 
 Loop contract (what a driver does; goomerang_io.asyncio follows it):
 
@@ -107,11 +61,10 @@ from .codec import (
     envelope_head,
     unpack,
 )
+from .deadlines import Deadlines
 from .errors import (
     Closing,
-    ConnectionLost,
     GoomerangError,
-    HandshakeError,
     LocalProtocolError,
     MessageTooLarge,
     NotRunning,
@@ -134,10 +87,12 @@ from .events import (
     SyncRequestReceived,
     UnsubscribeRequested,
 )
+from .flow import DEFAULT_HIGH_WATER
 from .frames import (
     _HEAD16,
     CLOSE_NO_STATUS,
     CLOSE_NORMAL,
+    CLOSE_POLICY,
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -163,20 +118,17 @@ _new_event = object.__new__  # the per-message events are built without a Python
 _new_message = Message.__new__
 _DECODE_ERRORS = (DecodeError, ValueError, RuntimeError)
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
-DEFAULT_HIGH_WATER = 64 * 1024
-"""Default ``high_water``: bytes of unsent output above which the connection is not writable."""
-CLOSE_POLICY = 1008
 
 
 def _no_clock() -> int:
     return 0
 
 
-class BaseConnection:
+class BaseConnection(Deadlines):
     """Shared WebSocket and goomerang logic; use ServerConnection or ClientConnection.
 
-    Keyword options (seconds are floats on the caller's clock, see the module
-    docstring; None disables): ``handshake_timeout``, ``ping_interval``,
+    Keyword options (seconds are floats on the caller's clock, see
+    :mod:`goomerang_proto.deadlines`; None disables): ``handshake_timeout``, ``ping_interval``,
     ``ping_timeout``, ``close_timeout``; ``high_water`` (bytes, default
     64 KiB), ``low_water`` (bytes, default ``high_water // 4``),
     ``max_buffered`` (bytes or None), ``overflow_code`` (1008); ``now`` (the
@@ -228,29 +180,8 @@ class BaseConnection:
         self.close_reason = ""
         self.path = ""
         self.request_headers: tuple[tuple[str, str], ...] = ()
-        # deadlines (absolute times on the caller's clock)
-        self.handshake_timeout = handshake_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self._now = now
-        self._handshake_deadline = None if handshake_timeout is None else now + handshake_timeout
-        self._ping_due: float | None = None
-        self._pong_deadline: float | None = None
-        self._close_deadline: float | None = None
-        # flow control
-        self.high_water = high_water
-        self.low_water = high_water // 4 if low_water is None else min(low_water, high_water)
-        self.max_buffered = max_buffered
-        # Output over the cap is over high water too (so flagged ``_above``) unless the
-        # cap is lower than high water: only then must every send look at the cap.
-        self._cap_below_high = max_buffered is not None and max_buffered <= high_water
-        self.overflow_code = overflow_code
-        self._out_size = 0
-        self._transport_buffered = 0
-        self._above = False
-        self._peer_debt = False
-        self._held_pong: bytes | None = None
+        self._setup_deadlines(handshake_timeout, ping_interval, ping_timeout, close_timeout, now)
+        self._setup_flow(high_water, low_water, max_buffered, overflow_code)
 
     # ----------------------------------------------------------- properties
     @property
@@ -318,73 +249,10 @@ class BaseConnection:
         if self.status is not Status.CLOSED:
             self._closed(1006, "connection ended without a close frame")
         self._close_transport = True
-        self._handshake_deadline = self._ping_due = None
-        self._pong_deadline = self._close_deadline = None
+        self._stop_deadlines()
         self._out = []
         self._out_size = self._transport_buffered = 0
         self._held_pong = None
-
-    # --------------------------------------------------------------- timers
-    def get_timer(self) -> float | None:
-        """When ``handle_timer`` must next be called (the caller's clock), or None."""
-        # unrolled: the driver asks after every write
-        t = self._close_deadline
-        d = self._handshake_deadline
-        if d is not None and (t is None or d < t):
-            t = d
-        d = self._pong_deadline
-        if d is not None and (t is None or d < t):
-            t = d
-        d = self._ping_due
-        if d is not None and (t is None or d < t):
-            t = d
-        return t
-
-    def handle_timer(self, now: float) -> None:
-        """Act on every deadline at or before ``now`` (see the module docstring)."""
-        self._now = now
-        if self._pending_failure is not None:
-            self._apply_pending_failure()
-        deadline = self._close_deadline
-        if deadline is not None and now >= deadline:
-            self._close_deadline = None
-            self._give_up(f"close handshake not finished within {self.close_timeout} s", None)
-            return
-        deadline = self._handshake_deadline
-        if deadline is not None and now >= deadline:
-            self._handshake_deadline = None
-            if self.status is Status.NEW:
-                reason = f"handshake not completed within {self.handshake_timeout} s"
-                self._handshake_timed_out()
-                self._give_up(reason, HandshakeError(reason))
-                return
-        deadline = self._pong_deadline
-        if deadline is not None and now >= deadline:
-            self._pong_deadline = None
-            if self.status is not Status.CLOSED and not self._close_transport:
-                reason = f"did not answer pings: no pong within {self.ping_timeout} s"
-                self._give_up(reason, ConnectionLost(reason))
-                return
-        deadline = self._ping_due
-        if deadline is not None and now >= deadline:
-            self._ping_due = None
-            if self.status is Status.RUNNING:
-                self._write_frame(OP_PING, b"ping")
-                if self._pong_deadline is None and self.ping_timeout is not None:
-                    self._pong_deadline = now + self.ping_timeout
-                if self.ping_interval is not None:
-                    self._ping_due = now + self.ping_interval
-
-    def _handshake_timed_out(self) -> None:
-        """Subclasses drop their HTTP state here."""
-
-    def _give_up(self, reason: str, error: GoomerangError | None) -> None:
-        """A deadline passed: CLOSED (1006) if not yet, abort the transport."""
-        if self.status is not Status.CLOSED:
-            self._closed(1006, reason, by_peer=False, error=error)
-        self._close_transport = self._abort_transport = True
-        self._handshake_deadline = self._ping_due = self._pong_deadline = None
-        self._close_deadline = None
 
     def _closed(
         self,
@@ -401,48 +269,7 @@ class BaseConnection:
         self._events.append(ConnectionClosed(code, reason, by_peer=by_peer, error=error))
         self._closing()
 
-    def _closing(self) -> None:
-        """The close started: keep-alive stops, the close deadline starts (once)."""
-        self._handshake_deadline = self._ping_due = self._pong_deadline = None
-        if self._close_deadline is None and self.close_timeout is not None:
-            self._close_deadline = self._now + self.close_timeout
-
-    def _running(self) -> None:
-        """The upgrade completed: RUNNING, keep-alive starts."""
-        move_connection(self, Status.RUNNING)
-        self._handshake_deadline = None
-        if self.ping_interval is not None:
-            self._ping_due = self._now + self.ping_interval
-
-    # --------------------------------------------------------- flow control
-    @property
-    def buffered_amount(self) -> int:
-        """Bytes of unsent output: held by the engine plus reported in the transport."""
-        return self._out_size + self._transport_buffered
-
-    def set_transport_buffer_size(self, size: int) -> None:
-        """Report how many bytes the caller's transport still holds unsent.
-
-        Call it after every write and whenever the transport drained (asyncio:
-        ``transport.get_write_buffer_size()`` after ``write`` and in
-        ``resume_writing``); then write ``data_to_send()`` again.
-        """
-        self._transport_buffered = size
-        total = self._out_size + size
-        if total > self.high_water:
-            self._above = True
-        elif total <= self.low_water:
-            self._above = False
-            self._peer_debt = False
-
-    def is_writable(self) -> bool:
-        """False from above ``high_water`` until back to ``low_water``: senders wait."""
-        return not self._above
-
-    def should_read(self) -> bool:
-        """False while output caused by the peer's input keeps us above high water."""
-        return not (self._above and self._peer_debt)
-
+    # ------------------------------------------ output accounting (flow.py)
     def _queued(self, size: int, in_response: bool) -> None:
         """Account ``size`` new bytes of output (already appended to ``_out``)."""
         self._out_size += size
@@ -461,12 +288,6 @@ class BaseConnection:
             self.fail(self.overflow_code, reason)
         self._give_up(reason, None)
         return True
-
-    def close_expected(self) -> bool:
-        """True while we wait for the peer to finish closing (arm the close timeout)."""
-        return self.status is Status.CLOSING or (
-            self.status is Status.CLOSED and not self._close_transport
-        )
 
     # ---------------------------------------------------------------- input
     def receive_data(self, data: bytes | bytearray | memoryview, now: float | None = None) -> None:
@@ -621,7 +442,7 @@ class BaseConnection:
             self._events.append(PingReceived(payload))
             return False
         if opcode == OP_PONG:
-            self._pong_deadline = None
+            self._pong_received()
             self._events.append(PongReceived(payload))
             return False
         assert opcode == OP_CLOSE

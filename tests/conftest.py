@@ -43,6 +43,8 @@ settings.load_profile("goomerang")
 COMPILED_ENGINE = (
     "frames",
     "codec",
+    "deadlines",
+    "flow",
     "connection",
     "server_connection",
     "client_connection",
