@@ -23,6 +23,7 @@ COMPILED = (
     "codec",
     "deadlines",
     "flow",
+    "output",
     "connection",
     "server_connection",
     "client_connection",

@@ -21,6 +21,8 @@ Every status change goes through the table in :mod:`goomerang_proto.status`.
   (``__slots__`` objects, cheap to make) returned by ``events()`` after
   ``receive_data`` returned, so no handler runs while a read is half done.
 
+Output. What we send is framed and queued by :mod:`goomerang_proto.output`.
+
 Time and flow control. The engine never reads a clock: time enters as ``now``
 (see :mod:`goomerang_proto.deadlines` for the deadlines and how ``now`` is
 given); it counts unsent output against ``high_water``/``low_water`` and the
@@ -45,7 +47,6 @@ Loop contract (what a driver does; goomerang_io.asyncio follows it):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -58,17 +59,10 @@ from .codec import (
     UNSUBSCRIBE_CMD,
     decode_command_message,
     decode_payload,
-    envelope_head,
     unpack,
 )
-from .deadlines import Deadlines
 from .errors import (
-    Closing,
     GoomerangError,
-    LocalProtocolError,
-    MessageTooLarge,
-    NotRunning,
-    RemoteProtocolError,
     UnexpectedText,
     UnknownKind,
 )
@@ -89,9 +83,7 @@ from .events import (
 )
 from .flow import DEFAULT_HIGH_WATER
 from .frames import (
-    _HEAD16,
     CLOSE_NO_STATUS,
-    CLOSE_NORMAL,
     CLOSE_POLICY,
     OP_BINARY,
     OP_CLOSE,
@@ -100,19 +92,15 @@ from .frames import (
     OP_TEXT,
     FrameError,
     FrameReader,
-    MaskKeys,
-    binary_header,
-    build_frame,
     close_payload,
-    masked_binary,
     parse_close_payload,
 )
 from .message import Message
+from .output import Clock, Output
 from .pb import goomerang_frame_pb2 as pb
 from .registry import Registry
 from .status import Status, move_connection
 
-Clock = Callable[[], int]
 _frame_from_string = pb.Frame.FromString
 _new_event = object.__new__  # the per-message events are built without a Python __init__ call
 _new_message = Message.__new__
@@ -124,18 +112,17 @@ def _no_clock() -> int:
     return 0
 
 
-class BaseConnection(Deadlines):
+class BaseConnection(Output):
     """Shared WebSocket and goomerang logic; use ServerConnection or ClientConnection.
 
     Keyword options (seconds are floats on the caller's clock, see
-    :mod:`goomerang_proto.deadlines`; None disables): ``handshake_timeout``, ``ping_interval``,
-    ``ping_timeout``, ``close_timeout``; ``high_water`` (bytes, default
-    64 KiB), ``low_water`` (bytes, default ``high_water // 4``),
-    ``max_buffered`` (bytes or None), ``overflow_code`` (1008); ``now`` (the
-    current time, default 0.0).
+    :mod:`goomerang_proto.deadlines`; None disables): ``handshake_timeout``,
+    ``ping_interval``, ``ping_timeout``, ``close_timeout``; ``high_water``
+    (bytes, default 64 KiB), ``low_water`` (bytes, default ``high_water // 4``),
+    ``max_buffered`` (bytes or None), ``overflow_code`` (1008), see
+    :mod:`goomerang_proto.flow`; ``now`` (the current time, default 0.0).
     """
 
-    is_client = False
     status: Status = Status.NEW
     """NEW, RUNNING, CLOSING or CLOSED; moved only by :func:`status.move_connection`."""
 
@@ -169,10 +156,8 @@ class BaseConnection(Deadlines):
         self._reader = FrameReader(
             expect_masked=not self.is_client, max_message_size=max_message_size
         )
-        self._out: list[bytes] = []
-        self._mask_keys = MaskKeys()
+        self._setup_output()
         self._events: list[Event] = []
-        self._close_sent = False
         self._close_transport = False
         self._abort_transport = False
         self._pending_failure: FrameError | None = None
@@ -268,26 +253,6 @@ class BaseConnection(Deadlines):
         self.close_reason = reason
         self._events.append(ConnectionClosed(code, reason, by_peer=by_peer, error=error))
         self._closing()
-
-    # ------------------------------------------ output accounting (flow.py)
-    def _queued(self, size: int, in_response: bool) -> None:
-        """Account ``size`` new bytes of output (already appended to ``_out``)."""
-        self._out_size += size
-        if in_response:
-            self._peer_debt = True
-        if self._out_size + self._transport_buffered > self.high_water:
-            self._above = True
-
-    def _over_cap(self) -> bool:
-        """Fail the connection (overflow_code) if it already holds more than max_buffered."""
-        cap = self.max_buffered
-        if cap is None or self._out_size + self._transport_buffered <= cap:
-            return False
-        reason = f"more than {cap} bytes of output unsent: the peer does not read"
-        if self.status is not Status.CLOSED:
-            self.fail(self.overflow_code, reason)
-        self._give_up(reason, None)
-        return True
 
     # ---------------------------------------------------------------- input
     def receive_data(self, data: bytes | bytearray | memoryview, now: float | None = None) -> None:
@@ -477,128 +442,6 @@ class BaseConnection(Deadlines):
             unsub: Any = decode_payload(pb.UnsubscribeCmd, frame.payload, kind)
             return UnsubscribeRequested(unsub.topic, unsub.group)
         raise AssertionError(kind)  # pragma: no cover - COMMAND_KINDS has only these four
-
-    # --------------------------------------------------------------- output
-    def _check_can_send(self) -> None:
-        status = self.status
-        if status is Status.RUNNING:
-            return
-        if status is Status.CLOSING:
-            raise Closing("connection is closing: no new messages are accepted")
-        raise NotRunning(f"connection is {status.name}: cannot send")
-
-    def _frame(self, opcode: int, payload: bytes) -> bytes:
-        if self.is_client:
-            return build_frame(opcode, payload, mask=True, mask_key=self._mask_keys.next())
-        return build_frame(opcode, payload)
-
-    def _write_frame(self, opcode: int, payload: bytes, in_response: bool = False) -> None:
-        if opcode == OP_CLOSE:
-            self._held_pong = None  # nothing follows our Close
-        frame = self._frame(opcode, payload)
-        self._out.append(frame)
-        self._queued(len(frame), in_response)
-
-    def send_bytes(self, envelope: bytes, *, in_response: bool = False) -> None:
-        """Send already-packed Frame bytes as one binary message.
-
-        Raises MessageTooLarge above our own ``max_message_size`` (nothing is queued).
-        """
-        self._over_cap()
-        self._check_can_send()
-        if len(envelope) > self._reader.max_message_size:
-            raise MessageTooLarge(len(envelope), self._reader.max_message_size)
-        self._write_frame(OP_BINARY, envelope, in_response)
-
-    def send(
-        self,
-        message: Message[Any],
-        *,
-        uuid: str = "",
-        is_sync: bool = False,
-        in_response: bool = False,
-    ) -> int:
-        """Pack and queue ``message``; return its payload size in bytes.
-
-        ``in_response``: the output answers the peer's input (a handler's
-        reply), so above high water it pauses reading (``should_read()``)
-        rather than only making senders wait. Raises NotRunning/Closing when
-        not RUNNING (also after the output hard cap failed the connection).
-        """
-        if self._above or self._cap_below_high:
-            cap = self.max_buffered
-            if cap is not None and self._out_size + self._transport_buffered > cap:
-                self._over_cap()
-        if self.status is not Status.RUNNING:
-            self._check_can_send()
-        payload = message.payload.SerializeToString()
-        size = len(payload)
-        message.payload_size = size
-        head = envelope_head(message.kind, size, message.headers, uuid, is_sync, self.clock())
-        length = len(head) + size
-        if length > self._reader.max_message_size:  # our own limit, checked first
-            raise MessageTooLarge(length, self._reader.max_message_size)
-        if self.is_client:
-            frame = masked_binary(head + payload, self._mask_keys.next())
-            self._out.append(frame)
-            queued = len(frame)
-        else:
-            # gathered: header, envelope head and payload are joined once by data_to_send
-            header = _HEAD16(0x82, 126, length) if 125 < length < 0x10000 else binary_header(length)
-            self._out += (header, head, payload)
-            queued = len(header) + length
-        # what _queued does, inlined (one call less per message)
-        self._out_size += queued
-        if in_response:
-            self._peer_debt = True
-        if self._out_size + self._transport_buffered > self.high_water:
-            self._above = True
-        return size
-
-    def send_raw(self, opcode: int, data: bytes) -> None:
-        """Send one text (1) or binary (2) message as is (raw mode and tests)."""
-        self._over_cap()
-        self._check_can_send()
-        if opcode not in (OP_TEXT, OP_BINARY):
-            raise LocalProtocolError(f"send_raw takes opcode 1 or 2, not {opcode}")
-        self._write_frame(opcode, data)
-
-    def ping(self, payload: bytes = b"ping") -> None:
-        """Send a ping (the Go client sends ``ping`` every heartbeat interval)."""
-        self._check_can_send()
-        if len(payload) > 125:
-            raise LocalProtocolError("ping payload is limited to 125 bytes")
-        self._write_frame(OP_PING, payload)
-
-    def close(self, code: int = CLOSE_NORMAL, reason: str = "", now: float | None = None) -> None:
-        """Start the close handshake (no-op when already closing or closed).
-
-        Starts the close deadline (``close_timeout``) at ``now``.
-        """
-        if now is not None:
-            self._now = now
-        if self.status is Status.NEW:
-            self._close_transport = True
-            self._closed(code, reason, by_peer=False)
-            return
-        if self.status is not Status.RUNNING:
-            return
-        self._close_sent = True
-        self._write_frame(OP_CLOSE, close_payload(code, reason))
-        move_connection(self, Status.CLOSING)
-        self._closing()
-
-    def fail(self, code: int, reason: str, now: float | None = None) -> None:
-        """Fail the connection: send a Close with ``code`` (if none was sent) and end it."""
-        if now is not None:
-            self._now = now
-        if self.status is Status.CLOSED:
-            return
-        if not self._close_sent and self.status is not Status.NEW:
-            self._close_sent = True
-            self._write_frame(OP_CLOSE, close_payload(code, reason))
-        self._close_transport = True
-        self._closed(code, reason, by_peer=False, error=RemoteProtocolError(reason, code))
 
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "BaseConnection", "Clock"]

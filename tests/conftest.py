@@ -45,6 +45,7 @@ COMPILED_ENGINE = (
     "codec",
     "deadlines",
     "flow",
+    "output",
     "connection",
     "server_connection",
     "client_connection",
