@@ -24,21 +24,26 @@ deadlines (each disabled by ``None``):
   does (a peer that stops reading cannot hold the socket).
 
 :class:`Deadlines` is a part of :class:`~goomerang_proto.connection.BaseConnection`
-(a base class of it: mypyc compiles single inheritance only, so the parts
-form one chain, FlowControl <- Deadlines <- BaseConnection); it owns the deadline attributes
-and acts on them, and calls back only into the connection's status changes
-(``_closed``), its output (``_write_frame``) and its pending framing fault.
+(a base class of it). It owns the deadline attributes and acts on them, and
+calls back only into the connection's status changes (``_closed``), its output
+(``_write_frame``) and its pending framing fault.
+
+The parts form one chain of single inheritance, Deadlines <- FlowControl <-
+Output <- BaseConnection: mypyc (the compiled build) takes no mixin but a
+``@trait``, and mypyc 2.4.1 fails compiling a trait that sets a ``bool`` or
+``int`` attribute (``emit_attr_bitmap_set``: ValueError). The
+flow-control calls a driver makes on every write sit nearest the connection
+class: a compiled method checks its receiver's type by walking the MRO.
 """
 
 from __future__ import annotations
 
 from .errors import ConnectionLost, GoomerangError, HandshakeError
-from .flow import FlowControl
 from .frames import OP_PING, FrameError
 from .status import Status, move_connection
 
 
-class Deadlines(FlowControl):
+class Deadlines:
     """Handshake, ping/pong and close deadlines (absolute times on the caller's clock)."""
 
     # the connection's own state that the deadlines read or set

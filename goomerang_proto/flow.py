@@ -29,20 +29,21 @@ the sum drops to ``low_water`` or below (hysteresis). Two kinds of output:
   ``max_buffered`` plus one message is ever held.
 
 :class:`FlowControl` is a part of :class:`~goomerang_proto.connection.BaseConnection`
-(a base class of it: mypyc compiles single inheritance only, so the parts
-form one chain, FlowControl <- Deadlines <- BaseConnection); it owns the counters and the
-water marks. The per-message output path (``send``, ``data_to_send``,
-``_queued``) updates the same counters in place, in connection.py, so that a
-message costs no extra call.
+(a base class of it, see :mod:`goomerang_proto.deadlines` for the chain); it
+owns the counters and the water marks. The per-message paths (``send`` and
+``_queued`` in :mod:`goomerang_proto.output`, ``data_to_send``) update the
+same counters in place, so that a message costs no extra call.
 """
 
 from __future__ import annotations
+
+from .deadlines import Deadlines
 
 DEFAULT_HIGH_WATER = 64 * 1024
 """Default ``high_water``: bytes of unsent output above which the connection is not writable."""
 
 
-class FlowControl:
+class FlowControl(Deadlines):
     """Unsent-output accounting: ``high_water``/``low_water`` hysteresis and the hard cap."""
 
     high_water: int

@@ -8,8 +8,7 @@ Sending when not RUNNING raises NotRunning or Closing; a message above our own
 ``max_message_size`` raises MessageTooLarge and queues nothing.
 
 :class:`Output` is a part of :class:`~goomerang_proto.connection.BaseConnection`
-(a base class of it: mypyc compiles single inheritance only, so the parts form
-one chain, FlowControl <- Deadlines <- Output <- BaseConnection). ``send``
+(a base class of it, see :mod:`goomerang_proto.deadlines` for the chain). ``send``
 updates the flow-control counters in place (one call less per message).
 """
 
@@ -19,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .codec import envelope_head
-from .deadlines import Deadlines
 from .errors import Closing, LocalProtocolError, MessageTooLarge, NotRunning, RemoteProtocolError
+from .flow import FlowControl
 from .frames import (
     _HEAD16,
     CLOSE_NORMAL,
@@ -42,7 +41,7 @@ Clock = Callable[[], int]
 """The envelope's creation time: nanoseconds since the Unix epoch (``time.time_ns``)."""
 
 
-class Output(Deadlines):
+class Output(FlowControl):
     """Frames and queues what the connection sends; starts and fails the close."""
 
     is_client = False
