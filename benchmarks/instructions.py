@@ -68,13 +68,17 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CREATION_NS = 1_700_000_000_123_456_789  # the fixed clock
-PATHS = ("floor", "rr", "pipe", "bcast", "client")
+PATHS = ("floor", "rr", "pipe", "bcast", "client", "rr+metrics", "pipe+metrics")
 DEFAULT_N = {"floor": 1000, "rr": 1000, "pipe": 4000, "bcast": 100, "client": 1000}
+DEFAULT_N.update({"rr+metrics": DEFAULT_N["rr"], "pipe+metrics": DEFAULT_N["pipe"]})
 WARMUP = {"floor": 100, "rr": 100, "pipe": 500, "bcast": 10, "client": 100}
+WARMUP.update({"rr+metrics": WARMUP["rr"], "pipe+metrics": WARMUP["pipe"]})
 TITLES = {
     "floor": "TCP floor, one message per read",
     "rr": "sync echo, one request per read",
     "pipe": "pipelined echo, 64 KiB reads",
+    "rr+metrics": "sync echo, one request per read, metrics",
+    "pipe+metrics": "pipelined echo, 64 KiB reads, metrics",
     "bcast": "broadcast to 100 targets, per broadcast",
     "client": "Client.send_sync round trip",
 }
@@ -283,12 +287,23 @@ def echo_handler(sender: Any, message: Any) -> None:
         sender.send(_Message(message.payload, message.headers))
 
 
-async def start_server() -> tuple[Any, Callable[[], asyncio.BaseProtocol]]:
-    """``goomerang serve``'s server (no pings: none would fire in a real run either)."""
+async def start_server(metrics: bool = False) -> tuple[Any, Callable[[], asyncio.BaseProtocol]]:
+    """``goomerang serve``'s server (no pings: none would fire in a real run either).
+
+    With ``metrics``: as ``goomerang serve --metrics`` (one process), a ``ServerMetrics``
+    recording every Go metric (on a registry of its own).
+    """
     from goomerang_io import Server
     from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
-    server = Server("127.0.0.1:0", ping_interval=None)
+    recorder = None
+    if metrics:
+        from prometheus_client import CollectorRegistry
+
+        from goomerang_io.metrics import ServerMetrics
+
+        recorder = ServerMetrics(registry=CollectorRegistry())
+    server = Server("127.0.0.1:0", ping_interval=None, metrics=recorder)
     server.handle(MessageV1, echo_handler)
     await server.start()
     loop = asyncio.get_running_loop()
@@ -569,14 +584,14 @@ async def path_client(n: int) -> Run:
 async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
     """Warm-up, then N and 2N messages on fresh connections; the checks' counts."""
     server = None
-    if path in ("rr", "pipe", "bcast"):
-        server, factory = await start_server()
+    if path in ("rr", "pipe", "bcast", "rr+metrics", "pipe+metrics"):
+        server, factory = await start_server(metrics=path.endswith("+metrics"))
         makers: dict[str, Callable[[int], Awaitable[Run]]] = {
             "rr": lambda k: path_rr(k, factory),
             "pipe": lambda k: path_pipe(k, factory),
             "bcast": lambda k: path_bcast(k, factory),
         }
-        make = makers[path]
+        make = makers[path.removesuffix("+metrics")]
     else:
         make = path_floor if path == "floor" else path_client
     done = []
@@ -728,20 +743,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.no_valgrind:
         for r in results:
-            print(f"{r['path']:7} {TITLES[r['path']]:42} processed {r['processed']}")
+            print(f"{r['path']:12} {TITLES[r['path']]:42} processed {r['processed']}")
         return 0
     floor = next((r["per_msg"] for r in results if r["path"] == "floor"), None)
     print(
         "instructions per message, callgrind, (I(2N) - I(N)) / N; PYTHONHASHSEED=0, "
         f"fixed clock and uuids ({elapsed:.0f} s)"
     )
-    print(f"{'path':7} {'what':42} {'N':>6} {'instr/msg':>11} {'x floor':>8}")
+    print(f"{'path':12} {'what':42} {'N':>6} {'instr/msg':>11} {'x floor':>8}")
     for r in results:
         ratio = f"{r['per_msg'] / floor:7.1f}x" if floor else ""
-        print(f"{r['path']:7} {TITLES[r['path']]:42} {r['n']:6} {r['per_msg']:11,.0f} {ratio:>8}")
+        print(f"{r['path']:12} {TITLES[r['path']]:42} {r['n']:6} {r['per_msg']:11,.0f} {ratio:>8}")
         if r["path"] == "bcast":
             per = r["per_msg"] / BCAST_TARGETS
-            print(f"{'':7} {'  per delivery':42} {'':6} {per:11,.0f}")
+            print(f"{'':12} {'  per delivery':42} {'':6} {per:11,.0f}")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
