@@ -607,6 +607,13 @@ async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
         if got != count:
             raise RuntimeError(f"{path}: {got} of {count} messages processed")
         done.append(got)
+    if server is not None and server.metrics is not None:  # every message recorded, once
+        recorded = server.metrics.registry.get_sample_value(
+            "goomerang_server_message_received_size_bytes_count",
+            {"kind": "goomerang.example.MessageV1"},
+        )
+        if recorded != sum(done):
+            raise RuntimeError(f"{path}: {recorded} messages recorded, {sum(done)} handled")
     if server is not None:  # drop the fake connections; the listening socket goes with the loop
         for proto in list(getattr(server, "_tcp", ())):
             if proto.transport is not None:
