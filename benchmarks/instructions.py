@@ -68,17 +68,18 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CREATION_NS = 1_700_000_000_123_456_789  # the fixed clock
-PATHS = ("floor", "rr", "pipe", "bcast", "client", "rr+metrics", "pipe+metrics")
+PATHS = ("floor", "rr", "pipe", "bcast", "client", "rr+metrics", "pipe+metrics", "rr+metrics-mp")
 DEFAULT_N = {"floor": 1000, "rr": 1000, "pipe": 4000, "bcast": 100, "client": 1000}
-DEFAULT_N.update({"rr+metrics": DEFAULT_N["rr"], "pipe+metrics": DEFAULT_N["pipe"]})
+DEFAULT_N.update({"rr+metrics": 1000, "pipe+metrics": 4000, "rr+metrics-mp": 1000})
 WARMUP = {"floor": 100, "rr": 100, "pipe": 500, "bcast": 10, "client": 100}
-WARMUP.update({"rr+metrics": WARMUP["rr"], "pipe+metrics": WARMUP["pipe"]})
+WARMUP.update({"rr+metrics": 100, "pipe+metrics": 500, "rr+metrics-mp": 100})
 TITLES = {
     "floor": "TCP floor, one message per read",
     "rr": "sync echo, one request per read",
     "pipe": "pipelined echo, 64 KiB reads",
     "rr+metrics": "sync echo, one request per read, metrics",
     "pipe+metrics": "pipelined echo, 64 KiB reads, metrics",
+    "rr+metrics-mp": "rr, metrics written for a multi-worker scrape",
     "bcast": "broadcast to 100 targets, per broadcast",
     "client": "Client.send_sync round trip",
 }
@@ -584,14 +585,16 @@ async def path_client(n: int) -> Run:
 async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
     """Warm-up, then N and 2N messages on fresh connections; the checks' counts."""
     server = None
-    if path in ("rr", "pipe", "bcast", "rr+metrics", "pipe+metrics"):
-        server, factory = await start_server(metrics=path.endswith("+metrics"))
+    if path == "rr+metrics-mp":  # as a worker of `serve --workers N --metrics` does
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gmr-instr-metrics-")
+    if path in ("rr", "pipe", "bcast", "rr+metrics", "pipe+metrics", "rr+metrics-mp"):
+        server, factory = await start_server(metrics="+metrics" in path)
         makers: dict[str, Callable[[int], Awaitable[Run]]] = {
             "rr": lambda k: path_rr(k, factory),
             "pipe": lambda k: path_pipe(k, factory),
             "bcast": lambda k: path_bcast(k, factory),
         }
-        make = makers[path.removesuffix("+metrics")]
+        make = makers[path.split("+")[0]]
     else:
         make = path_floor if path == "floor" else path_client
     done = []
@@ -614,6 +617,16 @@ async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
         )
         if recorded != sum(done):
             raise RuntimeError(f"{path}: {recorded} messages recorded, {sum(done)} handled")
+        directory = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if directory is not None:  # and the file a multi-worker scrape merges says the same
+            from goomerang_io.metrics.merge import merge_files
+
+            _families, merged = merge_files(directory)
+            series = merged.get("goomerang_server_message_received_size_bytes", {})
+            in_file = sum(series.get(("goomerang.example.MessageV1",), [0, 0])[:-1])
+            shutil.rmtree(directory, ignore_errors=True)
+            if in_file != sum(done):
+                raise RuntimeError(f"{path}: {in_file} messages in the file, {sum(done)} handled")
     if server is not None:  # drop the fake connections; the listening socket goes with the loop
         for proto in list(getattr(server, "_tcp", ())):
             if proto.transport is not None:

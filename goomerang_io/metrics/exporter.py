@@ -57,13 +57,17 @@ class Exporter(Collector):
         self.declared = {n: self.families[n] for n in eager}  # those exposed, in order
         self.settings: dict[str, float] = {}  # settable gauges: last value wins
         self._sources: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._tables: list[Table] = []  # the live recorders' tables
         self._retired: Values = {}
         self._dead: list[Table] = []
         self._lock = threading.RLock()
         self._file: SnapshotFile | None = None
-        self._file_pid = 0
         self._keys: dict[tuple[str, tuple[str, ...] | None], str] = {}
         self._failed = False
+        self.directory = ""  # the metrics directory, when multiprocess
+        self._plan: list[tuple[str, list[float]]] = []
+        self._plan_settings: list[tuple[str, str]] = []
+        self._plan_shape: tuple[int, int, int, int] | None = None
         self.multiprocess = False  # fed by a recorder created in multiprocess mode
         self._shadow: dict[str, list[float]] = {}
         _EXPORTERS.add(self)
@@ -72,7 +76,10 @@ class Exporter(Collector):
     def add(self, source: Source) -> None:
         """Sum ``source``'s values in from now on (and keep them once it is collected)."""
         self._sources.add(source)
-        self.multiprocess = self.multiprocess or source._multiprocess
+        self._tables.append(source._values)
+        if source._multiprocess:
+            self.multiprocess = True
+            self.directory = os.environ.get(MULTIPROC_ENV, "")
         weakref.finalize(source, self._dead.append, source._values)
 
     def declare(self, family: Family) -> None:
@@ -93,8 +100,10 @@ class Exporter(Collector):
         out: Values = {}
         with self._lock:
             while self._dead:  # fold what the collected recorders left, once
-                _add_table(self._retired, self._dead.pop())
-            tables: list[Any] = [s._values for s in list(self._sources)]
+                dead = self._dead.pop()
+                self._tables = [t for t in self._tables if t is not dead]
+                _add_table(self._retired, dead)
+            tables = list(self._tables)
             tables.append(self._retired)
             for table in tables:
                 _add_table(out, table)
@@ -110,21 +119,66 @@ class Exporter(Collector):
         no-op when ``PROMETHEUS_MULTIPROC_DIR`` is not set, or was not when
         the recorders feeding this exporter were created.
         """
-        directory = os.environ.get(MULTIPROC_ENV)
-        if not directory or not self.multiprocess:
+        if not self.multiprocess:
             return
+        directory = self.directory
         with self._lock:
             try:
-                self._write(directory)
+                f = self._file
+                if f is None:  # the first write (of this process: a forked child drops it)
+                    f = self._open(directory)
+                self._write_changes(f)
             except OSError as exc:  # a metrics directory gone or full never breaks serving
                 if not self._failed:
                     self._failed = True
                     log.warning("goomerang metrics: cannot write to %s: %s", directory, exc)
 
-    def _write(self, directory: str) -> None:
-        f = self._file
-        if f is None or self._file_pid != os.getpid() or os.path.dirname(f.path) != directory:
-            f = self._open(directory)
+    def _write_changes(self, f: SnapshotFile) -> None:
+        """Write what changed; with one recorder (a worker's usual case) by a prepared plan.
+
+        The plan pairs each record with the recorder's live series, so that a
+        write compares lists instead of summing tables. It is rebuilt when
+        the shape changes (a new series or family, another recorder).
+        """
+        table: Table | None = None
+        if len(self._tables) == 1 and not self._retired and not self._dead:
+            table = self._tables[0]
+        if table is None:
+            self._plan_shape = None
+            self._write_all(f)
+            return
+        shape = (id(table), len(self.declared), len(self.settings), sum(map(len, table.values())))
+        if shape != self._plan_shape:
+            self._write_all(f)
+            self._plan = self._make_plan(table)
+            self._plan_shape = shape
+            return
+        shadow = self._shadow
+        for key, vals in self._plan:
+            if vals != shadow[key]:
+                f.put(key, vals)
+                shadow[key] = vals[:]
+        for key, name in self._plan_settings:
+            value = [self.settings.get(name, 0.0)]
+            if value != shadow[key]:
+                f.put(key, value)
+                shadow[key] = value
+
+    def _make_plan(self, table: Table) -> list[tuple[str, list[float]]]:
+        plan: list[tuple[str, list[float]]] = []
+        self._plan_settings = []
+        keys = self._keys
+        for fam in self.declared.values():
+            if fam.settable:
+                self._plan_settings.append((keys[fam.name, ()], fam.name))
+                continue
+            for key, vals in list(table.get(fam.name, {}).items()):
+                labels = key if type(key) is tuple else (key,)
+                plan.append((keys[fam.name, labels], vals))
+        return plan
+
+    def _write_all(self, f: SnapshotFile) -> None:
+        """Sum every source and write each series that changed (records added as needed)."""
         values = self.values()
         keys, shadow = self._keys, self._shadow
         for fam in list(self.declared.values()):
@@ -146,11 +200,9 @@ class Exporter(Collector):
                 shadow[key] = vals
 
     def _open(self, directory: str) -> SnapshotFile:
-        if self._file is not None and self._file_pid == os.getpid():
-            self._file.close()
         self._file = SnapshotFile(os.path.join(directory, file_name(os.getpid(), _token())))
-        self._file_pid = os.getpid()
         self._shadow = {}
+        self._plan_shape = None
         return self._file
 
     def _forked(self) -> None:
@@ -160,10 +212,12 @@ class Exporter(Collector):
         self._lock = threading.RLock()
         self._file = None
         self._shadow = {}
-        if os.environ.get(MULTIPROC_ENV):
+        self._plan_shape = None
+        if self.multiprocess:
             self._retired = {}
             self._dead = []
             self.settings.clear()
+            self._tables = [s._values for s in list(self._sources)]
             for source in list(self._sources):
                 source._forked()
 
