@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import struct
 import threading
 import weakref
 from collections.abc import Iterable
@@ -32,6 +33,10 @@ from .snapfile import SnapshotFile, file_name
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 log = logging.getLogger("goomerang")
+
+# One record of a worker's write plan: the live series, the values written last
+# (updated in place), where they are in the file, their format.
+_Step = tuple[list[float], list[float], int, struct.Struct]
 
 # A recorder's values: family name -> label key -> values. The label key is
 # the label value itself for one-label families (the hot path builds no
@@ -65,8 +70,8 @@ class Exporter(Collector):
         self._keys: dict[tuple[str, tuple[str, ...] | None], str] = {}
         self._failed = False
         self.directory = ""  # the metrics directory, when multiprocess
-        self._plan: list[tuple[str, list[float]]] = []
-        self._plan_settings: list[tuple[str, str]] = []
+        self._plan: list[_Step] = []
+        self._plan_settings: list[tuple[str, list[float], int, struct.Struct]] = []
         self._plan_shape: tuple[int, int, int, int] | None = None
         self.multiprocess = False  # fed by a recorder created in multiprocess mode
         self._shadow: dict[str, list[float]] = {}
@@ -150,31 +155,34 @@ class Exporter(Collector):
         shape = (id(table), len(self.declared), len(self.settings), sum(map(len, table.values())))
         if shape != self._plan_shape:
             self._write_all(f)
-            self._plan = self._make_plan(table)
+            self._plan = self._make_plan(f, table)
             self._plan_shape = shape
             return
-        shadow = self._shadow
-        for key, vals in self._plan:
-            if vals != shadow[key]:
-                f.put(key, vals)
-                shadow[key] = vals[:]
-        for key, name in self._plan_settings:
-            value = [self.settings.get(name, 0.0)]
-            if value != shadow[key]:
-                f.put(key, value)
-                shadow[key] = value
+        mm = f.buffer
+        for vals, last, at, fmt in self._plan:
+            if vals != last:
+                fmt.pack_into(mm, at, *vals)
+                last[:] = vals
+        settings = self.settings
+        for name, last, at, fmt in self._plan_settings:
+            value = settings.get(name, 0.0)
+            if value != last[0]:
+                fmt.pack_into(mm, at, value)
+                last[0] = value
 
-    def _make_plan(self, table: Table) -> list[tuple[str, list[float]]]:
-        plan: list[tuple[str, list[float]]] = []
+    def _make_plan(self, f: SnapshotFile, table: Table) -> list[_Step]:
+        """(live series, what was written last, offset, format) per record, after a _write_all."""
+        plan: list[_Step] = []
         self._plan_settings = []
-        keys = self._keys
+        keys, shadow = self._keys, self._shadow
         for fam in self.declared.values():
             if fam.settable:
-                self._plan_settings.append((keys[fam.name, ()], fam.name))
+                key = keys[fam.name, ()]
+                self._plan_settings.append((fam.name, shadow[key], *f.slot(key)))
                 continue
-            for key, vals in list(table.get(fam.name, {}).items()):
-                labels = key if type(key) is tuple else (key,)
-                plan.append((keys[fam.name, labels], vals))
+            for label, vals in list(table.get(fam.name, {}).items()):
+                key = keys[fam.name, label if type(label) is tuple else (label,)]
+                plan.append((vals, shadow[key], *f.slot(key)))
         return plan
 
     def _write_all(self, f: SnapshotFile) -> None:

@@ -95,8 +95,10 @@ class _Recorder:
         self._sent_size = v[f["sent_size"].name]
         self._sent_duration = v[f["sent_duration"].name]
         self._processing = v[f["processing"].name]
-        self._workers = v[f["concurrent_workers"].name][()] = [0]
-        self._errors = v[f["errors"].name][()] = [0]
+        self._workers = v[f["concurrent_workers"].name][()] = [0.0]
+        self._errors = v[f["errors"].name][()] = [0.0]
+        # kind -> the sent size and duration series (always recorded together)
+        self._sent: dict[str, tuple[list[float], list[float]]] = {}
 
     def _unlabelled(self) -> dict[str, list[float]]:
         """The one-value series held by reference on the hot path (family name -> series)."""
@@ -112,8 +114,9 @@ class _Recorder:
         keep = self._unlabelled()
         for series in self._values.values():
             series.clear()
+        self._sent.clear()
         for name, one in keep.items():
-            one[0] = 0
+            one[0] = 0.0
             self._values[name][()] = one
         self._pending = False
 
@@ -161,7 +164,7 @@ class _Recorder:
     def _count(self, table: dict[Any, list[float]], key: Any, n: float = 1) -> None:
         series = table.get(key)
         if series is None:
-            table[key] = [n]
+            table[key] = [float(n)]
         else:
             series[0] += n
         if not self._pending:
@@ -179,19 +182,19 @@ class _Recorder:
         negative clock skew counts as 0)."""
         s = self._received_size.get(kind)
         if s is None:
-            s = self._received_size[kind] = [0] * self._size_width
-        s[bisect_left(self._sb, size)] += 1
+            s = self._received_size[kind] = [0.0] * self._size_width
+        s[bisect_left(self._sb, size)] += 1.0
         s[-1] += size
         if inflight_seconds is not None:
             if inflight_seconds < 0.0:
                 inflight_seconds = 0.0
             s = self._inflight.get(kind)
             if s is None:
-                s = self._inflight[kind] = [0] * self._duration_width
+                s = self._inflight[kind] = [0.0] * self._duration_width
             if inflight_seconds <= self._db0:
-                s[0] += 1
+                s[0] += 1.0
             else:
-                s[bisect_left(self._db, inflight_seconds)] += 1
+                s[bisect_left(self._db, inflight_seconds)] += 1.0
             s[-1] += inflight_seconds
         if not self._pending:
             self._mark()
@@ -200,31 +203,33 @@ class _Recorder:
         """The handler chain for a message of ``kind`` ran for ``seconds``."""
         s = self._processing.get(kind)
         if s is None:
-            s = self._processing[kind] = [0] * self._duration_width
+            s = self._processing[kind] = [0.0] * self._duration_width
         if seconds <= self._db0:
-            s[0] += 1
+            s[0] += 1.0
         else:
-            s[bisect_left(self._db, seconds)] += 1
+            s[bisect_left(self._db, seconds)] += 1.0
         s[-1] += seconds
         if not self._pending:
             self._mark()
 
     def message_sent(self, kind: str, size: int, seconds: float) -> None:
         """A message of ``kind`` (payload ``size`` bytes) was written in ``seconds``."""
-        s = self._sent_size.get(kind)
-        if s is None:
-            s = self._sent_size[kind] = [0] * self._size_width
-        s[bisect_left(self._sb, size)] += 1
+        pair = self._sent.get(kind)
+        if pair is None:
+            pair = self._sent[kind] = (
+                self._sent_size.setdefault(kind, [0.0] * self._size_width),
+                self._sent_duration.setdefault(kind, [0.0] * self._duration_width),
+            )
+        s, d = pair
+        s[bisect_left(self._sb, size)] += 1.0
         s[-1] += size
-        s = self._sent_duration.get(kind)
-        if s is None:
-            s = self._sent_duration[kind] = [0] * self._duration_width
+        s = d
         if seconds <= self._db0:
-            s[0] += 1
+            s[0] += 1.0
             if seconds:  # the server's writes take no measurable time: 0.0 adds nothing
                 s[-1] += seconds
         else:
-            s[bisect_left(self._db, seconds)] += 1
+            s[bisect_left(self._db, seconds)] += 1.0
             s[-1] += seconds
         if not self._pending:
             self._mark()
@@ -257,13 +262,13 @@ class _Recorder:
             seconds = clock() - start
             s = processed.get(kind)
             if s is None:
-                s = processed[kind] = [0] * duration_width
+                s = processed[kind] = [0.0] * duration_width
             if seconds <= db0:
-                s[0] += 1
+                s[0] += 1.0
             else:
-                s[bisect_left(db, seconds)] += 1
+                s[bisect_left(db, seconds)] += 1.0
             s[-1] += seconds
-            workers[0] -= 1
+            workers[0] -= 1.0
             if not rec._pending:
                 rec._mark()
 
@@ -279,8 +284,8 @@ class _Recorder:
                 size = message.payload_size
                 s = received.get(kind)
                 if s is None:
-                    s = received[kind] = [0] * size_width
-                s[bisect_left(sb, size)] += 1
+                    s = received[kind] = [0.0] * size_width
+                s[bisect_left(sb, size)] += 1.0
                 s[-1] += size
                 created = message.creation_ns
                 if created:
@@ -289,13 +294,13 @@ class _Recorder:
                         inflight = 0.0
                     s = inflight_table.get(kind)
                     if s is None:
-                        s = inflight_table[kind] = [0] * duration_width
+                        s = inflight_table[kind] = [0.0] * duration_width
                     if inflight <= db0:
-                        s[0] += 1
+                        s[0] += 1.0
                     else:
-                        s[bisect_left(db, inflight)] += 1
+                        s[bisect_left(db, inflight)] += 1.0
                     s[-1] += inflight
-                workers[0] += 1
+                workers[0] += 1.0
                 start = clock()
                 try:
                     result = next_handler(sender, message)
@@ -306,14 +311,14 @@ class _Recorder:
                     return finish(result, kind, start)
                 seconds = clock() - start
                 s = processed.get(kind)
-                if s is None:
-                    s = processed[kind] = [0] * duration_width
+                if s is None:  # created now, not before: a handler still running shows none
+                    s = processed[kind] = [0.0] * duration_width
                 if seconds <= db0:
-                    s[0] += 1
+                    s[0] += 1.0
                 else:
-                    s[bisect_left(db, seconds)] += 1
+                    s[bisect_left(db, seconds)] += 1.0
                 s[-1] += seconds
-                workers[0] -= 1
+                workers[0] -= 1.0
                 if not rec._pending:
                     rec._mark()
                 return None
@@ -328,15 +333,15 @@ class _Recorder:
         table = self._values[fam.name]
         s = table.get(key)
         if s is None:
-            s = table[key] = [0] * fam.width()
-        s[bisect_left(fam.buckets, value)] += 1
+            s = table[key] = [0.0] * fam.width()
+        s[bisect_left(fam.buckets, value)] += 1.0
         s[-1] += value
         if not self._pending:
             self._mark()
 
     def error(self) -> None:
         """Count one error (what the error hook reports)."""
-        self._errors[0] += 1
+        self._errors[0] += 1.0
         if not self._pending:
             self._mark()
 
@@ -346,13 +351,13 @@ class _Recorder:
 
     def worker_started(self) -> None:
         """A handler started running (Go's concurrent workers)."""
-        self._workers[0] += 1
+        self._workers[0] += 1.0
         if not self._pending:
             self._mark()
 
     def worker_finished(self) -> None:
         """A handler finished running."""
-        self._workers[0] -= 1
+        self._workers[0] -= 1.0
         if not self._pending:
             self._mark()
 
@@ -388,7 +393,7 @@ class ServerMetrics(_Recorder):
     def _init_values(self) -> None:
         super()._init_values()
         v, f = self._values, self.families
-        self._connections = v[f["connections_open"].name][()] = [0]
+        self._connections = v[f["connections_open"].name][()] = [0.0]
         self._group_names: set[str] = set()
 
     def _unlabelled(self) -> dict[str, list[float]]:
@@ -421,13 +426,13 @@ class ServerMetrics(_Recorder):
 
     def connection_opened(self) -> None:
         """A WebSocket connection completed its handshake."""
-        self._connections[0] += 1
+        self._connections[0] += 1.0
         if not self._pending:
             self._mark()
 
     def connection_closed(self) -> None:
         """A WebSocket connection went away."""
-        self._connections[0] -= 1
+        self._connections[0] -= 1.0
         if not self._pending:
             self._mark()
 

@@ -74,6 +74,15 @@ class SnapshotFile:
         _USED.pack_into(self._mm, 0, self._used)  # last: the record is complete
         self._offsets[key] = (values_at, fmt)
 
+    @property
+    def buffer(self) -> mmap.mmap:
+        """The mapping (replaced when the file grows, which only ``add`` does)."""
+        return self._mm
+
+    def slot(self, key: str) -> tuple[int, struct.Struct]:
+        """Where record ``key``'s values are in :attr:`buffer`, and their format."""
+        return self._offsets[key]
+
     def put(self, key: str, values: Sequence[float]) -> None:
         """Overwrite the values of record ``key`` (same count as when added)."""
         at, fmt = self._offsets[key]
