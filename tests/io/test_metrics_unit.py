@@ -486,7 +486,7 @@ _WORKER = textwrap.dedent(
 # The supervisor: prepares the directory, forks two workers that write and
 # exit, scrapes, marks one dead, scrapes again. prometheus_client is imported
 # (through goomerang_io.metrics) before the directory is prepared, as it is in
-# the real supervisor; forked children then inherit the switched value class.
+# the real supervisor: the workers' snapshot files do not depend on the order.
 _SUPERVISOR = textwrap.dedent(
     """
     import json, os, sys
