@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -26,6 +26,11 @@ class Ready(Generic[T]):
         yield  # pragma: no cover - makes this a generator
 
 
+READY_SIZES: list[Ready[int]] = [Ready(size) for size in range(1024)]
+"""``Ready(size)`` for the payload sizes under 1 KiB, made once (a reply's send
+returns one of these instead of a new object; they are never mutated)."""
+
+
 class AfterDrain(Generic[T]):
     """Awaits a drain future (the write buffer went below its low-water mark), then returns."""
 
@@ -37,4 +42,21 @@ class AfterDrain(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         yield from asyncio.shield(self.fut).__await__()
+        return self.value
+
+
+class AfterWait(Generic[T]):
+    """Awaits ``wait()`` (any loop's: ``trio.Event.wait``, say), then returns ``value``.
+
+    ``wait`` is called only when awaited, so leaving it un-awaited creates no coroutine.
+    """
+
+    __slots__ = ("value", "wait")
+
+    def __init__(self, wait: Callable[[], Awaitable[Any]], value: T) -> None:
+        self.wait = wait
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, T]:
+        yield from self.wait().__await__()
         return self.value

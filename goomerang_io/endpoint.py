@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message as ProtoMessage
 
-from goomerang_proto import Lifecycle, Message, Router, Side, Status
+from goomerang_proto import Closing, Lifecycle, Message, NotRunning, Router, Side, Status
 
 from .hooks import Hooks
 from .options import check_options
@@ -123,6 +123,20 @@ class Endpoint:
             if status is Status.CLOSED and flush is not None:
                 flush()  # nothing buffered may wait for a loop iteration that never comes
         self.hooks.run("on_status_change", status)
+
+    def _require_running(self) -> None:
+        """Before a command: Closing while CLOSING, NotRunning unless RUNNING (the asyncio
+        Server's and Client's wording)."""
+        status = self.status
+        if status is Status.RUNNING:
+            return
+        if self._lifecycle.side is Side.SERVER:
+            name, closing = "server", "server is shutting down"
+        else:
+            name, closing = "client", "client is closing: no new messages are accepted"
+        if status is Status.CLOSING:
+            raise Closing(closing)
+        raise NotRunning(f"{name} is {status.name}")
 
     def report_error(self, exc: BaseException) -> None:
         """Send ``exc`` to the on_error hooks (and count it when metered)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from goomerang_proto import DEFAULT_MAX_MESSAGE_SIZE
@@ -152,3 +153,20 @@ def check_options(options: ServerOptions | ClientOptions) -> None:
                 raise ValueError(f"{name} must be a close code in 1000-4999, got {value!r}")
         else:  # a new option whose type this check does not know yet
             raise AssertionError(f"check_options: no rule for {name}: {kind}")
+
+
+def refuse_unsupported(
+    options: ServerOptions | ClientOptions, names: Iterable[str], runtime: str
+) -> None:
+    """Raise TypeError naming the first of ``names`` set to anything but its default.
+
+    For a runtime that lacks an option: a value it would not enforce is refused
+    where it was set, never silently ignored (the asyncio Server and Client have them).
+    """
+    defaults = type(options)()
+    for name in names:
+        if getattr(options, name) != getattr(defaults, name):
+            raise TypeError(
+                f"{name} is not supported on the {runtime} runtime (the asyncio Server and "
+                "Client have it); leave it at its default or use goomerang_io.Server/Client"
+            )

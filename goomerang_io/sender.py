@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from goomerang_proto import Message
 
-from .validate import PAYLOAD_CLASSES, check_message
+from .validate import check_message
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -44,16 +44,14 @@ class Sender:
         Raises TypeError for anything but a ``Message`` with str headers (nothing is
         sent then), and MessageTooLarge above the endpoint's ``max_message_size``.
         """
-        # check_message's common case, inlined (one call less per reply)
-        if type(message) is Message and type(message.payload) in PAYLOAD_CLASSES:
-            headers = message.headers
-            if type(headers) is dict:
-                for key, val in headers.items():
-                    if type(key) is not str or type(val) is not str:
-                        check_message(message)  # raises TypeError
-                return self._conn.send_message(message, self.uuid)
-        check_message(message)
-        return self._conn.send_message(message, self.uuid)
+        # No check before the send (the reply path is the hot path): what is not a
+        # Message, a protobuf payload or str -> str headers fails in the engine's
+        # encoder before anything is queued, and check_message then says what is wrong.
+        try:
+            return self._conn.send_message(message, self.uuid)
+        except (AttributeError, TypeError):
+            check_message(message)  # raises the TypeError that names the mistake
+            raise
 
     @property
     def identity(self) -> Any:

@@ -6,7 +6,7 @@ import base64
 import os
 import uuid as _uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import h11
 
@@ -61,7 +61,7 @@ class ClientConnection(BaseConnection):
         offer: Iterable[str] = SUPPORTED,
         **options: Any,
     ) -> None:
-        super().__init__(
+        self._setup(
             registry=registry, max_message_size=max_message_size, raw=raw, clock=clock, **options
         )
         self.host = host
@@ -136,7 +136,8 @@ class ClientConnection(BaseConnection):
                 self._response = event
             elif isinstance(event, h11.Data):
                 if sum(map(len, self._reject_body)) < MAX_REJECT_BODY:
-                    self._reject_body.append(bytes(event.data))
+                    # h11 gives a bytearray under its bytes annotation (compiled code checks it)
+                    self._reject_body.append(bytes(cast(Any, event).data))
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 self._rejected()
                 return

@@ -108,29 +108,49 @@ _HEADER_CACHE_ENTRY_MAX = 256
 
 
 def _header_entry(key: str, value: str) -> bytes:
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise _not_str_headers(key, value)
     entry = _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode())
     return b"\x32" + varint(len(entry)) + entry
 
 
+def _not_str_headers(key: object, value: object) -> TypeError:
+    return TypeError(
+        f"message.headers must map str to str; {key!r}: {value!r} is "
+        f"{type(key).__name__}: {type(value).__name__}"
+    )
+
+
 def encode_headers(headers: dict[str, str]) -> bytes:
-    """The ``headers`` map field (number 6) for ``headers``."""
+    """The ``headers`` map field (number 6) for ``headers``.
+
+    Raises TypeError when a key or a value is not a str (the map is
+    ``map<string, string>`` in goomerang.proto); the check runs where an
+    entry is first encoded, so cached entries cost nothing.
+    """
     if not headers:
         return b""
-    cache = _HEADER_CACHE
-    if len(headers) == 1:
-        (item,) = headers.items()
-        entry = cache.get(item)
-        if entry is not None:
-            return entry
-    parts = []
-    for item in headers.items():
-        entry = cache.get(item)
-        if entry is None:
-            entry = _header_entry(*item)
-            if len(cache) < _HEADER_CACHE_MAX and len(entry) <= _HEADER_CACHE_ENTRY_MAX:
-                cache[item] = entry
-        parts.append(entry)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    try:
+        cache = _HEADER_CACHE
+        if len(headers) == 1:
+            (item,) = headers.items()
+            entry = cache.get(item)
+            if entry is not None:
+                return entry
+        parts = []
+        for item in headers.items():
+            entry = cache.get(item)
+            if entry is None:
+                entry = _header_entry(*item)
+                if len(cache) < _HEADER_CACHE_MAX and len(entry) <= _HEADER_CACHE_ENTRY_MAX:
+                    cache[item] = entry
+            parts.append(entry)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    except TypeError:  # an unhashable key or value: find it and say which
+        for key, value in headers.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise _not_str_headers(key, value) from None
+        raise
 
 
 def envelope_head(

@@ -152,7 +152,7 @@ from .frames import (
     masked_binary,
     parse_close_payload,
 )
-from .message import Message, received_message
+from .message import Message
 from .pb import goomerang_frame_pb2 as pb
 from .registry import Registry
 from .status import Status, move_connection
@@ -160,6 +160,7 @@ from .status import Status, move_connection
 Clock = Callable[[], int]
 _frame_from_string = pb.Frame.FromString
 _new_event = object.__new__  # the per-message events are built without a Python __init__ call
+_new_message = Message.__new__
 _DECODE_ERRORS = (DecodeError, ValueError, RuntimeError)
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 DEFAULT_HIGH_WATER = 64 * 1024
@@ -186,7 +187,14 @@ class BaseConnection:
     status: Status = Status.NEW
     """NEW, RUNNING, CLOSING or CLOSED; moved only by :func:`status.move_connection`."""
 
-    def __init__(
+    def __init__(self, **options: Any) -> None:
+        self._setup(**options)
+
+    # Subclasses call _setup rather than super().__init__(**options): mypyc (the compiled
+    # build, setup.py) passes **options wrongly to a compiled __init__ with keyword-only
+    # parameters.
+
+    def _setup(
         self,
         *,
         registry: Registry | None = None,
@@ -234,6 +242,9 @@ class BaseConnection:
         self.high_water = high_water
         self.low_water = high_water // 4 if low_water is None else min(low_water, high_water)
         self.max_buffered = max_buffered
+        # Output over the cap is over high water too (so flagged ``_above``) unless the
+        # cap is lower than high water: only then must every send look at the cap.
+        self._cap_below_high = max_buffered is not None and max_buffered <= high_water
         self.overflow_code = overflow_code
         self._out_size = 0
         self._transport_buffered = 0
@@ -279,15 +290,17 @@ class BaseConnection:
         self._out_size = 0
         return out[0] if len(out) == 1 else b"".join(out)
 
-    def apply_pending(self) -> None:
+    def apply_pending(self) -> bool:
         """Apply a framing fault that followed complete messages in the last read.
 
         ``receive_data`` delivers the messages before the fault first so that
         their replies go out before the Close; call this after handling the
         read's events (it may add a ConnectionClosed event and a Close frame).
+        Returns True when ``events()`` now has something (False otherwise).
         """
         if self._pending_failure is not None:
             self._apply_pending_failure()
+        return bool(self._events)
 
     def should_close_transport(self) -> bool:
         """True once the caller should close TCP (after writing ``data_to_send()``)."""
@@ -556,15 +569,15 @@ class BaseConnection:
                 continue
             headers = frame.headers
             creation = frame.creation  # an absent Timestamp reads as 0 s, 0 ns
-            message = received_message(
-                payload,
-                {k: headers[k] for k in headers} if headers else {},  # dict(upb map): 2x slower
-                kind,
-                frame.uuid,
-                frame.is_sync,
-                creation.seconds * 1_000_000_000 + creation.nanos,
-                len(body),
-            )
+            # received_message(...), inlined: a Message without its __init__ call
+            message = _new_message(Message)
+            message.payload = payload
+            message.headers = {k: headers[k] for k in headers} if headers else {}  # not dict()
+            message.kind = kind
+            message.uuid = frame.uuid
+            message.is_sync = frame.is_sync
+            message.creation_ns = creation.seconds * 1_000_000_000 + creation.nanos
+            message.payload_size = len(body)
             # MessageReceived(message) etc., without the __init__ call (same slots set)
             event: MessageReceived | SyncRequestReceived | SyncReplyReceived
             if not message.is_sync:
@@ -691,29 +704,27 @@ class BaseConnection:
         rather than only making senders wait. Raises NotRunning/Closing when
         not RUNNING (also after the output hard cap failed the connection).
         """
-        cap = self.max_buffered
-        if cap is not None and self._out_size + self._transport_buffered > cap:
-            self._over_cap()
+        if self._above or self._cap_below_high:
+            cap = self.max_buffered
+            if cap is not None and self._out_size + self._transport_buffered > cap:
+                self._over_cap()
         if self.status is not Status.RUNNING:
             self._check_can_send()
         payload = message.payload.SerializeToString()
         size = len(payload)
         message.payload_size = size
         head = envelope_head(message.kind, size, message.headers, uuid, is_sync, self.clock())
-        if size + len(head) > self._reader.max_message_size:  # our own limit, checked first
-            raise MessageTooLarge(size + len(head), self._reader.max_message_size)
+        length = len(head) + size
+        if length > self._reader.max_message_size:  # our own limit, checked first
+            raise MessageTooLarge(length, self._reader.max_message_size)
         if self.is_client:
             frame = masked_binary(head + payload, self._mask_keys.next())
             self._out.append(frame)
             queued = len(frame)
         else:
             # gathered: header, envelope head and payload are joined once by data_to_send
-            out = self._out
-            length = len(head) + size
             header = _HEAD16(0x82, 126, length) if 125 < length < 0x10000 else binary_header(length)
-            out.append(header)
-            out.append(head)
-            out.append(payload)
+            self._out += (header, head, payload)
             queued = len(header) + length
         # what _queued does, inlined (one call less per message)
         self._out_size += queued

@@ -79,27 +79,3 @@ class Message(Generic[P]):
         )
 
     __hash__ = None  # type: ignore[assignment]
-
-
-_new_message = Message.__new__
-
-
-def received_message(
-    payload: Any,
-    headers: dict[str, str],
-    kind: str,
-    uuid: str,
-    is_sync: bool,
-    creation_ns: int,
-    payload_size: int,
-) -> Message[Any]:
-    """A Message with every field given (the engine's decoder; skips ``__init__``)."""
-    message: Message[Any] = _new_message(Message)
-    message.payload = payload
-    message.headers = headers
-    message.kind = kind
-    message.uuid = uuid
-    message.is_sync = is_sync
-    message.creation_ns = creation_ns
-    message.payload_size = payload_size
-    return message

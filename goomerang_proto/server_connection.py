@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import h11
 
@@ -75,7 +75,7 @@ class ServerConnection(BaseConnection):
         clock: Clock | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(
+        self._setup(
             registry=registry, max_message_size=max_message_size, raw=raw, clock=clock, **options
         )
         self.ws_path = ws_path if ws_path is not None else ("/wss" if tls else "/ws")
@@ -139,7 +139,8 @@ class ServerConnection(BaseConnection):
                 if self._body_size > self.max_http_body:
                     self._reject_plain(413, "request body too large")
                     return
-                self._body.append(bytes(event.data))
+                # h11 gives a bytearray under its bytes annotation (compiled code checks it)
+                self._body.append(bytes(cast(Any, event).data))
             elif isinstance(event, h11.EndOfMessage):
                 self._on_request_complete()
             elif isinstance(event, h11.ConnectionClosed):

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import ssl
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, Unpack, overload
 
 from google.protobuf.message import Message as ProtoMessage
@@ -23,28 +20,26 @@ from goomerang_proto import (
     NotRunning,
     Side,
     Status,
-    SyncTimeout,
-    TooManyPending,
     UnexpectedReply,
     UnknownKind,
     new_uuid,
 )
 from goomerang_proto import events as ev
-from goomerang_proto.errors import OutboxFull
 from goomerang_proto.frames import CLEAN_CLOSE_CODES
 
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import AfterDrain, Ready
+from ..dial import HeadersArg, UpgradeHeaders, host_header, ws_path
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
 from ..options import ClientOptions
+from ..reconnect import Backoff, HeldSubscriptions
 from ..sender import Sender
 from ..tlserrors import tls_error
 from ..validate import (
     check_close_code,
-    check_headers,
     check_message,
     check_reply_class,
     check_timeout,
@@ -53,6 +48,8 @@ from ..validate import (
 )
 from .connection import Connection
 from .dispatch import HandlerRunner
+from .outbox import Outbox
+from .pending import PendingReplies, expire
 
 R = TypeVar("R", bound=ProtoMessage)
 
@@ -91,13 +88,6 @@ class _ClientProtocol(Connection):
         self.client._lost(self)
 
 
-def _expire(fut: asyncio.Future[Any], uid: str, kind: str, timeout: float) -> None:
-    """A sync request's deadline passed: its caller gets SyncTimeout."""
-    if not fut.done():
-        reason = f"no reply to sync request {uid} ({kind}) within {timeout} s"
-        fut.set_exception(SyncTimeout(reason))
-
-
 class Client(Endpoint):
     """A goomerang client: send, send_sync, broadcast, pub/sub, handlers and hooks.
 
@@ -113,7 +103,7 @@ class Client(Endpoint):
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        headers: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
+        headers: HeadersArg = (),
         metrics: Any = None,
         path: str | None = None,
         **kwargs: Unpack[ClientKeywords],
@@ -122,23 +112,20 @@ class Client(Endpoint):
         self.host, self.port = parse_listen(server)
         self.tls = tls
         self.server_hostname = server_hostname
-        self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
-        if tls is not None and not isinstance(tls, ssl.SSLContext):
-            raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
-        self._headers_fn = headers if callable(headers) else None
-        self.extra_headers = () if callable(headers) else check_headers(headers)
+        self.path = ws_path(path, tls)
+        self._headers = UpgradeHeaders(headers)
+        self.extra_headers = self._headers.fixed
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         self.metrics = metrics
         self._engine: ClientConnection | None = None
         self._proto: _ClientProtocol | None = None
-        self._pending: dict[str, asyncio.Future[Message[Any]]] = {}
+        self._pending = PendingReplies()
         self._runner: HandlerRunner | None = None
         self._loss_reported = False
         self._sender = Sender(self, "")
         self._connected: asyncio.Future[None] | None = None
         self._closed_by_user = False
-        self._topics: set[str] = set()
-        self._groups: set[tuple[str, str]] = set()
+        self._held = HeldSubscriptions()
         self._reconnect_task: asyncio.Task[None] | None = None
         self.identity: Any = None
         self.peer: tuple[str, int] | None = None
@@ -146,7 +133,7 @@ class Client(Endpoint):
         self.close_code: int | None = None
         self._error_replies = False  # the server accepted the error-replies extension
         self._draining = False  # close() waits for handlers: no new message starts one
-        self._outbox: deque[tuple[str, Message[Any], str]] = deque()
+        self._outbox = Outbox(self.report_error)
 
     # ------------------------------------------------------------ registry
     # ---------------------------------------------------------- connect
@@ -175,14 +162,11 @@ class Client(Endpoint):
             self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
         loop = asyncio.get_running_loop()
-        host_header = (
-            f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        )
         opts = self.options
         engine = ClientConnection(
-            host_header,
+            host_header(self.host, self.port),
             self.path,
-            headers=self._handshake_headers(),
+            headers=self._headers(),
             registry=self.router.registry,
             max_message_size=opts.max_message_size,
             clock=time.time_ns,
@@ -228,16 +212,6 @@ class Client(Endpoint):
             raise
         if self._proto is not None:
             self.peer = self._proto.peer
-
-    def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
-        """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
-        fn = self._headers_fn
-        if fn is None:
-            return self.extra_headers
-        try:
-            return check_headers(fn(), "headers()")
-        except Exception as exc:
-            raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
 
     def _abort_transport(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
@@ -296,9 +270,7 @@ class Client(Endpoint):
         elif isinstance(event, ev.ErrorOccurred):
             error = event.error
             if isinstance(error, UnknownKind) and error.uuid:
-                fut = self._pending.pop(error.uuid, None)
-                if fut is not None and not fut.done():
-                    fut.set_exception(error)  # the caller learns now, not at its timeout
+                self._pending.fail(error.uuid, error)  # the caller learns now, not at its timeout
             self.report_error(error)
         elif isinstance(event, ev.Connected):
             engine = self._engine
@@ -401,11 +373,7 @@ class Client(Endpoint):
         check_timeout(timeout)
         check_reply_class(reply)
         self._check_running()
-        if len(self._pending) >= self.options.max_pending_sync:
-            raise TooManyPending(
-                f"{len(self._pending)} sync requests already pending "
-                f"(max_pending_sync={self.options.max_pending_sync})"
-            )
+        self._pending.check_room(self.options.max_pending_sync)
         uid = new_uuid()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Message[Any]] = loop.create_future()
@@ -417,7 +385,7 @@ class Client(Endpoint):
                 result = await fut
             else:
                 # one timer that fails the future (cheaper than asyncio.timeout's task cancel)
-                timer = loop.call_later(timeout, _expire, fut, uid, message.kind, timeout)
+                timer = loop.call_later(timeout, expire, fut, uid, message.kind, timeout)
                 try:
                     result = await fut
                 finally:
@@ -471,10 +439,7 @@ class Client(Endpoint):
             check_topic(group, "group")
         engine = self._check_running()
         engine.subscribe(topic, group)
-        if group is None:
-            self._topics.add(topic)
-        else:
-            self._groups.add((topic, group))
+        self._held.add(topic, group)
         self._flush()
         if self.metrics is not None:
             self.metrics.subscribe_cmd_sent(topic)
@@ -486,10 +451,7 @@ class Client(Endpoint):
             check_topic(group, "group")
         engine = self._check_running()
         engine.unsubscribe(topic, group)
-        if group is None:
-            self._topics.discard(topic)
-        else:
-            self._groups.discard((topic, group))
+        self._held.discard(topic, group)
         self._flush()
         if self.metrics is not None:
             self.metrics.unsubscribe_cmd_sent(topic)
@@ -498,14 +460,14 @@ class Client(Endpoint):
         """``sender.subscribe`` in a client handler: subscribe without awaiting."""
         engine = self._check_running()
         engine.subscribe(topic)
-        self._topics.add(topic)
+        self._held.add(topic)
         self._flush()
 
     def unsubscribe_topic(self, topic: str) -> None:
         """``sender.unsubscribe`` in a client handler."""
         engine = self._check_running()
         engine.unsubscribe(topic)
-        self._topics.discard(topic)
+        self._held.discard(topic)
         self._flush()
 
     # ------------------------------------------------------------- close
@@ -524,7 +486,7 @@ class Client(Endpoint):
             if status is Status.CLOSED and self._reconnect_task is not None:
                 self._closed_by_user = True
                 self._reconnect_task.cancel()
-                self._drop_outbox("the client was closed before it reconnected")
+                self._outbox.drop("the client was closed before it reconnected")
                 return
             raise NotRunning(f"client is {status.name}: nothing to close")
         self._closed_by_user = True
@@ -549,7 +511,7 @@ class Client(Endpoint):
                 proto.transport.abort()
         if self._runner is not None:
             await self._runner.wait_idle(self.options.close_timeout)
-        self._fail_pending(ConnectionLost("client closed while the request was pending"))
+        self._pending.fail_all(ConnectionLost("client closed while the request was pending"))
         if self.status is Status.CLOSING:
             self._move(Status.CLOSED)
             self.hooks.run("on_close")
@@ -562,18 +524,10 @@ class Client(Endpoint):
         if self.status is Status.RUNNING:
             await self.close()
 
-    def _fail_pending(self, exc: GoomerangError) -> None:
-        pending = self._pending
-        self._pending = {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # mark retrieved: the caller may have given up
-
     def _lost(self, proto: _ClientProtocol) -> None:
         if proto is not self._proto:
             return
-        self._fail_pending(ConnectionLost(f"connection to {self.server} lost"))
+        self._pending.fail_all(ConnectionLost(f"connection to {self.server} lost"))
         status = self.status
         if status is Status.RUNNING or (status is Status.CLOSING and not self._closed_by_user):
             # a clean close by the server (1000, 1001, or a Close without status: 1005) is no error
@@ -600,59 +554,26 @@ class Client(Endpoint):
         )
 
     def _queue(self, what: str, message: Message[Any], topic: str = "") -> int:
-        if len(self._outbox) >= self.options.outbox_size:
-            raise OutboxFull(
-                f"{len(self._outbox)} messages already wait for the reconnect "
-                f"(outbox_size={self.options.outbox_size})"
-            )
-        self._outbox.append((what, message, topic))
-        return int(message.payload.ByteSize())
-
-    def _send_outbox(self, engine: ClientConnection) -> None:
-        """Send what waited for the reconnect, in order (after the re-subscribes)."""
-        while self._outbox:
-            what, message, topic = self._outbox.popleft()
-            try:
-                if what == "send":
-                    engine.send(message)
-                elif what == "broadcast":
-                    engine.broadcast(message)
-                else:
-                    engine.publish(topic, message)
-            except GoomerangError as exc:
-                self.report_error(exc)
-
-    def _drop_outbox(self, why: str) -> None:
-        if self._outbox:
-            count = len(self._outbox)
-            self._outbox.clear()
-            self.report_error(GoomerangError(f"{count} queued message(s) dropped: {why}"))
+        return self._outbox.put(self.options.outbox_size, what, message, topic)
 
     async def _reconnect_loop(self) -> None:
-        delay = self.options.reconnect_initial
-        attempt = 0
+        backoff = Backoff(self.options.reconnect_initial, self.options.reconnect_max)
         while self.status is Status.CLOSED and not self._closed_by_user:
-            attempt += 1
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            await asyncio.sleep(backoff.next_wait())
             if self._closed_by_user or self.status is not Status.CLOSED:
                 return
-            self.hooks.run("on_reconnect_attempt", attempt, delay)
+            attempt = backoff.attempt
+            self.hooks.run("on_reconnect_attempt", attempt, backoff.delay)
             try:
                 await self._open()
             except (GoomerangError, OSError) as exc:
                 self.report_error(ConnectionLost(f"reconnect attempt {attempt} failed: {exc}"))
-                delay = min(delay * 2, self.options.reconnect_max)
+                backoff.failed()
                 continue
             self._move(Status.RUNNING)
             engine = self._engine
             if engine is not None:
-                for topic in sorted(self._topics):
-                    engine.subscribe(topic)
-                for topic, group in sorted(self._groups):
-                    try:
-                        engine.subscribe(topic, group)
-                    except GoomerangError as exc:  # the new server lacks queue groups
-                        self.report_error(exc)
-                self._send_outbox(engine)
+                self._held.replay(engine, self.report_error)
+                self._outbox.send_all(engine)
                 self._flush()
             return

@@ -27,16 +27,17 @@ class HandlerRunner:
     """Per-connection handler scheduler."""
 
     __slots__ = (
+        "_hooked",
         "_idle",
         "_inflight",
+        "_on_end",
+        "_on_start",
         "_queue",
         "_queued_bytes",
         "_report",
         "_tasks",
         "max_concurrency",
-        "on_end",
         "on_progress",
-        "on_start",
     )
 
     def __init__(
@@ -53,9 +54,30 @@ class HandlerRunner:
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: asyncio.Event | None = None
-        self.on_start = on_start
-        self.on_end = on_end
+        self._on_start = on_start
+        self._on_end = on_end
+        self._hooked = on_start is not None or on_end is not None
         self.on_progress: Callable[[], None] | None = None
+
+    @property
+    def on_start(self) -> Callable[[], None] | None:
+        """Called before each handler starts (the server's worker accounting), or None."""
+        return self._on_start
+
+    @on_start.setter
+    def on_start(self, fn: Callable[[], None] | None) -> None:
+        self._on_start = fn
+        self._hooked = fn is not None or self._on_end is not None
+
+    @property
+    def on_end(self) -> Callable[[], None] | None:
+        """Called after each handler ended, or None."""
+        return self._on_end
+
+    @on_end.setter
+    def on_end(self, fn: Callable[[], None] | None) -> None:
+        self._on_end = fn
+        self._hooked = self._on_start is not None or fn is not None
 
     def backlog(self) -> int:
         """Messages waiting for a handler slot."""
@@ -87,7 +109,7 @@ class HandlerRunner:
             self._queue.append((chain, sender, message))
             self._queued_bytes += message.payload_size
             return
-        if self.on_start is not None or self.on_end is not None:
+        if self._hooked:
             self._start(chain, sender, message)
             return
         # _start without hooks, inlined: a plain-function handler costs one call

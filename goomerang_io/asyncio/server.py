@@ -7,9 +7,7 @@ import itertools
 import os
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Unpack
 
 from goomerang_proto import (
@@ -25,38 +23,24 @@ from goomerang_proto import (
     Topics,
     prepare,
 )
-from goomerang_proto.codec import pack
-from goomerang_proto.errors import MessageTooLarge, PermissionDenied
-from goomerang_proto.frames import OP_BINARY, build_frame
 
 from ..address import parse_listen
-from ..authorization import check_rule, error_message, topic_allowed, veto
+from ..authorization import check_rule
 from ..endpoint import Endpoint
 from ..hooks import SERVER_HOOKS
 from ..http import Rejection, Request, RouteHandler, guard_route
 from ..keywords import ServerKeywords
 from ..options import ServerOptions
+from ..results import BroadcastResult
 from ..sender import Sender
 from ..validate import check_message, check_timeout, check_topic
+from .backplane_bridge import BackplaneBridge
+from .commands import ClientCommands
+from .fanout import Fanout
 from .server_protocol import ServerProtocol
+from .subscriptions import Subscriptions, check_subscription, protocol_of
 
 _RESERVED_PATHS = ("/ws", "/wss")
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastResult:
-    """Per-client outcome of a broadcast: bytes of payload and time spent writing.
-
-    A fan-out that a client's command starts (BroadcastCmd, PublishCmd) is
-    written when the read that carried it has been handled, so that several
-    fan-outs from one read reach each target in one write; ``duration`` then
-    is the time to queue the frame.
-    """
-
-    size: int
-    duration: float
-    conn_id: int
-    ok: bool = True
 
 
 class Server(Endpoint):
@@ -106,7 +90,6 @@ class Server(Endpoint):
         self.routes: dict[str, RouteHandler] = {}
         self.metrics = metrics
         self.backplane_url = backplane if isinstance(backplane, str) else None
-        self.backplane: Any = None if isinstance(backplane, str) else backplane
         self.authenticate = authenticate
         self.allowed_origins = frozenset(allowed_origins) if allowed_origins is not None else None
         self.workers = _check_workers(workers)
@@ -115,11 +98,8 @@ class Server(Endpoint):
         self._aserver: asyncio.AbstractServer | None = None
         self._conns: dict[ServerProtocol, None] = {}
         self._tcp: dict[ServerProtocol, None] = {}
-        self.topics: Topics[ServerProtocol] = Topics()
-        self.groups: Groups[ServerProtocol] = Groups()
         self._ids = itertools.count(1)
         self._ws_path = "/wss" if tls is not None else "/ws"
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._sock: Any = None
         self._closed_event = asyncio.Event()
         # Fan-out batching: while a connection handles a read, prepared frames
@@ -127,7 +107,12 @@ class Server(Endpoint):
         self.in_batch = False
         self.dirty: list[ServerProtocol] = []
         """Connections with fan-out frames queued during the current read (flush_dirty)."""
-        self._flush_soon = False
+        self._bridge = BackplaneBridge(self, None if isinstance(backplane, str) else backplane)
+        self._subscriptions = Subscriptions(self, self._conns, self._bridge)
+        self.topics: Topics[ServerProtocol] = self._subscriptions.topics
+        self.groups: Groups[ServerProtocol] = self._subscriptions.groups
+        self._fanout = Fanout(self, self._conns, self._subscriptions, self._bridge)
+        self._commands = ClientCommands(self, self._fanout, self._subscriptions)
         self.supervisor: Any = None
         self.process_hooks: dict[str, list[Callable[[int], Any]]] = {"start": [], "stop": []}
 
@@ -259,15 +244,7 @@ class Server(Endpoint):
             )
         sockname = self._aserver.sockets[0].getsockname()
         self.port = int(sockname[1])
-        if self.backplane is None and self.backplane_url is not None:
-            from ..backplane import backplane_from_url
-
-            self.backplane = backplane_from_url(self.backplane_url, hub_path=None)
-        if self.backplane is not None:
-            if self.metrics is not None:
-                self.backplane.on_health_change = self.metrics.set_backplane_up
-                self.backplane.on_drop = self.metrics.backplane_dropped
-            await self.backplane.start(self._from_backplane, self.report_error)
+        await self._bridge.start(self.backplane_url, self._fanout.from_backplane)
         if self.metrics is not None:
             self.metrics.set_max_concurrency(self.options.max_concurrency)
         self.hooks.run("on_configuration", self.options)
@@ -357,11 +334,7 @@ class Server(Endpoint):
             for proto in protos:
                 if not proto.closed.done() and proto.transport is not None:
                     proto.transport.abort()
-        if self.backplane is not None:
-            try:
-                await self.backplane.close()
-            except Exception as exc:
-                self.report_error(exc)
+        await self._bridge.close()
         self._move(Status.CLOSED)
         self._closed_event.set()
         self.hooks.run("on_close")
@@ -409,10 +382,7 @@ class Server(Endpoint):
 
     def ws_ended(self, proto: ServerProtocol) -> None:
         """A WebSocket connection is CLOSED: it leaves every topic and group (still counted)."""
-        for topic in self.topics.unsubscribe_all(proto):
-            self._backplane_call("unsubscribe", topic)
-        for topic, group in self.groups.leave_all(proto):
-            self._group_left(topic, group)
+        self._subscriptions.drop(proto)
 
     def ws_closed(self, proto: ServerProtocol) -> None:
         """A WebSocket connection's transport is gone: drop it from the table."""
@@ -430,27 +400,6 @@ class Server(Endpoint):
         if status is Status.CLOSING:
             raise Closing("server is shutting down")
         raise NotRunning(f"server is {status.name}")
-
-    def _fanout(
-        self, frame: bytes, targets: Iterable[ServerProtocol], size: int, report: bool = True
-    ) -> list[BroadcastResult]:
-        """Write ``frame`` to every target; one BroadcastResult each when ``report``.
-
-        Without ``report`` (a client's command that no ``on_broadcast`` hook
-        watches: nobody reads the results) no result is built or timed.
-        """
-        results: list[BroadcastResult] = []
-        perf = time.perf_counter
-        defer = self.in_batch
-        if not report:
-            for proto in list(targets):
-                proto.write_prepared(frame, defer)
-            return results
-        for proto in list(targets):
-            t0 = perf()
-            ok = proto.write_prepared(frame, defer)
-            results.append(BroadcastResult(size, perf() - t0, proto.conn_id, ok))
-        return results
 
     def has_dirty(self) -> bool:
         """Whether fan-out frames wait to be written (see flush_dirty)."""
@@ -475,22 +424,7 @@ class Server(Endpoint):
         """
         check_message(message)
         self._check_running()
-        return self._broadcast(message)
-
-    def _broadcast(self, message: Message[Any], report: bool = True) -> list[BroadcastResult]:
-        t0 = time.perf_counter()
-        envelope = pack(message, creation_ns=time.time_ns())
-        if len(envelope) > self.options.max_message_size:  # our own limit, before any write
-            raise MessageTooLarge(len(envelope), self.options.max_message_size)
-        frame = build_frame(OP_BINARY, envelope)
-        size = message.payload.ByteSize()
-        results = self._fanout(frame, self._conns, size, report or self.hooks.has("on_broadcast"))
-        self._backplane_send("broadcast_nowait", message.kind, envelope)
-        duration = time.perf_counter() - t0
-        if self.metrics is not None:
-            self.metrics.broadcast_sent(message.kind, duration)
-        self.hooks.run("on_broadcast", message.kind, results, duration)
-        return results
+        return self._fanout.broadcast(message)
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to the subscribers of ``topic`` (on every worker/node).
@@ -506,101 +440,25 @@ class Server(Endpoint):
             raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
         check_message(message)
         self._check_running()
-        return self._publish(topic, message)
+        return self._fanout.publish(topic, message)
 
-    def _publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
-        envelope = pack(message, creation_ns=time.time_ns())
-        if len(envelope) > self.options.max_message_size:  # our own limit, before any write
-            raise MessageTooLarge(len(envelope), self.options.max_message_size)
-        frame = build_frame(OP_BINARY, envelope)
-        size = message.payload.ByteSize()
-        results = self._fanout(frame, self.topics.subscribers(topic), size)
-        if topic in self.groups and not self._backplane_routes_groups():
-            for group in self.groups.groups(topic):
-                proto = self._pick_member(topic, group)
-                if proto is not None:
-                    results.extend(self._fanout(frame, (proto,), size))
-        self._backplane_send("publish_nowait", topic, message.kind, envelope)
-        if self.metrics is not None:
-            self.metrics.published(topic, message.kind)
-        self.hooks.run("on_publish", topic, message.kind)
-        return results
-
-    def refuse(self, proto: ServerProtocol, what: str, reason: str) -> None:
-        """Drop a client command the authorization refused; tell whoever can be told.
-
-        The server's on_error gets PermissionDenied; a peer that negotiated
-        error replies gets an error message (see ``authorization``).
-        """
-        text = f"{what} refused: {reason}"
-        self.report_error(PermissionDenied(f"connection {proto.conn_id} ({proto.peer}): {text}"))
-        if proto.error_replies and proto.engine.status is Status.RUNNING:
-            proto.send_message(error_message("forbidden", text), "")
-
+    # ------------------------------------------------ clients' commands
+    # Called by each connection (ServerSide); applied by self._commands.
     def client_broadcast(self, message: Message[Any], proto: ServerProtocol) -> None:
         """A client asked for a broadcast (BroadcastCmd); applied when authorized."""
-        if self.status is not Status.RUNNING:
-            return
-        if not self.options.client_broadcast:
-            self.refuse(proto, f"broadcast of {message.kind}", "client_broadcast is off")
-            return
-        refused = veto(self.can_broadcast, proto.sender, message)
-        if refused is not None:
-            self.refuse(proto, f"broadcast of {message.kind}", refused)
-            return
-        if self.metrics is not None:
-            self.metrics.client_broadcast(message.kind)
-        self.hooks.run("on_client_broadcast", message.kind)
-        try:
-            self._broadcast(message, report=False)  # nobody reads the results but on_broadcast
-        except MessageTooLarge as exc:  # re-packed with a timestamp: a few bytes more
-            self.report_error(exc)
+        self._commands.broadcast(message, proto)
 
     def client_publish(self, topic: str, message: Message[Any], proto: ServerProtocol) -> None:
         """A client asked to publish (PublishCmd); authorized, non-empty topic."""
-        if self.status is not Status.RUNNING or not self._command_topic_ok("publish", topic):
-            return
-        what = f"publish of {message.kind} to {topic!r}"
-        if not topic_allowed(self.options.client_publish, topic):
-            self.refuse(proto, what, "topic not allowed by client_publish")
-            return
-        refused = veto(self.can_publish, proto.sender, topic, message)
-        if refused is not None:
-            self.refuse(proto, what, refused)
-            return
-        try:
-            self._publish(topic, message)
-        except MessageTooLarge as exc:
-            self.report_error(exc)
+        self._commands.publish(topic, message, proto)
 
     def client_subscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
         """A client's SubscribeCmd (``group`` empty for a plain one); applied when authorized."""
-        if not self._command_topic_ok("subscribe", topic):
-            return
-        what = f"subscribe to {topic!r}" + (f" in group {group!r}" if group else "")
-        if not topic_allowed(self.options.client_subscribe, topic):
-            self.refuse(proto, what, "topic not allowed by client_subscribe")
-            return
-        refused = veto(self.can_subscribe, proto.sender, topic)
-        if refused is not None:
-            self.refuse(proto, what, refused)
-            return
-        self._subscribe(topic, proto, group or None)
+        self._commands.subscribe(topic, group, proto)
 
     def client_unsubscribe(self, topic: str, group: str, proto: ServerProtocol) -> None:
         """A client's UnsubscribeCmd (``group`` empty for a plain one); empty topic: reported."""
-        if self._command_topic_ok("unsubscribe", topic):
-            self._unsubscribe(topic, proto, group or None)
-
-    def _command_topic_ok(self, what: str, topic: str) -> bool:
-        if topic:
-            return True
-        # The empty topic is reserved (the backplanes use it for broadcast), so
-        # it is refused the same way in one process, N workers and N nodes.
-        self.report_error(
-            GoomerangError(f"{what} with an empty topic from a client: ignored (topic is reserved)")
-        )
-        return False
+        self._commands.unsubscribe(topic, group, proto)
 
     def subscribe(
         self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
@@ -615,130 +473,24 @@ class Server(Endpoint):
         workers and nodes too). Raises TypeError for a non-str topic or group or
         something that is not a server-side Sender, ValueError for an empty one.
         """
-        _check_topic(topic, group)
-        self._subscribe(topic, _protocol_of(conn), group)
+        check_subscription(topic, group)
+        self._subscriptions.subscribe(topic, protocol_of(conn), group)
 
     def unsubscribe(
         self, topic: str, conn: ServerProtocol | Sender, group: str | None = None
     ) -> None:
         """Remove ``conn`` from ``topic`` (or from its queue ``group``); see :meth:`subscribe`."""
-        _check_topic(topic, group)
-        self._unsubscribe(topic, _protocol_of(conn), group)
+        check_subscription(topic, group)
+        self._subscriptions.unsubscribe(topic, protocol_of(conn), group)
 
-    def _subscribe(self, topic: str, proto: ServerProtocol, group: str | None) -> None:
-        if proto not in self._conns:
-            return  # closed (or never upgraded): nothing to join
-        if group is not None:
-            if self.groups.join(topic, group, proto):
-                self._backplane_call("join", topic, group)
-                self.hooks.run("on_group_join", topic, group)
-        elif self.topics.subscribe(topic, proto):
-            self._backplane_call("subscribe", topic)
-        if self.metrics is not None:
-            self.metrics.subscribed(topic)
-        if group is None:
-            self.hooks.run("on_subscribe", topic)
+    @property
+    def backplane(self) -> Any:
+        """The backplane (None without one); created from the URL at start."""
+        return self._bridge.backplane
 
-    def _unsubscribe(self, topic: str, proto: ServerProtocol, group: str | None) -> None:
-        if group is not None:
-            if self.groups.leave(topic, group, proto):
-                self._group_left(topic, group)
-        elif self.topics.unsubscribe(topic, proto):
-            self._backplane_call("unsubscribe", topic)
-        if self.metrics is not None:
-            self.metrics.unsubscribed(topic)
-        if group is None:
-            self.hooks.run("on_unsubscribe", topic)
-
-    def _group_left(self, topic: str, group: str) -> None:
-        self._backplane_call("leave", topic, group)
-        self.hooks.run("on_group_leave", topic, group)
-
-    # ------------------------------------------------------- queue groups
-    def _backplane_routes_groups(self) -> bool:
-        """Whether the backplane chooses the group member over every node (when connected)."""
-        backplane = self.backplane
-        return (
-            backplane is not None
-            and getattr(backplane, "routes_groups", False)
-            and bool(backplane.healthy())
-        )
-
-    def _pick_member(self, topic: str, group: str) -> ServerProtocol | None:
-        """The next member of ``group`` to get a message (round robin), or None (counted).
-
-        Members that are closing or over ``write_limit`` are skipped; when all
-        open members are over it, the least loaded one gets it (the slow
-        client limit still applies to it); with no open member it is dropped.
-        """
-        proto = self.groups.pick(topic, group, self._member_ready)
-        if proto is None:
-            members = [p for p in self.groups.members(topic, group) if _is_open(p)]
-            if members:
-                proto = min(members, key=_buffered)
-        if self.metrics is not None:
-            if proto is None:
-                self.metrics.group_dropped(group)
-            else:
-                self.metrics.group_delivered(group)
-        return proto
-
-    def _member_ready(self, proto: ServerProtocol) -> bool:
-        return _is_open(proto) and _buffered(proto) <= self.options.write_limit
-
-    # -------------------------------------------------------- backplane
-    def _backplane_call(self, method: str, *args: Any) -> None:
-        backplane = self.backplane
-        if backplane is None or self.status is Status.CLOSED:
-            return
-        try:
-            coro = getattr(backplane, method)(*args)
-        except Exception as exc:
-            self.report_error(exc)
-            return
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._backplane_done)
-
-    def _backplane_send(self, method: str, *args: Any) -> None:
-        """Hand a fan-out to the backplane: queued at once (bounded in bytes), no task."""
-        backplane = self.backplane
-        if backplane is None or self.status is Status.CLOSED:
-            return
-        try:
-            getattr(backplane, method)(*args)
-        except Exception as exc:
-            self.report_error(exc)
-
-    def _backplane_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            assert exc is not None
-            self.report_error(exc)
-
-    def _from_backplane(self, msg: Any) -> None:
-        """Deliver a message that another worker or node fanned out."""
-        frame = build_frame(OP_BINARY, msg.frame)
-        if msg.groups_only:
-            targets = []
-        else:
-            targets = self.topics.subscribers(msg.topic) if msg.topic else list(self._conns)
-        for group in msg.groups:
-            member = self._pick_member(msg.topic, group)
-            if member is not None:
-                targets.append(member)
-        for proto in targets:
-            proto.write_prepared(frame, True)
-        # The backplane delivers every message of one read before the loop
-        # runs this: each target gets one write for all of them.
-        if self.dirty and not self._flush_soon:
-            self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self._flush_later)
-
-    def _flush_later(self) -> None:
-        self._flush_soon = False
-        self.flush_dirty()
+    @backplane.setter
+    def backplane(self, backplane: Any) -> None:
+        self._bridge.backplane = backplane
 
 
 def _check_workers(workers: Any) -> int:
@@ -750,39 +502,6 @@ def _check_workers(workers: Any) -> int:
     if workers < 1:
         raise ValueError(f"workers must be >= 1 (or 'auto'), got {workers}")
     return workers
-
-
-def _check_topic(topic: str, group: str | None) -> None:
-    check_topic(topic)
-    if group is not None:
-        check_topic(group, "group")
-    if not topic:
-        raise ValueError("topic must be a non-empty string (the empty topic is reserved)")
-    if group is not None and not group:
-        raise ValueError("group must be a non-empty string (or None for a plain subscription)")
-
-
-def _protocol_of(conn: ServerProtocol | Sender) -> ServerProtocol:
-    proto = conn.connection if isinstance(conn, Sender) else conn
-    if not isinstance(proto, ServerProtocol):
-        raise TypeError(
-            f"sender must be a server-side Sender (a handler's first argument), got {conn!r}"
-        )
-    return proto
-
-
-def _is_open(proto: ServerProtocol) -> bool:
-    transport = proto.transport
-    return (
-        proto.engine.status is Status.RUNNING
-        and transport is not None
-        and not transport.is_closing()
-    )
-
-
-def _buffered(proto: ServerProtocol) -> int:
-    transport = proto.transport
-    return transport.get_write_buffer_size() if transport is not None else 0
 
 
 __all__ = ["BroadcastResult", "Server", "prepare"]

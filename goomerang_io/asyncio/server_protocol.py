@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from goomerang_proto import (
-    Closing,
     GoomerangError,
     HandshakeError,
     Message,
@@ -22,7 +21,7 @@ from goomerang_proto import events as ev
 from goomerang_proto.errors import UnknownKind
 
 from ..authorization import ERROR_REPLIES, error_message
-from ..awaitables import AfterDrain, Ready
+from ..awaitables import READY_SIZES, AfterDrain, Ready
 from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_response
 from ..options import ServerOptions
 from ..sender import Sender
@@ -308,19 +307,18 @@ class ServerProtocol(Connection):
         if server.is_closed():
             raise NotRunning("server is closed: handlers cannot send any more")
         engine = self.engine
-        if engine.status is Status.CLOSING:
-            raise Closing("connection is closing: no new messages are accepted")
-        # write_message, inlined (the reply path: one call less per message)
+        # write_message, inlined (the reply path: one call less per message); the
+        # engine raises Closing while CLOSING and NotRunning once CLOSED
         try:
-            size = engine.send(message, uuid=uuid, is_sync=bool(uuid), in_response=True)
+            size = engine.send(message, uuid=uuid, is_sync=uuid != "", in_response=True)
         finally:
-            if not self._flush_pending and not self._in_batch:
+            if not self._in_batch and not self._flush_pending:
                 self.schedule_flush()
         metrics = server.metrics
         if metrics is not None:
             metrics.message_sent(message.kind, size, 0.0)
         if engine.is_writable():
-            return Ready(size)
+            return READY_SIZES[size] if size < 1024 else Ready(size)
         return AfterDrain(self.drain_future(), size)
 
     def write_prepared(self, frame: bytes, defer: bool = False) -> bool:

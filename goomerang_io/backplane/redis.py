@@ -68,13 +68,10 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
 
 from goomerang_proto.pb import goomerang_backplane_pb2 as pb
 
@@ -91,58 +88,14 @@ from .base import (
     new_node_id,
     next_backoff,
 )
+from .redis_groups import StreamGroups
+from .redis_outbox import PUBLISH, XADD, Outbox
+from .redis_session import FAULTS, Session, redact_url
 
 __all__ = ["RedisBackplane", "redact_url"]
 
 _DELIVER = pb.Envelope.DELIVER
 _JOIN = pb.Envelope.JOIN
-_PUBLISH = 0
-_XADD = 1
-_FAULTS = (RedisError, OSError, asyncio.TimeoutError, EOFError)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs and status)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-class _Session:
-    """One connection to Redis: a client, its pub/sub, and the tasks using them."""
-
-    def __init__(self, client: aioredis.Redis, pubsub: Any) -> None:
-        self.client = client
-        self.pubsub = pubsub
-        self.connected = False
-        self.acks: dict[tuple[str, bytes], deque[asyncio.Future[None]]] = {}
-        self.pong: asyncio.Future[None] | None = None
-        self.sender: asyncio.Task[None] | None = None
-        self.listener: asyncio.Task[None] | None = None
-        self.consumers: dict[tuple[str, str], asyncio.Task[None]] = {}
-
-    async def close(self) -> None:
-        for task in (self.sender, self.listener, *self.consumers.values()):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, *_FAULTS):
-                    await task
-        if self.pong is not None and not self.pong.done():
-            self.pong.cancel()
-        for waiters in self.acks.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.cancel()
-        self.acks.clear()
-        with contextlib.suppress(*_FAULTS, RuntimeError):
-            await self.pubsub.aclose()
-        with contextlib.suppress(*_FAULTS, RuntimeError):
-            await self.client.aclose()
 
 
 class RedisBackplane(Backplane):
@@ -178,47 +131,91 @@ class RedisBackplane(Backplane):
         self.reconnect_backoff = reconnect_backoff
         self.connect_timeout = connect_timeout
         self.health_interval = health_interval
-        self.max_outbox = max_outbox
-        self.max_outbox_bytes = max_outbox_bytes
-        self.max_batch_bytes = max_batch_bytes
-        self._outbox_bytes = 0
-        self._overload_reported = False
         self.group_stream_maxlen = group_stream_maxlen
-        #: Entries one XREADGROUP takes at most. Small: Redis hands entries to
-        #: the consumer that asks first, so a big batch lets one node take a
-        #: burst; with a few per read, the nodes' consumers take turns.
-        self.group_read_count = 16
-        self.claim_idle = claim_idle
-        self.max_group_topics = max_group_topics
-        self.grouped_key = f"{channel_prefix}:grouped".encode()
-        self._members: dict[tuple[str, str], int] = {}  # local queue-group members
-        self._grouped: set[str] = set()  # topics with queue groups on some node
-        self.group_deliveries = 0  # stream entries handed to a local member
-        self.group_claimed = 0  # stale entries of a dead consumer claimed here
-        self.group_skipped = 0  # entries left with no member, skipped on a join
+        self._outbox = Outbox(max_outbox, max_outbox_bytes, max_batch_bytes)
+        self._groups = StreamGroups(
+            node_id=self.node_id,
+            channel_prefix=channel_prefix,
+            broadcast_channel=self.broadcast_channel,
+            publish_command=self.publish_command,
+            new_client=self._new_client,
+            report=self._report,
+            count_drop=self._count_drop,
+            stream_maxlen=group_stream_maxlen,
+            claim_idle=claim_idle,
+            max_topics=max_group_topics,
+            retry_delay=reconnect_backoff[0],
+        )
         self._deliver: DeliverCallback | None = None
         self._on_error: ErrorCallback | None = None
         self._topics: set[str] = set()
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._task: asyncio.Task[None] | None = None
         self._first_attempt: asyncio.Event | None = None
-        self._outbox: deque[tuple[bytes, bytes, int]] = deque()
-        self._outbox_ready: asyncio.Event | None = None
         self._connected_event = asyncio.Event()
-        self._idle = asyncio.Event()  # the sender has nothing queued or in flight
         self._closing = False
         self._outage_reported = False
         self.reconnects = 0
-        self.sent = 0
         self.received = 0
         self.health_pongs = 0  # health pings Redis answered (the connect ping not counted)
         # Called after each answered health ping (observability, tests).
         self.on_health_pong: Callable[[], None] | None = None
         self.last_error: str | None = None
 
+    # the bounds and counters its parts own (read-only)
+    @property
+    def sent(self) -> int:
+        """Messages Redis accepted for the other nodes."""
+        return self._outbox.sent
+
+    @property
+    def max_outbox(self) -> int:
+        """At most this many messages wait for Redis; past it, new ones are dropped."""
+        return self._outbox.max_items
+
+    @property
+    def max_outbox_bytes(self) -> int:
+        """At most this many bytes wait for Redis; past it, new messages are dropped."""
+        return self._outbox.max_bytes
+
+    @property
+    def max_batch_bytes(self) -> int:
+        """At most this many bytes go to Redis in one batch."""
+        return self._outbox.max_batch_bytes
+
+    @property
+    def claim_idle(self) -> float:
+        """Seconds a group entry stays pending before another consumer claims it."""
+        return self._groups.claim_idle
+
+    @property
+    def max_group_topics(self) -> int:
+        """At most this many topics with queue groups are tracked."""
+        return self._groups.max_topics
+
+    @property
+    def grouped_key(self) -> bytes:
+        """The Redis set of the topics with queue groups."""
+        return self._groups.grouped_key
+
+    @property
+    def group_deliveries(self) -> int:
+        """Stream entries handed to a local member."""
+        return self._groups.deliveries
+
+    @property
+    def group_claimed(self) -> int:
+        """Stale entries of a dead consumer claimed here."""
+        return self._groups.claimed
+
+    @property
+    def group_skipped(self) -> int:
+        """Entries left with no member, skipped on a join (counted as dropped)."""
+        return self._groups.skipped
+
     def stream_key(self, topic: str) -> bytes:
         """The Redis stream of ``topic``'s queue groups."""
-        return f"{self.channel_prefix}:stream:{topic}".encode()
+        return self._groups.stream_key(topic)
 
     def topic_channel(self, topic: str) -> bytes:
         """The Redis channel of ``topic``."""
@@ -236,9 +233,9 @@ class RedisBackplane(Backplane):
         if self._task is not None:
             raise RuntimeError("RedisBackplane.start() called twice")
         self._deliver = deliver
+        self._groups.deliver = deliver
         self._on_error = on_error
         self._first_attempt = asyncio.Event()
-        self._outbox_ready = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"goomerang-redis-backplane-{self.node_id}"
         )
@@ -264,20 +261,16 @@ class RedisBackplane(Backplane):
             raise ValueError("publish needs a non-empty topic (an empty topic means broadcast)")
         data = encode_envelope(_DELIVER, self.node_id, topic, kind, frame)
         self._enqueue(self.topic_channel(topic), data)
-        if topic in self._grouped:
-            self._enqueue(self.stream_key(topic), data, _XADD)
+        if topic in self._groups.grouped:
+            self._enqueue(self.stream_key(topic), data, XADD)
 
     async def join(self, topic: str, group: str) -> None:
         """One more local member of ``group``: the first one makes this node a consumer."""
-        key = (topic, group)
-        count = self._members.get(key, 0)
-        self._members[key] = count + 1
-        if count:
+        if not self._groups.add_member(topic, group):
             return
-        self._note_grouped(topic)
         session = self._session
         if session is not None and session.connected:
-            await self._start_consumer(session, topic, group)
+            await self._groups.start_consumer(session, topic, group)
 
     async def leave(self, topic: str, group: str) -> None:
         """One local member of ``group`` left: with the last one, stop consuming.
@@ -285,31 +278,8 @@ class RedisBackplane(Backplane):
         Entries this node read but did not acknowledge are claimed by another
         consumer after ``claim_idle``.
         """
-        key = (topic, group)
-        count = self._members.get(key, 0)
-        if count > 1:
-            self._members[key] = count - 1
-            return
-        self._members.pop(key, None)
-        session = self._session
-        task = session.consumers.pop(key, None) if session is not None else None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *_FAULTS):
-                await task
-
-    def _note_grouped(self, topic: str) -> None:
-        if topic in self._grouped:
-            return
-        if len(self._grouped) >= self.max_group_topics:
-            self._report(
-                BackplaneUnavailable(
-                    f"more than max_group_topics={self.max_group_topics} topics with queue "
-                    f"groups: {topic!r} is served by one node only"
-                )
-            )
-            return
-        self._grouped.add(topic)
+        if self._groups.remove_member(topic, group):
+            await self._groups.stop_consumer(self._session, topic, group)
 
     async def subscribe(self, topic: str) -> None:
         """Subscribe to ``topic``'s channel; returns once Redis confirmed it (or it failed)."""
@@ -335,7 +305,7 @@ class RedisBackplane(Backplane):
         """Return once subscribed on a live Redis connection."""
         await self._connected_event.wait()
 
-    async def _confirmed(self, session: _Session, what: str, topic: str) -> None:
+    async def _confirmed(self, session: Session, what: str, topic: str) -> None:
         """Send SUBSCRIBE/UNSUBSCRIBE for ``topic`` and wait for Redis's confirmation."""
         channel = self.topic_channel(topic)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -350,14 +320,13 @@ class RedisBackplane(Backplane):
             if not fut.cancelled():
                 raise  # our caller was cancelled
             # the session ended: the next one subscribes the held topics
-        except _FAULTS as exc:
+        except FAULTS as exc:
             self._report(BackplaneUnavailable(f"Redis {what} {topic!r} failed: {describe(exc)}"))
 
     async def close(self) -> None:
         """Send what is queued (bounded by ``connect_timeout``), stop, disconnect. Idempotent."""
         if self.healthy() and self._outbox:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), self.connect_timeout)
+            await self._outbox.wait_idle(self.connect_timeout)
         self._closing = True
         task, self._task = self._task, None
         if task is not None:
@@ -368,7 +337,6 @@ class RedisBackplane(Backplane):
         if session is not None:
             await session.close()
         self._outbox.clear()
-        self._outbox_bytes = 0
 
     def healthy(self) -> bool:
         """True while subscribed on a live Redis connection."""
@@ -389,11 +357,11 @@ class RedisBackplane(Backplane):
             "dropped": self.dropped,
             "dropped_bytes": self.dropped_bytes,
             "queued": len(self._outbox),
-            "queued_bytes": self._outbox_bytes,
-            "group_topics": len(self._grouped),
-            "group_deliveries": self.group_deliveries,
-            "group_claimed": self.group_claimed,
-            "group_skipped": self.group_skipped,
+            "queued_bytes": self._outbox.nbytes,
+            "group_topics": len(self._groups.grouped),
+            "group_deliveries": self._groups.deliveries,
+            "group_claimed": self._groups.claimed,
+            "group_skipped": self._groups.skipped,
             "health_pongs": self.health_pongs,
         }
 
@@ -407,7 +375,7 @@ class RedisBackplane(Backplane):
             except Exception:  # an error hook must not kill the backplane
                 pass
 
-    def _enqueue(self, channel: bytes, data: bytes, op: int = _PUBLISH) -> None:
+    def _enqueue(self, channel: bytes, data: bytes, op: int = PUBLISH) -> None:
         if not self.healthy():
             self._count_drop(1, len(data))
             if not self._outage_reported:
@@ -419,30 +387,18 @@ class RedisBackplane(Backplane):
                     )
                 )
             return
-        size = len(data)
-        if (
-            len(self._outbox) >= self.max_outbox
-            or self._outbox_bytes + size > self.max_outbox_bytes
-        ):
-            self._count_drop(1, size)
-            if not self._overload_reported:
-                self._overload_reported = True
+        outbox = self._outbox
+        if not outbox.put(channel, data, op):
+            self._count_drop(1, len(data))
+            if outbox.overflow():
                 self._report(
                     BackplaneUnavailable(
                         f"Redis backplane {redact_url(self.url)} is not keeping up: "
-                        f"{self._outbox_bytes} bytes queued (max_outbox_bytes="
-                        f"{self.max_outbox_bytes}); message not sent to other nodes "
+                        f"{outbox.nbytes} bytes queued (max_outbox_bytes="
+                        f"{outbox.max_bytes}); message not sent to other nodes "
                         "(further drops are counted)"
                     )
                 )
-            return
-        if self._overload_reported and self._outbox_bytes < self.max_outbox_bytes // 2:
-            self._overload_reported = False
-        self._outbox.append((channel, data, op))
-        self._outbox_bytes += size
-        self._idle.clear()
-        assert self._outbox_ready is not None
-        self._outbox_ready.set()
 
     def _new_client(self) -> aioredis.Redis:
         return aioredis.Redis.from_url(
@@ -453,9 +409,9 @@ class RedisBackplane(Backplane):
             health_check_interval=0,
         )
 
-    def _new_session(self) -> _Session:
+    def _new_session(self) -> Session:
         client = self._new_client()
-        return _Session(client, client.pubsub())
+        return Session(client, client.pubsub())
 
     async def _run(self) -> None:
         base, cap = self.reconnect_backoff
@@ -495,9 +451,7 @@ class RedisBackplane(Backplane):
                     self._health_changed(False)
                 if self._session is session:
                     self._session = None
-                self._count_drop(len(self._outbox), self._outbox_bytes)
-                self._outbox.clear()
-                self._outbox_bytes = 0
+                self._count_drop(*self._outbox.clear())
                 await session.close()
             first = False
             assert self._first_attempt is not None
@@ -505,18 +459,15 @@ class RedisBackplane(Backplane):
             delay = next_backoff(delay, base, cap)
             await asyncio.sleep(delay)
 
-    async def _open(self, session: _Session) -> None:
+    async def _open(self, session: Session) -> None:
         """Ping, subscribe to every channel, wait until Redis confirmed them all."""
         held = set(self._topics)
         channels = [self.broadcast_channel, *(self.topic_channel(t) for t in sorted(held))]
         await self._subscribe_all(session, channels)
         # queue groups: learn the grouped topics, consume the groups held here
-        grouped = await session.client.smembers(self.grouped_key)
-        for raw in sorted(grouped)[: self.max_group_topics]:
-            name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            self._note_grouped(name)
-        for topic, group in sorted(self._members):
-            await self._start_consumer(session, topic, group)
+        await self._groups.learn_grouped(session)
+        for topic, group in sorted(self._groups.members):
+            await self._groups.start_consumer(session, topic, group)
         session.connected = True
         self._connected_event.set()
         self._health_changed(True)
@@ -526,9 +477,13 @@ class RedisBackplane(Backplane):
         gone = held - self._topics  # unsubscribed while this session was opening
         if gone:
             await session.pubsub.unsubscribe(*(self.topic_channel(t) for t in sorted(gone)))
-        session.sender = asyncio.ensure_future(self._send_loop(session))
+        session.sender = asyncio.ensure_future(
+            self._outbox.send(
+                session.client, self.publish_command, self.group_stream_maxlen, self._send_failed
+            )
+        )
 
-    async def _subscribe_all(self, session: _Session, channels: list[bytes]) -> None:
+    async def _subscribe_all(self, session: Session, channels: list[bytes]) -> None:
         """Subscribe ``channels`` and start the listener; return once Redis confirmed them."""
         await session.client.ping()
         loop = asyncio.get_running_loop()
@@ -542,129 +497,7 @@ class RedisBackplane(Backplane):
             session.listener.result()  # raises the fault
             raise BackplaneUnavailable("Redis pub/sub listener ended during connect")
 
-    # queue groups over Redis Streams ------------------------------------------
-
-    async def _start_consumer(self, session: _Session, topic: str, group: str) -> None:
-        """Make this node a consumer of ``group`` on ``topic``'s stream and announce it."""
-        key = (topic, group)
-        if key in session.consumers:
-            return
-        client = session.client
-        stream = self.stream_key(topic)
-        try:
-            await client.xgroup_create(stream, group, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-            await self._skip_orphaned_backlog(session, stream, group)
-        # register this consumer at once (XREADGROUP would create it only when served)
-        await client.xgroup_createconsumer(stream, group, self.node_id)
-        await client.sadd(self.grouped_key, topic)
-        announce = pb.Envelope(op=_JOIN, origin=self.node_id, topic=topic, group=group)
-        publish = getattr(client, self.publish_command)
-        await publish(self.broadcast_channel, announce.SerializeToString())
-        session.consumers[key] = asyncio.ensure_future(self._consume(session, topic, group))
-
-    async def _skip_orphaned_backlog(self, session: _Session, stream: bytes, group: str) -> None:
-        """With no live consumer in ``group``, drop (and count) what waited for one."""
-        client = session.client
-        idle_ms = self.claim_idle * 1000
-        consumers = await client.xinfo_consumers(stream, group)
-        if any(c["name"] != self.node_id.encode() and c["idle"] < idle_ms for c in consumers):
-            return
-        groups = await client.xinfo_groups(stream)
-        last = next((g["last-delivered-id"] for g in groups if g["name"] == group.encode()), None)
-        if last is None:
-            return
-        waiting = await client.xrange(stream, min=b"(" + last, count=self.group_stream_maxlen)
-        await client.xgroup_setid(stream, group, id="$")
-        if waiting:
-            self.group_skipped += len(waiting)
-            self._count_drop(len(waiting))
-
-    async def _consume(self, session: _Session, topic: str, group: str) -> None:
-        """Read ``group``'s entries (and claim a dead consumer's) until cancelled.
-
-        A client of its own: its blocking reads never wait behind (or hold up)
-        the sender's publishes.
-        """
-        client = self._new_client()
-        try:
-            await self._consume_with(session, client, topic, group)
-        finally:
-            with contextlib.suppress(*_FAULTS, RuntimeError):
-                await client.aclose()
-
-    async def _consume_with(
-        self, session: _Session, client: aioredis.Redis, topic: str, group: str
-    ) -> None:
-        stream = self.stream_key(topic)
-        loop = asyncio.get_running_loop()
-        block_ms = int(min(1.0, self.claim_idle / 2) * 1000)
-        next_claim = 0.0
-        while True:
-            try:
-                if loop.time() >= next_claim:
-                    next_claim = loop.time() + self.claim_idle / 2
-                    claimed = await client.xautoclaim(
-                        stream,
-                        group,
-                        self.node_id,
-                        min_idle_time=int(self.claim_idle * 1000),
-                        start_id="0-0",
-                        count=256,
-                    )
-                    entries = claimed[1] if len(claimed) > 1 else []
-                    self.group_claimed += len(entries)
-                    await self._deliver_entries(client, stream, group, entries)
-                reply: Any = await client.xreadgroup(
-                    group, self.node_id, {stream: ">"}, count=self.group_read_count, block=block_ms
-                )
-                for _name, entries in reply or ():
-                    await self._deliver_entries(client, stream, group, entries)
-            except asyncio.CancelledError:
-                raise
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                # the stream or group was deleted (e.g. FLUSHDB): create it again
-                await client.xgroup_create(stream, group, id="$", mkstream=True)
-            except _FAULTS as exc:
-                if not session.connected:
-                    return  # the session ends; the next one restarts the consumers
-                self._report(
-                    BackplaneUnavailable(f"Redis stream read for group {group!r}: {describe(exc)}")
-                )
-                await asyncio.sleep(self.reconnect_backoff[0])
-
-    async def _deliver_entries(
-        self, client: aioredis.Redis, stream: bytes, group: str, entries: list[Any]
-    ) -> None:
-        """Hand each entry to one local member of ``group``, then XACK them all."""
-        if not entries:
-            return
-        ids = []
-        assert self._deliver is not None
-        for entry_id, fields in entries:
-            ids.append(entry_id)
-            data = fields.get(b"e") if fields else None
-            if data is None:
-                continue  # trimmed away meanwhile (XAUTOCLAIM reports it without fields)
-            try:
-                env = decode_envelope(data)
-            except BackplaneProtocolError as exc:
-                self._report(exc)
-                continue
-            self.group_deliveries += 1
-            try:
-                self._deliver(
-                    BackplaneMessage(env.topic, env.kind, env.frame, env.origin, (group,), True)
-                )
-            except Exception as exc:
-                self._report(exc)
-        await client.xack(stream, group, *ids)
-
-    async def _listen(self, session: _Session) -> None:
+    async def _listen(self, session: Session) -> None:
         pubsub = session.pubsub
         probing = False
         while True:
@@ -702,7 +535,7 @@ class RedisBackplane(Backplane):
             self._report(exc)  # someone else publishes garbage on our channel
             return
         if env.op == _JOIN:
-            self._note_grouped(env.topic)  # publishers XADD for this topic from now on
+            self._groups.note_grouped(env.topic)  # publishers XADD for this topic from now on
             return
         if env.op != _DELIVER or env.origin == self.node_id:
             return
@@ -713,46 +546,11 @@ class RedisBackplane(Backplane):
         except Exception as exc:
             self._report(exc)
 
-    async def _send_loop(self, session: _Session) -> None:
-        outbox = self._outbox
-        ready = self._outbox_ready
-        assert ready is not None
-        while True:
-            if not outbox:
-                self._idle.set()
-                ready.clear()
-                await ready.wait()
-                continue
-            batch: list[tuple[bytes, bytes, int]] = []
-            batch_bytes = 0
-            while outbox and len(batch) < 512 and batch_bytes < self.max_batch_bytes:
-                item = outbox.popleft()
-                batch.append(item)
-                batch_bytes += len(item[1])
-            self._outbox_bytes -= batch_bytes
-            try:
-                if len(batch) == 1 and batch[0][2] == _PUBLISH:
-                    await getattr(session.client, self.publish_command)(batch[0][0], batch[0][1])
-                else:
-                    pipe = session.client.pipeline(transaction=False)
-                    for target, data, op in batch:
-                        if op == _XADD:
-                            pipe.xadd(
-                                target,
-                                {b"e": data},
-                                maxlen=self.group_stream_maxlen,
-                                approximate=True,
-                            )
-                        else:
-                            getattr(pipe, self.publish_command)(target, data)
-                    await pipe.execute()
-            except _FAULTS as exc:
-                self._count_drop(len(batch), batch_bytes)
-                self._report(
-                    BackplaneUnavailable(
-                        f"Redis publish failed on {redact_url(self.url)}: {describe(exc)} "
-                        f"({len(batch)} message(s) not sent to other nodes)"
-                    )
-                )
-                continue
-            self.sent += len(batch)
+    def _send_failed(self, messages: int, nbytes: int, exc: BaseException) -> None:
+        self._count_drop(messages, nbytes)
+        self._report(
+            BackplaneUnavailable(
+                f"Redis publish failed on {redact_url(self.url)}: {describe(exc)} "
+                f"({messages} message(s) not sent to other nodes)"
+            )
+        )

@@ -38,12 +38,13 @@ from urllib.parse import urlsplit
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from .base import BackplaneUnavailable, describe
-from .redis import _FAULTS, RedisBackplane, _Session, redact_url
+from .redis import RedisBackplane
+from .redis_session import FAULTS, Session, redact_url
 
 __all__ = ["RedisClusterBackplane", "startup_nodes"]
 
 
-class _ClusterSession(_Session):
+class _ClusterSession(Session):
     """A session with one reader task per shard connection.
 
     ``ClusterPubSub`` opens a connection per shard on SSUBSCRIBE; a shard's
@@ -93,11 +94,11 @@ class RedisClusterBackplane(RedisBackplane):
             require_full_coverage=True,
         )
 
-    def _new_session(self) -> _Session:
+    def _new_session(self) -> Session:
         client = self._new_client()
         return _ClusterSession(client, client.pubsub())
 
-    async def _subscribe_all(self, session: _Session, channels: list[bytes]) -> None:
+    async def _subscribe_all(self, session: Session, channels: list[bytes]) -> None:
         """SSUBSCRIBE every channel (one connection per owning shard); wait for each answer."""
         await session.client.initialize()
         await self._ping_masters(session)
@@ -117,7 +118,7 @@ class RedisClusterBackplane(RedisBackplane):
             session.listener.result()  # raises the fault
             raise BackplaneUnavailable("Redis Cluster listener ended during connect")
 
-    async def _confirmed(self, session: _Session, what: str, topic: str) -> None:
+    async def _confirmed(self, session: Session, what: str, topic: str) -> None:
         """SSUBSCRIBE/SUNSUBSCRIBE ``topic``'s shard channel; wait for the shard's answer."""
         channel = self.topic_channel(topic)
         kind = "s" + what
@@ -134,18 +135,18 @@ class RedisClusterBackplane(RedisBackplane):
         except asyncio.CancelledError:
             if not fut.cancelled():
                 raise
-        except _FAULTS as exc:
+        except FAULTS as exc:
             self._report(
                 BackplaneUnavailable(f"Redis Cluster {kind} {topic!r} failed: {describe(exc)}")
             )
 
-    async def _ping_masters(self, session: _Session) -> None:
+    async def _ping_masters(self, session: Session) -> None:
         client = session.client
         await asyncio.wait_for(
             client.ping(target_nodes=RedisCluster.PRIMARIES), self.connect_timeout
         )
 
-    async def _listen(self, session: _Session) -> None:
+    async def _listen(self, session: Session) -> None:
         """Health PINGs, and one reader per shard connection (started as shards appear)."""
         assert isinstance(session, _ClusterSession)
         pubsub = session.pubsub
@@ -184,7 +185,7 @@ class RedisClusterBackplane(RedisBackplane):
             for task in readers.values():
                 task.cancel()
 
-    async def _read_shard(self, session: _Session, name: str) -> None:
+    async def _read_shard(self, session: Session, name: str) -> None:
         pubsub = session.pubsub
         client: Any = session.client
         node = client.get_node(node_name=name)

@@ -40,7 +40,6 @@ handler (e.g. ``loop.add_signal_handler``) for a graceful stop.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import selectors
@@ -50,13 +49,12 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from ..backplane.hub import LocalHub
+from .slots import Slot, restart_delay
+from .wakeup import HANDLED, Wakeup
+from .worker_context import WorkerContext, ready_notifier, run_worker, watch_parent
 
 __all__ = [
     "EXIT_BOOT_FAILURE",
@@ -70,98 +68,6 @@ log = logging.getLogger("goomerang.supervisor")
 
 #: ``run()``'s return value when a worker failed to boot (as gunicorn's WORKER_BOOT_ERROR).
 EXIT_BOOT_FAILURE = 3
-
-# A worker that stayed up this long (seconds) resets its restart backoff.
-_STABLE_AFTER = 5.0
-_PR_SET_PDEATHSIG = 1
-
-
-class _ReaderLoop(Protocol):
-    def add_reader(self, fd: int, callback: Callable[..., Any], *args: Any) -> None: ...
-
-    def remove_reader(self, fd: int) -> bool: ...
-
-
-def watch_parent(
-    loop: _ReaderLoop, callback: Callable[[], None], parent_fd: int, parent_pid: int
-) -> None:
-    """Call ``callback`` once on ``loop`` when the supervisor process is gone.
-
-    ``parent_fd`` is the read end of a pipe whose write end only the
-    supervisor holds: it turns readable (EOF) when the supervisor dies.
-    """
-    fired = False
-
-    def fire() -> None:
-        nonlocal fired
-        if fired:
-            return
-        fired = True
-        with contextlib.suppress(Exception):
-            loop.remove_reader(parent_fd)
-        callback()
-
-    loop.add_reader(parent_fd, fire)
-    if os.getppid() != parent_pid:  # died before we started watching
-        fire()
-
-
-@dataclass
-class WorkerContext:
-    """What a worker process learns from its supervisor.
-
-    ``index`` is the worker's slot (0..workers-1, stable across restarts);
-    ``generation`` counts the restarts of that slot (0 at first boot).
-    Call ``ready()`` once the worker accepts connections. The supervisor
-    asks a worker to stop with ``stop_signal`` (SIGTERM).
-    ``backplane_path`` is the Unix socket of the embedded hub, or None.
-    """
-
-    index: int
-    generation: int
-    ready: Callable[[], None]
-    backplane_path: str | None
-    parent_pid: int
-    parent_fd: int
-    workers: int = 1
-    stop_signal: int = signal.SIGTERM
-    name: str = "goomerang"
-
-    def watch_parent(self, loop: _ReaderLoop, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once on ``loop`` when the supervisor dies."""
-        watch_parent(loop, callback, self.parent_fd, self.parent_pid)
-
-    def parent_alive(self) -> bool:
-        """True while the supervisor that forked this worker is alive."""
-        return os.getppid() == self.parent_pid
-
-
-def restart_delay(failures: int, first: float, cap: float) -> float:
-    """Backoff before restarting a worker that died ``failures`` times in a row (0-based)."""
-    if failures <= 0:
-        return min(first, cap)
-    return min(cap, first * (2.0 ** min(failures, 62)))
-
-
-def _set_pdeathsig(sig: int) -> None:
-    """Linux: have the kernel send ``sig`` to this process when its parent dies."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-
-@dataclass
-class _Slot:
-    index: int
-    generation: int = -1
-    pid: int = 0
-    ready: bool = False
-    ready_fd: int = -1
-    spawned_at: float = 0.0
-    restart_at: float | None = None
-    failures: int = 0
 
 
 class Supervisor:
@@ -205,10 +111,9 @@ class Supervisor:
         self.use_hub = hub
         self.hub: LocalHub | None = None
         self.hub_path: str | None = None
-        self._slots = [_Slot(i) for i in range(workers)]
-        self._queue: deque[int | str] = deque()
+        self._slots = [Slot(i) for i in range(workers)]
+        self._wakeup = Wakeup()
         self._sel: selectors.BaseSelector | None = None
-        self._wake_r = self._wake_w = -1
         self._alive_r = self._alive_w = -1
         self._parent_pid = 0
         self._tmpdir: str | None = None
@@ -227,7 +132,7 @@ class Supervisor:
 
     def request_stop(self) -> None:
         """Ask for a graceful stop, as SIGTERM does (safe from any thread or a signal handler)."""
-        self._enqueue("stop")
+        self._wakeup.post("stop")
 
     def run(self) -> int:
         """Fork the workers and supervise them until stopped; return the exit code."""
@@ -237,12 +142,9 @@ class Supervisor:
         self._parent_pid = os.getpid()
         self._main_thread = threading.current_thread() is threading.main_thread()
         self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._wakeup.open(self._sel)
         self._alive_r, self._alive_w = os.pipe()
-        saved = self._install_signals()
+        saved = self._wakeup.install_signals() if self._main_thread else {}
         try:
             if self.use_hub:
                 self._tmpdir = tempfile.mkdtemp(prefix=f"{self.name}-")
@@ -254,46 +156,16 @@ class Supervisor:
             return self._loop()
         finally:
             self._kill_all_now()
-            self._restore_signals(saved)
+            self._wakeup.restore_signals(saved)
             self._cleanup()
             self._running = False
 
     # signals ----------------------------------------------------------------
 
-    def _enqueue(self, item: int | str) -> None:
-        self._queue.append(item)
-        if self._wake_w >= 0:
-            with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"\0")
-
-    def _signal_handler(self, signum: int, _frame: object) -> None:
-        # Only enqueue: the loop dispatches (set_wakeup_fd already woke it).
-        self._queue.append(signum)
-
-    def _install_signals(self) -> dict[int, Any]:
-        saved: dict[int, Any] = {}
-        if not self._main_thread:
-            return saved
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-            saved[sig] = signal.signal(sig, self._signal_handler)
-        saved[-1] = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        return saved
-
-    def _restore_signals(self, saved: dict[int, Any]) -> None:
-        if not saved:
-            return
-        signal.set_wakeup_fd(saved.pop(-1))
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-    def _on_wake(self, _mask: int) -> None:
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            while os.read(self._wake_r, 4096):
-                pass
-
     def _dispatch(self) -> None:
-        while self._queue:
-            item = self._queue.popleft()
+        queue = self._wakeup.queue
+        while queue:
+            item = queue.popleft()
             if item == "stop":
                 self.handle_term()
                 continue
@@ -392,7 +264,7 @@ class Supervisor:
             s.restart_at = None
         self._signal_all(signal.SIGTERM)
 
-    def _boot_failure(self, slot: _Slot, why: str) -> None:
+    def _boot_failure(self, slot: Slot, why: str) -> None:
         msg = (
             f"{self.name}: worker {slot.index} (pid {slot.pid}, generation {slot.generation}) "
             f"failed to boot: it {why}. Stopping all workers instead of restarting it; "
@@ -447,12 +319,7 @@ class Supervisor:
             self._boot_failure(slot, f"exited with code {code} before it was ready")
             slot.pid = 0
             return
-        uptime = time.monotonic() - slot.spawned_at
-        if uptime >= _STABLE_AFTER:
-            slot.failures = 0
-        delay = restart_delay(slot.failures, *self.restart_backoff)
-        slot.failures += 1
-        slot.restart_at = time.monotonic() + delay
+        delay = slot.schedule_restart(time.monotonic(), *self.restart_backoff)
         log.warning(
             "%s: worker %d (pid %d) exited with code %d; restarting it in %.2fs",
             self.name,
@@ -462,7 +329,7 @@ class Supervisor:
             delay,
         )
 
-    def _drain_ready(self, slot: _Slot) -> None:
+    def _drain_ready(self, slot: Slot) -> None:
         if slot.ready_fd < 0:
             return
         try:
@@ -476,7 +343,7 @@ class Supervisor:
         else:
             self._close_ready(slot)
 
-    def _close_ready(self, slot: _Slot) -> None:
+    def _close_ready(self, slot: Slot) -> None:
         if slot.ready_fd < 0:
             return
         assert self._sel is not None
@@ -485,7 +352,7 @@ class Supervisor:
         os.close(slot.ready_fd)
         slot.ready_fd = -1
 
-    def _mark_ready(self, slot: _Slot) -> None:
+    def _mark_ready(self, slot: Slot) -> None:
         if slot.ready:
             return
         slot.ready = True
@@ -503,7 +370,7 @@ class Supervisor:
                 except Exception:
                     log.exception("%s: on_ready hook failed", self.name)
 
-    def _spawn(self, slot: _Slot) -> None:
+    def _spawn(self, slot: Slot) -> None:
         assert self._sel is not None
         slot.generation += 1
         slot.ready = False
@@ -513,13 +380,24 @@ class Supervisor:
                 stream.flush()
         # Signals stay blocked across the fork: a SIGTERM must not reach the
         # child while it still has the supervisor's handlers (it would be lost).
-        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(HANDLED))
         try:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child (its exit code is what tests see)
                 os.close(ready_r)
-                self._child(slot, ready_w, old_mask)
+                ctx = WorkerContext(
+                    index=slot.index,
+                    generation=slot.generation,
+                    ready=ready_notifier(ready_w),
+                    backplane_path=self.hub_path,
+                    parent_pid=self._parent_pid,
+                    parent_fd=self._alive_r,
+                    workers=self.workers,
+                    name=self.name,
+                )
+                run_worker(
+                    self._worker_main, ctx, old_mask, self._main_thread, self._close_parent_fds
+                )
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(ready_w)
@@ -528,64 +406,17 @@ class Supervisor:
         slot.ready_fd = ready_r
         slot.spawned_at = time.monotonic()
 
-        def on_ready_pipe(_mask: int, slot: _Slot = slot) -> None:
+        def on_ready_pipe(_mask: int, slot: Slot = slot) -> None:
             self._drain_ready(slot)
 
         self._sel.register(ready_r, selectors.EVENT_READ, on_ready_pipe)
-
-    def _child(
-        self, slot: _Slot, ready_w: int, mask: set[int | signal.Signals]
-    ) -> None:  # pragma: no cover - child process
-        code = 1
-        try:
-            if self._main_thread:
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGTERM, signal.SIGCHLD):
-                    signal.signal(sig, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor turns it to SIGTERM
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            self._close_parent_fds()
-            _set_pdeathsig(signal.SIGTERM)
-            if os.getppid() != self._parent_pid:
-                os._exit(1)
-            ready_fd = [ready_w]
-
-            def ready() -> None:
-                if ready_fd:
-                    fd = ready_fd.pop()
-                    with contextlib.suppress(OSError):
-                        os.write(fd, b"R")
-                    os.close(fd)
-
-            ctx = WorkerContext(
-                index=slot.index,
-                generation=slot.generation,
-                ready=ready,
-                backplane_path=self.hub_path,
-                parent_pid=self._parent_pid,
-                parent_fd=self._alive_r,
-                workers=self.workers,
-                name=self.name,
-            )
-            result = self._worker_main(ctx)
-            code = int(result or 0)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
-            os._exit(code)
 
     def _close_parent_fds(self) -> None:  # pragma: no cover - child process
         """In a fresh child: close what belongs to the supervisor (no selector calls)."""
         if self.hub is not None:
             self.hub.close_in_child()
-        fds = [self._wake_r, self._wake_w, self._alive_w]
+        self._wakeup.close()
+        fds = [self._alive_w]
         fds += [s.ready_fd for s in self._slots if s.ready_fd >= 0]
         for fd in fds:
             with contextlib.suppress(OSError):
@@ -615,11 +446,12 @@ class Supervisor:
         if self._sel is not None:
             self._sel.close()
             self._sel = None
-        for fd in (self._wake_r, self._wake_w, self._alive_r, self._alive_w):
+        self._wakeup.close()
+        for fd in (self._alive_r, self._alive_w):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._wake_r = self._wake_w = self._alive_r = self._alive_w = -1
+        self._alive_r = self._alive_w = -1
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None

@@ -21,7 +21,7 @@ from ..loop import run as run_loop
 from ..options import ServerOptions
 
 if TYPE_CHECKING:
-    from .supervisor import WorkerContext
+    from .worker_context import WorkerContext
 
 log = logging.getLogger("goomerang")
 

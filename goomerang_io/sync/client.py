@@ -20,11 +20,10 @@ server that stopped reading, ``close_timeout`` once closing).
 from __future__ import annotations
 
 import inspect
-import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, Unpack, overload
 
@@ -38,13 +37,11 @@ from goomerang_proto import (
     ConnectionLost,
     GoomerangError,
     HandlerError,
-    HandshakeError,
     Message,
     NotRunning,
     Side,
     Status,
     SyncTimeout,
-    TooManyPending,
     UnexpectedReply,
     UnknownKind,
     new_uuid,
@@ -55,14 +52,15 @@ from goomerang_proto.frames import CLEAN_CLOSE_CODES
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import Ready
+from ..dial import HeadersArg, UpgradeHeaders, host_header, ws_path
 from ..endpoint import Endpoint
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
 from ..options import ClientOptions
+from ..reconnect import Backoff, HeldSubscriptions
 from ..sender import Sender
 from ..validate import (
     check_close_code,
-    check_headers,
     check_message,
     check_reply_class,
     check_timeout,
@@ -72,22 +70,12 @@ from ..validate import (
 from .connection import Connection
 from .handshake import open_connection
 from .inbox import Inbox
+from .pending import PendingWaiters, Waiter
 
 T = TypeVar("T")
 R = TypeVar("R", bound=ProtoMessage)
 
 """Close codes from the server that end the connection without an error (1005: no status)."""
-
-
-class _Pending:
-    """One sync request waiting for its reply."""
-
-    __slots__ = ("done", "error", "reply")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.reply: Message[Any] | None = None
-        self.error: GoomerangError | None = None
 
 
 class Client(Endpoint):
@@ -106,7 +94,7 @@ class Client(Endpoint):
         *,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        headers: Iterable[tuple[str, str]] | Callable[[], Iterable[tuple[str, str]]] = (),
+        headers: HeadersArg = (),
         path: str | None = None,
         **kwargs: Unpack[ClientKeywords],
     ) -> None:
@@ -114,11 +102,9 @@ class Client(Endpoint):
         self.host, self.port = parse_listen(server)
         self.tls = tls
         self.server_hostname = server_hostname
-        self.path = path if path is not None else ("/wss" if tls is not None else "/ws")
-        if tls is not None and not isinstance(tls, ssl.SSLContext):
-            raise TypeError(f"tls must be an ssl.SSLContext or None, got {type(tls).__name__}")
-        self._headers_fn = headers if callable(headers) else None
-        self.extra_headers = () if callable(headers) else check_headers(headers)
+        self.path = ws_path(path, tls)
+        self._headers = UpgradeHeaders(headers)
+        self.extra_headers = self._headers.fixed
         self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, dict(kwargs), "Client")
         if self.options.outbox_size:
             raise ValueError("outbox_size is an option of the asyncio Client only (not blocking)")
@@ -126,11 +112,10 @@ class Client(Endpoint):
         self._lock = threading.RLock()
         self._link: Connection | None = None
         self._inbox: Inbox | None = None
-        self._pending: dict[str, _Pending] = {}
+        self._pending = PendingWaiters()
         self._peer_closing = False  # CLOSING because the server's Close arrived
         self._sender = Sender(self, "")
-        self._topics: set[str] = set()
-        self._groups: set[tuple[str, str]] = set()
+        self._held = HeldSubscriptions()
         self._closed_by_user = False
         self._stop = threading.Event()
         self._reconnector: threading.Thread | None = None
@@ -167,13 +152,10 @@ class Client(Endpoint):
         if not self.router.frozen:
             self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
-        host_header = (
-            f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        )
         engine = ClientConnection(
-            host_header,
+            host_header(self.host, self.port),
             self.path,
-            headers=self._handshake_headers(),
+            headers=self._headers(),
             registry=self.router.registry,
             max_message_size=self.options.max_message_size,
             clock=time.time_ns,
@@ -245,16 +227,14 @@ class Client(Endpoint):
                     )
                     batch.append((partial(self.report_error, late), 0))
                 else:
-                    pending.reply = message
-                    pending.done.set()
+                    pending.resolve(message)
             elif isinstance(event, ev.ErrorOccurred):
                 error = event.error
                 if isinstance(error, UnknownKind) and error.uuid:
                     with self._lock:
                         waiting = self._pending.pop(error.uuid, None)
                     if waiting is not None:
-                        waiting.error = error  # the caller learns now, not at its timeout
-                        waiting.done.set()
+                        waiting.fail(error)  # the caller learns now, not at its timeout
                 batch.append((partial(self.report_error, error), 0))
             elif isinstance(event, ev.ConnectionClosed):
                 self.close_code = event.code
@@ -267,16 +247,6 @@ class Client(Endpoint):
         if batch:
             inbox.put_many(batch)
 
-    def _handshake_headers(self) -> tuple[tuple[str, str], ...]:
-        """The extra upgrade headers; a ``headers`` callable is asked at each (re)connect."""
-        fn = self._headers_fn
-        if fn is None:
-            return self.extra_headers
-        try:
-            return check_headers(fn(), "headers()")
-        except Exception as exc:
-            raise HandshakeError(f"the headers callable failed: {exc!r}") from exc
-
     def _server_error(
         self, batch: list[tuple[Callable[[], None], int]], message: Message[Any]
     ) -> bool:
@@ -287,8 +257,7 @@ class Client(Endpoint):
         with self._lock:
             pending = self._pending.pop(message.uuid, None) if message.uuid else None
         if pending is not None:
-            pending.error = error
-            pending.done.set()
+            pending.fail(error)
         else:
             batch.append((partial(self.report_error, error), 0))
         return True
@@ -349,18 +318,15 @@ class Client(Endpoint):
             current = self._link is conn
             if current:
                 self._link = None
-            pending = self._pending if current else {}
-            if current:
-                self._pending = {}
+            pending = self._pending.take_all() if current else []
             failure = conn.failure
             announce = current and self.status is Status.RUNNING
             running = announce or (current and self._peer_closing)
             self._peer_closing = False
             if announce:  # claimed here, so a concurrent close() sees CLOSING
                 self._lifecycle.move(Status.CLOSING)
-        for waiter in pending.values():
-            waiter.error = ConnectionLost(f"connection to {self.server} lost")
-            waiter.done.set()
+        for waiter in pending:
+            waiter.fail(ConnectionLost(f"connection to {self.server} lost"))
         if not running:
             return
         if announce:
@@ -380,40 +346,29 @@ class Client(Endpoint):
             self._reconnector.start()
 
     def _reconnect_loop(self) -> None:
-        delay = self.options.reconnect_initial
-        attempt = 0
+        backoff = Backoff(self.options.reconnect_initial, self.options.reconnect_max)
         while self.status is Status.CLOSED and not self._closed_by_user:
-            attempt += 1
-            if self._stop.wait(delay * (0.5 + random.random() / 2)):
+            if self._stop.wait(backoff.next_wait()):
                 return
             if self._closed_by_user or self.status is not Status.CLOSED:
                 return
-            self.hooks.run("on_reconnect_attempt", attempt, delay)
+            attempt = backoff.attempt
+            self.hooks.run("on_reconnect_attempt", attempt, backoff.delay)
             try:
                 start = self._open()
             except (GoomerangError, OSError) as exc:
                 self.report_error(ConnectionLost(f"reconnect attempt {attempt} failed: {exc}"))
-                delay = min(delay * 2, self.options.reconnect_max)
+                backoff.failed()
                 continue
             self._move(Status.RUNNING)
             start()
-            self._resubscribe(sorted(self._topics))
+            self._resubscribe()
             return
 
-    def _resubscribe(self, topics: list[str]) -> None:
-        groups = sorted(self._groups)
-
-        def op(engine: ClientConnection) -> None:
-            for topic in topics:
-                engine.subscribe(topic)
-            for topic, group in groups:
-                try:
-                    engine.subscribe(topic, group)
-                except GoomerangError as exc:  # the new server lacks queue groups
-                    self.report_error(exc)
-
-        if topics or groups:
-            self._call(op, check=False)
+    def _resubscribe(self) -> None:
+        held = self._held
+        if held:
+            self._call(lambda engine: held.replay(engine, self.report_error), check=False)
 
     # ------------------------------------------------------------- output
     def _call(
@@ -490,14 +445,10 @@ class Client(Endpoint):
                 "use send() or another thread"
             )
         uid = new_uuid()
-        waiter = _Pending()
+        waiter = Waiter()
 
         def op(engine: ClientConnection) -> int:
-            if len(self._pending) >= self.options.max_pending_sync:
-                raise TooManyPending(
-                    f"{len(self._pending)} sync requests already pending "
-                    f"(max_pending_sync={self.options.max_pending_sync})"
-                )
+            self._pending.check_room(self.options.max_pending_sync)
             size = engine.send(message, uuid=uid, is_sync=True)
             self._pending[uid] = waiter
             return size
@@ -548,10 +499,7 @@ class Client(Endpoint):
         if group is not None:
             check_topic(group, "group")
         self._call(lambda e: e.subscribe(topic, group))
-        if group is None:
-            self._topics.add(topic)
-        else:
-            self._groups.add((topic, group))
+        self._held.add(topic, group)
 
     def unsubscribe(self, topic: str, group: str | None = None) -> None:
         """Unsubscribe from ``topic`` (or leave its queue ``group``)."""
@@ -559,10 +507,7 @@ class Client(Endpoint):
         if group is not None:
             check_topic(group, "group")
         self._call(lambda e: e.unsubscribe(topic, group))
-        if group is None:
-            self._topics.discard(topic)
-        else:
-            self._groups.discard((topic, group))
+        self._held.discard(topic, group)
 
     # -------------------------------------------------------------- close
     def subscribe_topic(self, topic: str) -> None:
@@ -603,11 +548,9 @@ class Client(Endpoint):
                     link.abort(ConnectionLost(f"{self.server} did not close in time"))
                     link.closed.wait(0.5)
         with self._lock:
-            pending = self._pending
-            self._pending = {}
-        for waiter in pending.values():
-            waiter.error = ConnectionLost("client closed while the request was pending")
-            waiter.done.set()
+            pending = self._pending.take_all()
+        for waiter in pending:
+            waiter.fail(ConnectionLost("client closed while the request was pending"))
         if self.status is Status.CLOSING:
             self._move(Status.CLOSED)
             self.hooks.run("on_close")

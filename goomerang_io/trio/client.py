@@ -8,56 +8,53 @@
 
 The connection's tasks run in the nursery that ``async with`` holds, so
 ``connect()`` (again after a close, to reconnect by hand) is called inside it.
-The engine keeps the deadlines (handshake, heartbeat pings, close) and the flow
-control. Not here (asyncio runtime only): automatic reconnect, TLS, metrics.
+The engine keeps the deadlines and the flow control; replies, error replies and
+losses follow the rules of :mod:`goomerang_io.handling.client_events`. Not here
+(asyncio runtime only): automatic reconnect, TLS, metrics, queue groups.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
+from google.protobuf.message import Message as ProtoMessage
 
 from goomerang_proto import (
     AlreadyRunning,
     ClientConnection,
-    Closing,
     ConnectionLost,
     GoomerangError,
     HandshakeError,
     Message,
-    NotRunning,
     Side,
     Status,
-    SyncTimeout,
-    TooManyPending,
-    UnexpectedReply,
     new_uuid,
 )
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
 from ..endpoint import Endpoint
+from ..engines import client_engine
+from ..handling.client_events import ClientEvents, prepare_router, sendable
+from ..handling.handlers import Job
 from ..hooks import CLIENT_HOOKS
-from ..options import ClientOptions
-from ..sender import Sender
-from ..validate import check_close_code, check_message, check_timeout, check_topic
-from .connection import Connection, NurseryContext, refuse_unsupported
+from ..options import ClientOptions, refuse_unsupported
+from ..validate import (
+    check_headers,
+    check_message,
+    check_reply_class,
+    check_timeout,
+    check_topic,
+    expect_reply,
+)
+from .connection import Connection, NurseryContext
 
+R = TypeVar("R", bound=ProtoMessage)
 _ids = itertools.count(1)
-
-
-class _Pending:
-    __slots__ = ("done", "error", "reply")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.reply: Message[Any] | None = None
-        self.error: GoomerangError | None = None
 
 
 class Client(NurseryContext, Endpoint):
@@ -73,16 +70,15 @@ class Client(NurseryContext, Endpoint):
         **kwargs: Any,
     ) -> None:
         self.server, (self.host, self.port) = server, parse_listen(server)
-        self.path, self.extra_headers = path, tuple(headers)
+        self.path, self.extra_headers = path, check_headers(headers)
         if self._setup(ClientOptions, CLIENT_HOOKS, Side.CLIENT, kwargs, "Client").reconnect:
             raise ValueError("reconnect=True is not supported by the trio client")
-        refuse_unsupported(self.options, ClientOptions(), ("max_queue_bytes", "outbox_size"))
+        refuse_unsupported(self.options, ("max_queue_bytes", "outbox_size"), "trio")
+        self._events = ClientEvents(self)
         self._conn: Connection | None = None
-        self._pending: dict[str, _Pending] = {}
         self._connected = trio.Event()
-        self._closed_by_user = False
-        self._error: GoomerangError | None = None
         self._upgraded = False
+        self._error: GoomerangError | None = None
         self.close_code: int | None = None
 
     async def connect(self) -> None:
@@ -93,7 +89,7 @@ class Client(NurseryContext, Endpoint):
         if self.status in (Status.RUNNING, Status.CLOSING):
             raise AlreadyRunning(f"client is {self.status.name}")
         o = self.options
-        self.router.freeze()
+        prepare_router(self.router)
         with trio.move_on_after(o.handshake_timeout) as timer:
             try:
                 stream = await trio.open_tcp_stream(self.host, self.port)
@@ -101,49 +97,31 @@ class Client(NurseryContext, Endpoint):
                 raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
         if timer.cancelled_caught:
             raise HandshakeError(f"could not connect to {self.server} in {o.handshake_timeout} s")
-        engine = ClientConnection(
-            self.server,
+        engine = client_engine(
+            o,
+            self.host,
+            self.port,
             self.path,
-            headers=self.extra_headers,
-            registry=self.router.registry,
-            max_message_size=o.max_message_size,
-            clock=time.time_ns,
-            handshake_timeout=o.handshake_timeout,
-            ping_interval=o.heartbeat_interval or None,
-            ping_timeout=o.ping_timeout or None,
-            close_timeout=o.close_timeout,
-            high_water=o.write_limit,
-            now=trio.current_time(),
+            self.extra_headers,
+            self.router.registry,
+            trio.current_time(),
         )
         self._conn = Connection(stream, engine, self, next(_ids))
         self._connected = trio.Event()
-        self._closed_by_user, self.close_code, self._error = False, None, None
+        self._upgraded, self.close_code, self._error = False, None, None
         self._nursery.start_soon(self._conn.run)
-        self._upgraded = False
         await self._connected.wait()  # Connected, or ConnectionClosed with the reason
         if not self._upgraded:  # (a server may close right after the upgrade: not an error)
             raise self._error or HandshakeError(f"upgrade to {self.server} failed")
 
     async def close(self, code: int = 1000) -> None:
         """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
-        check_close_code(code)
-        conn = self._conn
-        if self.status is not Status.RUNNING or conn is None:
-            raise NotRunning(f"client is {self.status.name}: nothing to close")
-        self._closed_by_user = True
-        self._move(Status.CLOSING)
-        conn.close(code)
+        self._events.begin_close(code)
+        assert self._conn is not None  # RUNNING: connected
+        self._conn.close(code)
         with trio.move_on_after(self.options.close_timeout + 1.0):
-            await conn.closed.wait()
-        self._ended(ConnectionLost("client closed while the request was pending"))
-
-    def _ended(self, error: GoomerangError) -> None:
-        for pending in self._pending.values():
-            pending.error = error
-            pending.done.set()
-        if self.status is Status.CLOSING:
-            self._move(Status.CLOSED)
-            self.hooks.run("on_close")
+            await self._conn.closed.wait()
+        self._events.end_close()
 
     async def _enter(self, nursery: trio.Nursery) -> None:
         await self.connect()
@@ -153,14 +131,11 @@ class Client(NurseryContext, Endpoint):
             await self.close()
 
     def _command(self, op: Callable[[ClientConnection], Any]) -> Any:
-        if self.status is Status.CLOSING:
-            raise Closing("client is closing: no new messages are accepted")
-        if self.status is not Status.RUNNING or self._conn is None:
-            raise NotRunning(f"client is {self.status.name}: connect() first")
-        engine = self._conn.engine
-        assert isinstance(engine, ClientConnection)
+        conn = self._conn
+        engine = sendable(self.status, None if conn is None else conn.engine)
+        assert isinstance(engine, ClientConnection) and conn is not None
         result = op(engine)
-        self._conn.flush()
+        conn.flush()
         return result
 
     async def send(self, message: Message[Any]) -> int:
@@ -170,26 +145,26 @@ class Client(NurseryContext, Endpoint):
         assert self._conn is not None
         return await self._conn.send_message(message, "")
 
-    async def send_sync(self, message: Message[Any], timeout: float | None = 5.0) -> Message[Any]:
-        """Send a request and return its reply; SyncTimeout after ``timeout`` seconds (None:
-        no limit), ConnectionLost when the connection ends first, TooManyPending."""
+    async def send_sync(
+        self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R] | None = None
+    ) -> Message[Any]:
+        """Send a request and return its reply (a ``reply`` class is checked: UnexpectedReply);
+        SyncTimeout after ``timeout`` seconds (None: no limit), RemoteError on an error reply,
+        ConnectionLost when the connection ends first, TooManyPending."""
         check_message(message)
         check_timeout(timeout)
-        if len(self._pending) >= self.options.max_pending_sync:
-            raise TooManyPending(f"{len(self._pending)} sync requests already wait for replies")
-        uuid, pending = new_uuid(), _Pending()
-        self._command(lambda e: e.send_sync(message, uuid))
-        self._pending[uuid] = pending
+        check_reply_class(reply)
+        uuid, done = new_uuid(), trio.Event()
+        waiter = self._events.pending.open(uuid, done.set)
         try:
+            self._command(lambda e: e.send_sync(message, uuid))
             with trio.move_on_after(math.inf if timeout is None else timeout):
-                await pending.done.wait()
-            if pending.error is not None:
-                raise pending.error
-            if pending.reply is None:
-                raise SyncTimeout(f"no reply to {message.kind} within {timeout} s")
-            return pending.reply
+                await done.wait()
+            return expect_reply(
+                waiter.result(f"no reply to {message.kind} within {timeout} s"), reply
+            )
         finally:
-            del self._pending[uuid]
+            self._events.pending.discard(uuid)
 
     async def broadcast(self, message: Message[Any]) -> int:
         """Ask the server to send ``message`` to every client; the payload size in bytes."""
@@ -212,39 +187,18 @@ class Client(NurseryContext, Endpoint):
         check_topic(topic)
         self._command(lambda e: e.unsubscribe(topic))
 
-    async def on_event(self, conn: Connection, event: ev.Event) -> None:
+    def on_event(self, conn: Connection, event: ev.Event) -> Job | None:
         """One engine event (the connection calls this after each read)."""
-        if isinstance(event, ev.MessageReceived):
-            chain = self.router.resolve(event.message.kind)
-            if chain is not None:
-                await conn.submit(chain, Sender(conn), event.message)
-        elif isinstance(event, ev.SyncReplyReceived):
-            pending = self._pending.get(event.message.uuid)
-            if pending is None:
-                self.report_error(UnexpectedReply(f"reply to unknown {event.message.uuid!r}"))
-            else:
-                pending.reply = event.message
-                pending.done.set()
-        elif isinstance(event, ev.ErrorOccurred):
-            self.report_error(event.error)
-        elif isinstance(event, ev.Connected):
-            # RUNNING here, not when connect() resumes: a Close read right after the
-            # upgrade must find the client RUNNING (RUNNING -> CLOSING -> CLOSED, as in Go)
+        if conn is not self._conn:
+            return None  # a connection close() gave up on, ending late: not the current one
+        if isinstance(event, ev.Connected):
             self._upgraded = True
-            self._move(Status.RUNNING)
-            self.hooks.run("on_configuration", self.options)
-            self._connected.set()
         elif isinstance(event, ev.ConnectionClosed):
             self.close_code, self._error = event.code, event.error
-            self._connected.set()
-            if self.status is Status.RUNNING and not self._closed_by_user:
-                # the server closed (or vanished): RUNNING -> CLOSING -> CLOSED, as in Go
-                # a clean close (1000, 1001, or a Close without status: 1005) is no error
-                if event.code not in (1000, 1001, 1005):
-                    lost = f"connection to {self.server} lost (code {event.code})"
-                    self.report_error(ConnectionLost(lost))
-                self._move(Status.CLOSING)
-                self._ended(ConnectionLost(f"connection to {self.server} lost"))
+        job = self._events.handle(conn, event)
+        if isinstance(event, ev.Connected | ev.ConnectionClosed):
+            self._connected.set()  # connect() resumes
+        return job
 
 
 __all__ = ["Client"]

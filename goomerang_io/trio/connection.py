@@ -20,27 +20,19 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import trio
 
-from goomerang_proto import BaseConnection, HandlerError, Message
+from goomerang_proto import BaseConnection, Message
 from goomerang_proto import events as ev
 
-from ..awaitables import Ready
+from ..awaitables import AfterWait, Ready
+from ..handling.handlers import Job, handler_error
+from ..sender import Sender
 
 READ_SIZE = 256 * 1024
-
-
-def refuse_unsupported(options: Any, defaults: Any, names: tuple[str, ...]) -> None:
-    """Raise TypeError naming the first of ``names`` whose value differs from its default."""
-    for name in names:
-        if getattr(options, name) != getattr(defaults, name):
-            raise TypeError(
-                f"{name} is not supported on the trio runtime (the asyncio Server and Client "
-                "have it); leave it at its default or use goomerang_io.Server/Client"
-            )
 
 
 class Owner(Protocol):
@@ -48,22 +40,9 @@ class Owner(Protocol):
 
     options: Any  # ServerOptions or ClientOptions
 
-    async def on_event(self, conn: Connection, event: ev.Event) -> None: ...
+    def on_event(self, conn: Connection, event: ev.Event) -> Job | None: ...
 
     def report_error(self, exc: BaseException) -> None: ...
-
-
-class _AfterDrain:
-    """``await`` waits until the connection is writable again, then gives ``value``."""
-
-    __slots__ = ("conn", "value")
-
-    def __init__(self, conn: Connection, value: int) -> None:
-        self.conn, self.value = conn, value
-
-    def __await__(self) -> Generator[Any, None, int]:
-        yield from self.conn.writable.wait().__await__()
-        return self.value
 
 
 class Connection:
@@ -83,6 +62,9 @@ class Connection:
         self.stream, self.engine, self.owner, self.conn_id = stream, engine, owner, conn_id
         self.options, self.in_response = owner.options, in_response
         self.identity: Any = None
+        self.sender = Sender(self)
+        self.error_replies = False  # the peer negotiated error replies (server side)
+        self.subscriptions: set[tuple[str, str]] = set()  # (topic, group) held (server side)
         try:
             host, port = stream.socket.getpeername()[:2]
             self.peer: tuple[str, int] | None = (host, port)
@@ -163,7 +145,9 @@ class Connection:
     async def _process(self) -> None:
         while self.engine.has_events():
             for event in self.engine.events():
-                await self.owner.on_event(self, event)
+                job = self.owner.on_event(self, event)
+                if job is not None:
+                    await self.submit(*job)
 
     async def _writer(self) -> None:
         while True:
@@ -230,7 +214,7 @@ class Connection:
         engine = self.engine
         size = engine.send(message, uuid=uuid, is_sync=bool(uuid), in_response=self.in_response)
         self.flush()
-        return Ready(size) if engine.is_writable() else _AfterDrain(self, size)
+        return Ready(size) if engine.is_writable() else AfterWait(self.writable.wait, size)
 
     def close(self, code: int = 1000) -> None:
         """Start the close handshake (``run()`` ends when it completes or times out)."""
@@ -269,9 +253,7 @@ class Connection:
             self._failed(exc, message)
 
     def _failed(self, exc: BaseException, message: Message[Any]) -> None:
-        err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
-        err.__cause__ = exc
-        self.owner.report_error(err)
+        self.owner.report_error(handler_error(exc, message))
 
 
 class NurseryContext:

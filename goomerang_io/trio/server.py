@@ -6,65 +6,59 @@
         ... server.addr ...
 
 or ``await nursery.start(server.serve)`` in a nursery of your own. Handlers,
-middlewares, hooks, broadcast and publish/subscribe (with the client commands)
-behave as on asyncio, in one process, with the engine's deadlines (handshake,
-keep-alive pings, close) and flow control. Not here (asyncio runtime only):
-worker processes and backplanes, queue groups, custom HTTP routes (other paths
-get 404), authentication, TLS, connection limits and metrics.
+middlewares, hooks, error replies, broadcast and publish/subscribe (the client
+commands with their rules: :mod:`goomerang_io.handling`) behave as on asyncio, in
+one process, with the engine's deadlines and flow control. Not here (asyncio
+only): worker processes and backplanes, queue groups, custom HTTP routes (other
+paths get 404), authentication, TLS, connection limits and metrics.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
 import trio
 
-from goomerang_proto import (
-    AlreadyRunning,
-    Closed,
-    Closing,
-    GoomerangError,
-    Message,
-    NotRunning,
-    ServerConnection,
-    Side,
-    Status,
-    Topics,
-    prepare,
-)
+from goomerang_proto import AlreadyRunning, Closed, Message, Side, Status
 from goomerang_proto import events as ev
 
 from ..address import parse_listen
-from ..asyncio.server import BroadcastResult
 from ..endpoint import Endpoint
+from ..engines import server_engine
+from ..handling.commands import CommandRules
+from ..handling.handlers import Job
+from ..handling.server_events import ServerEvents
 from ..hooks import SERVER_HOOKS
-from ..options import ServerOptions
-from ..sender import Sender
+from ..options import ServerOptions, refuse_unsupported
+from ..results import BroadcastResult
 from ..validate import check_message, check_topic
-from .connection import Connection, NurseryContext, refuse_unsupported
-
-# Server options this runtime does not enforce: a value other than the default is refused,
-# never silently ignored (the asyncio Server has them).
-_NOT_ON_TRIO = (
-    "max_connections",
-    "max_queue_bytes",
-    "client_subscribe",
-    "client_publish",
-    "client_broadcast",
-)
+from .connection import Connection, NurseryContext
 
 
 class Server(NurseryContext, Endpoint):
-    """A goomerang server on trio; every :class:`ServerOptions` field is a keyword argument."""
+    """A goomerang server on trio; every :class:`ServerOptions` field is a keyword argument
+    (``max_connections`` and ``max_queue_bytes`` only at their defaults: TypeError), plus
+    the ``can_subscribe``, ``can_publish`` and ``can_broadcast`` vetoes."""
 
-    def __init__(self, listen: str = "127.0.0.1:8080", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        listen: str = "127.0.0.1:8080",
+        *,
+        can_subscribe: Any = None,
+        can_publish: Any = None,
+        can_broadcast: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.host, self.port = parse_listen(listen)
         self._setup(ServerOptions, SERVER_HOOKS, Side.SERVER, kwargs, "Server")
-        refuse_unsupported(self.options, ServerOptions(), _NOT_ON_TRIO)
-        self.topics: Topics[Connection] = Topics()
-        self._conns: set[Connection] = set()
+        refuse_unsupported(self.options, ("max_connections", "max_queue_bytes"), "trio")
+        rules = CommandRules(
+            self.options, self.report_error, can_subscribe, can_publish, can_broadcast
+        )
+        self._events: ServerEvents[Connection, BroadcastResult]
+        self._events = ServerEvents(self, rules, BroadcastResult)
+        self.topics = self._events.topics
         self._ids = itertools.count(1)
         self._scope = trio.CancelScope()
         self._stopped = trio.Event()
@@ -76,7 +70,7 @@ class Server(NurseryContext, Endpoint):
 
     def connections(self) -> int:
         """Open WebSocket connections."""
-        return len(self._conns)
+        return len(self._events.conns)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until :meth:`shutdown` (``nursery.start`` returns once listening).
@@ -99,21 +93,8 @@ class Server(NurseryContext, Endpoint):
             self._stopped.set()
 
     async def _serve_one(self, stream: trio.SocketStream) -> None:
-        o = self.options
-        engine = ServerConnection(
-            registry=self.router.registry,
-            max_message_size=o.max_message_size,
-            max_request_size=o.max_request_size,
-            clock=time.time_ns,
-            handshake_timeout=o.handshake_timeout,
-            ping_interval=o.ping_interval or None,
-            ping_timeout=o.ping_timeout or None,
-            close_timeout=o.close_timeout,
-            high_water=o.write_limit,
-            max_buffered=o.slow_client_limit or None,
-            overflow_code=o.slow_client_code,
-            now=trio.current_time(),
-        )
+        o, now = self.options, trio.current_time()
+        engine = server_engine(o, self.router.registry, now, auto_accept=False)
         await Connection(stream, engine, self, next(self._ids), in_response=True).run()
 
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -122,7 +103,7 @@ class Server(NurseryContext, Endpoint):
         if self.status is not Status.RUNNING:
             return
         self._move(Status.CLOSING)
-        conns = list(self._conns)
+        conns = list(self._events.conns)
         for conn in conns:
             conn.close(1000)
         limit = self.options.shutdown_timeout if timeout is None else timeout
@@ -140,96 +121,22 @@ class Server(NurseryContext, Endpoint):
     async def _leave(self) -> None:
         await self.shutdown()
 
-    def _check_running(self) -> None:
-        if self.status is Status.CLOSING:
-            raise Closing("server is shutting down")
-        if self.status is not Status.RUNNING:
-            raise NotRunning(f"server is {self.status.name}")
-
-    def _fanout(
-        self, message: Message[Any], targets: list[Connection], origin: Connection | None = None
-    ) -> list[BroadcastResult]:
-        frame = prepare(message, creation_ns=time.time_ns())
-        size, results = message.payload.ByteSize(), []
-        for conn in targets:  # a target past slow_client_limit is failed by its engine
-            t0 = time.perf_counter()
-            ok = conn.engine.status is Status.RUNNING and conn.write_prepared(
-                frame, in_response=conn is origin
-            )
-            results.append(BroadcastResult(size, time.perf_counter() - t0, conn.conn_id, ok))
-        return results
-
     async def broadcast(self, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to every connected client; one result per client."""
-        return self._broadcast(message, None)
-
-    def _broadcast(self, message: Message[Any], origin: Connection | None) -> list[BroadcastResult]:
         check_message(message)
-        self._check_running()
-        t0 = time.perf_counter()
-        results = self._fanout(message, list(self._conns), origin)
-        self.hooks.run("on_broadcast", message.kind, results, time.perf_counter() - t0)
-        return results
+        self._require_running()
+        return self._events.broadcast(message)
 
     async def publish(self, topic: str, message: Message[Any]) -> list[BroadcastResult]:
         """Send ``message`` to the subscribers of ``topic``; one result per subscriber."""
-        return self._publish(topic, message, None)
-
-    def _publish(
-        self, topic: str, message: Message[Any], origin: Connection | None
-    ) -> list[BroadcastResult]:
         check_topic(topic)
         check_message(message)
-        self._check_running()
-        results = self._fanout(message, self.topics.subscribers(topic), origin)
-        self.hooks.run("on_publish", topic, message.kind)
-        return results
+        self._require_running()
+        return self._events.publish(topic, message)
 
-    async def on_event(self, conn: Connection, event: ev.Event) -> None:
+    def on_event(self, conn: Connection, event: ev.Event) -> Job | None:
         """One engine event of ``conn`` (the connection calls this after each read)."""
-        if isinstance(event, ev.MessageReceived | ev.SyncRequestReceived):
-            message = event.message
-            chain = self.router.resolve(message.kind)
-            if chain is None:
-                self.report_error(GoomerangError(f"no handler for kind {message.kind!r}"))
-            else:
-                await conn.submit(chain, Sender(conn, message.uuid), message)
-        elif isinstance(event, ev.BroadcastRequested):
-            self.hooks.run("on_client_broadcast", event.message.kind)
-            if self.status is Status.RUNNING:
-                self._broadcast(event.message, conn)
-        elif isinstance(event, ev.PublishRequested):
-            if not event.topic:  # both backplanes use "" for broadcast: refused everywhere
-                self.report_error(GoomerangError("publish with an empty topic ignored"))
-            elif self.status is Status.RUNNING:
-                self._publish(event.topic, event.message, conn)
-        elif isinstance(event, ev.SubscribeRequested) and not event.topic:
-            self.report_error(GoomerangError("subscribe to an empty topic ignored"))
-        elif isinstance(event, ev.SubscribeRequested):
-            held, cap = self.topics.topics_of(conn), self.options.max_subscriptions
-            if event.group or (event.topic not in held and len(held) >= cap):
-                why = "queue groups are asyncio only" if event.group else f"max_subscriptions={cap}"
-                self.report_error(GoomerangError(f"subscribe to {event.topic!r} ignored: {why}"))
-            else:
-                self.topics.subscribe(event.topic, conn)
-                self.hooks.run("on_subscribe", event.topic)
-        elif isinstance(event, ev.UnsubscribeRequested):
-            self.topics.unsubscribe(event.topic, conn)
-            self.hooks.run("on_unsubscribe", event.topic)
-        elif isinstance(event, ev.HttpRequest):
-            assert isinstance(conn.engine, ServerConnection)
-            conn.engine.send_http_response(404, body=b"not found\n")
-        elif isinstance(event, ev.ErrorOccurred):
-            self.report_error(event.error)
-        elif isinstance(event, ev.Connected):
-            self._conns.add(conn)
-            self.hooks.run("on_connect", Sender(conn))
-        elif isinstance(event, ev.ConnectionClosed) and conn in self._conns:
-            self._conns.discard(conn)
-            self.topics.unsubscribe_all(conn)
-            if event.error is not None:
-                self.report_error(event.error)
-            self.hooks.run("on_disconnect", Sender(conn))
+        return self._events.handle(conn, event)
 
 
 __all__ = ["BroadcastResult", "Server"]

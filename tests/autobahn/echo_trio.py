@@ -35,7 +35,7 @@ class Echo:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    async def on_event(self, conn: Connection, event: ev.Event) -> None:
+    def on_event(self, conn: Connection, event: ev.Event) -> None:
         if isinstance(event, ev.RawMessage):
             if event.opcode == 1:
                 self.texts.append(event.data.decode("utf-8"))

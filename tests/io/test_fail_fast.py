@@ -154,6 +154,8 @@ def test_server_side_calls_check_their_arguments() -> None:
                 lambda: sender.send(ReplyV1(message="bare")),  # type: ignore[arg-type]
                 lambda: sender.send(reply("x" * 2000)),
                 lambda: sender.subscribe(None),  # type: ignore[arg-type]
+                lambda: sender.send(Message(ReplyV1(message="h"), {"n": 1})),  # type: ignore[dict-item]
+                lambda: sender.send(Message(ReplyV1(message="h"), {"l": []})),  # type: ignore[dict-item]
             ):
                 try:
                     call()
@@ -176,7 +178,9 @@ def test_server_side_calls_check_their_arguments() -> None:
             async with connected(client):
                 got = await client.send_sync(msg(), timeout=WAIT)
                 assert got.payload.message == "ok"
-            assert [type(e) for e in failures.items] == [TypeError, MessageTooLarge, TypeError]
+            kinds = [type(e) for e in failures.items]
+            assert kinds == [TypeError, MessageTooLarge, TypeError, TypeError, TypeError]
+            assert all("headers must map str to str" in str(e) for e in failures.items[3:])
 
     run(main())
 

@@ -480,8 +480,8 @@ def test_watch_parent_fires_once_on_pipe_eof() -> None:
 
 def test_signal_handler_only_enqueues() -> None:
     sup = Supervisor(lambda ctx: 0, 1)
-    sup._signal_handler(signal.SIGTERM, None)
-    assert list(sup._queue) == [signal.SIGTERM]
+    sup._wakeup._on_signal(signal.SIGTERM, None)
+    assert list(sup._wakeup.queue) == [signal.SIGTERM]
     assert not sup._stopping  # nothing was done in the handler itself
     with pytest.raises(ValueError):
         Supervisor(lambda ctx: 0, 0)

@@ -28,9 +28,10 @@ from goomerang_proto import (
     NotRunning,
     ServerConnection,
     Status,
-    SyncTimeout,
+    UnexpectedReply,
 )
 from goomerang_proto.codec import pack
+from goomerang_proto.errors import RemoteError
 from goomerang_proto.frames import OP_CLOSE, FrameReader, build_frame, parse_close_payload
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
@@ -131,8 +132,9 @@ def test_handler_error_is_reported_and_the_connection_lives() -> None:
 
         server.handle(MessageV1, boom)
         async with server, client(server.addr) as c:
-            with pytest.raises(SyncTimeout):
-                await c.send_sync(msg("boom"), timeout=0.3)
+            # error replies negotiated (as on asyncio): the caller learns at once, no internals
+            with pytest.raises(RemoteError, match=r"^the handler for \S+ failed$"):
+                await c.send_sync(msg("boom"), timeout=LIMIT)
             assert (await c.send_sync(msg("fine"))).payload.message == "fine"
         assert [type(e) for e in errors] == [HandlerError]
         assert isinstance(errors[0].__cause__, ValueError)
@@ -304,7 +306,7 @@ def test_a_fault_in_the_owner_ends_that_connection_only_and_is_reported() -> Non
         options = ServerOptions()
         errors: list[BaseException] = []
 
-        async def on_event(self, conn: Connection, event: Any) -> None:
+        def on_event(self, conn: Connection, event: Any) -> None:
             raise RuntimeError("owner bug")
 
         def report_error(self, exc: BaseException) -> None:
@@ -434,7 +436,8 @@ def test_subscriptions_per_connection_are_bounded() -> None:
                 await sub.send(msg("fence"))  # after the publishes on the same connection
                 await seen.wait()
         assert got == ["fence", "to a", "to b", "fence"]
-        assert [str(e) for e in errors] == ["subscribe to 'c' ignored: max_subscriptions=2"]
+        assert len(errors) == 1, errors  # the rule and its text are the asyncio server's
+        assert "max_subscriptions=2 subscriptions; subscribe to 'c' ignored" in str(errors[0])
 
     run(case)
 
@@ -474,9 +477,7 @@ def test_public_calls_check_their_arguments_before_sending() -> None:
 @pytest.mark.parametrize(
     ("make", "name"),
     [
-        (lambda: Server("127.0.0.1:0", client_publish=False), "client_publish"),
-        (lambda: Server("127.0.0.1:0", client_subscribe=("room.*",)), "client_subscribe"),
-        (lambda: Server("127.0.0.1:0", client_broadcast=False), "client_broadcast"),
+        (lambda: Server("127.0.0.1:0", max_queue_bytes=1024), "max_queue_bytes"),
         (lambda: Server("127.0.0.1:0", max_connections=1), "max_connections"),
         (lambda: Client("127.0.0.1:1", outbox_size=3), "outbox_size"),
     ],
@@ -507,8 +508,8 @@ def test_empty_topic_commands_from_a_raw_peer_are_reported_and_ignored() -> None
             assert frame is not None and b"fence" in frame[1]
             assert b"to nobody" not in frame[1]
         assert [str(e) for e in errors] == [
-            "subscribe to an empty topic ignored",
-            "publish with an empty topic ignored",
+            "subscribe with an empty topic from a client: ignored (topic is reserved)",
+            "publish with an empty topic from a client: ignored (topic is reserved)",
         ]
 
     run(case)
@@ -537,5 +538,80 @@ def test_a_peer_publishing_to_itself_without_reading_is_paused_not_closed() -> N
             assert sent < 16 * 1024 * 1024, "reading was never paused"
             assert server.connections() == 1  # paused, not closed by the output cap
         assert errors == []
+
+    run(case)
+
+
+def test_client_commands_follow_the_servers_rules_and_refusals_reach_our_client() -> None:
+    """The asyncio server's rules (goomerang_io.handling.commands), on trio: client_publish
+    patterns, client_broadcast and a can_subscribe veto; a refusal is reported on the server
+    and, error replies being negotiated, on the client as PermissionDenied."""
+    from goomerang_proto.errors import PermissionDenied
+
+    server_errors: list[BaseException] = []
+    client_errors: list[BaseException] = []
+    got: list[str] = []
+
+    async def case() -> None:
+        refused, fence = trio.Event(), trio.Event()
+
+        def on_client_error(exc: BaseException) -> None:
+            client_errors.append(exc)
+            if len(client_errors) == 3:
+                refused.set()
+
+        def on_message(_sender: Any, message: Message[Any]) -> None:
+            got.append(message.payload.message)
+            if message.payload.message == "fence":
+                fence.set()
+
+        server = echo_server(
+            client_publish=("room.*",),
+            client_broadcast=False,
+            can_subscribe=lambda sender, topic: topic != "secret",
+            on_error=[server_errors.append],
+        )
+        async with server:
+            c = client(server.addr, on_error=[on_client_error])
+            c.handle(MessageV1, on_message)
+            async with c:
+                await c.subscribe("room.1")
+                await c.subscribe("secret")  # vetoed
+                await c.publish("room.1", msg("allowed"))
+                await c.publish("lobby", msg("not allowed"))
+                await c.broadcast(msg("off"))
+                await refused.wait()
+                await c.send(msg("fence"))  # echoed after everything above was applied
+                await fence.wait()
+                with pytest.raises(UnexpectedReply):
+                    await c.send_sync(msg("typed"), reply=ReplyV1)  # the echo is a MessageV1
+
+    run(case)
+    assert got == ["allowed", "fence"]
+    assert [type(e) for e in server_errors] == [PermissionDenied] * 3
+    assert [type(e) for e in client_errors] == [PermissionDenied] * 3
+    assert "client_publish" in str(client_errors[1])
+    assert "client_broadcast" in str(client_errors[2])
+
+
+def test_no_new_upgrade_is_accepted_once_shutdown_began() -> None:
+    """Conformance 9.2 on trio: during shutdown a new upgrade gets 503, as on asyncio."""
+
+    async def case() -> None:
+        server = echo_server(close_timeout=1.0, shutdown_timeout=0.2)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            stuck = await RawPeer.connect(server.addr)  # never answers the Close
+            nursery.start_soon(server.shutdown)
+            assert await stuck.close_code() == 1000  # the shutdown has begun
+            assert server.status is Status.CLOSING
+            late = await RawPeer.connect(server.addr, upgrade=False)
+            await late.stream.send_all(
+                f"GET /ws HTTP/1.1\r\nHost: {server.addr}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert (await late.head()).startswith(b"HTTP/1.1 503")
+        assert server.status is Status.CLOSED
 
     run(case)

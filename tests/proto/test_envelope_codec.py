@@ -375,3 +375,34 @@ def test_uuid_field_lengths_are_byte_identical_to_the_runtime(uuid: str) -> None
         kind_of(ex.MessageV1), payload, {"echo": "1"}, uuid, True, 1_700_000_000_123_456_789
     )
     assert got == want.SerializeToString()
+
+
+non_str = st.one_of(
+    st.integers(), st.none(), st.binary(max_size=4), st.lists(st.integers(), max_size=2)
+)
+bad_items = st.one_of(st.tuples(texts, non_str), st.tuples(non_str, texts))
+
+
+@given(good=headers_st, bad=bad_items, cached=st.booleans())
+def test_non_str_headers_raise_type_error_and_queue_nothing(
+    good: dict[str, str], bad: tuple[Any, Any], cached: bool
+) -> None:
+    """``map<string, string>``: a key or value that is not a str is a TypeError from
+    the encoder (hashable or not, the entry cached or not), and the engine queues nothing."""
+    from tests.proto.engine_helpers import server_running
+
+    if cached:  # the good entries are in the cache already
+        codec.encode_headers(good)
+    headers: dict[Any, Any] = {}
+    try:
+        headers.update(good)
+        headers[bad[0]] = bad[1]
+    except TypeError:  # an unhashable key cannot be put in a dict at all
+        return
+    with pytest.raises(TypeError, match="headers must map str to str"):
+        codec.encode_headers(headers)
+    conn = server_running()
+    with pytest.raises(TypeError, match="headers must map str to str"):
+        conn.send(Message(ex.MessageV1(message="x"), headers))
+    assert conn.data_to_send() == b""
+    assert conn.buffered_amount == 0
