@@ -33,6 +33,8 @@ class Connection(asyncio.Protocol):
     def __init__(self, engine: BaseConnection) -> None:
         self.engine = engine
         self.transport: asyncio.Transport | None = None
+        """The transport while it is open: None before ``connection_made`` and after
+        ``connection_lost`` (nothing is written, closed or aborted then)."""
         self.peer: tuple[str, int] | None = None
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -106,6 +108,9 @@ class Connection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # From here on nothing may touch the transport (uvloop raises on a closed
+        # one): flush() and the rest see None and do nothing.
+        self.transport = None
         engine = self.engine
         if engine.status is not Status.CLOSED:
             engine.receive_eof(self._loop.time())

@@ -28,8 +28,12 @@ connection: ``ConnectionLost`` for the stall and the keep-alive, an RST on
 the socket, every waiting sender woken.
 
 Reading pauses while the engine says so (output the server's own input
-caused is above high water) and while the owner says so
-(:meth:`pause_reading`, used by the client when its handler queue is full).
+caused is above high water), while the owner says so (:meth:`pause_reading`,
+used by the client when its handler queue is full) and while what the IO
+thread itself sent from ``on_events`` keeps the connection above high water
+(it cannot wait for its own writes, so it stops reading instead, until low
+water: an owner that answers every message holds at most ``write_limit``
+plus one read's answers).
 """
 
 from __future__ import annotations
@@ -99,7 +103,9 @@ class Connection:
 
     ``on_events(events)`` is called on the IO thread, outside the lock, with
     what the engine produced (it must not block: the client hands messages to
-    its handler thread); ``on_end(conn)`` once the socket is closed.
+    its handler thread; it may answer with :meth:`submit`, which then queues
+    without waiting), first a read's events, then, in a second call, those of
+    a framing fault found after them; ``on_end(conn)`` once the socket is closed.
     ``lock`` guards the engine and the output queue; the client shares it.
     """
 
@@ -128,6 +134,9 @@ class Connection:
         self._written_total = 0
         self._progress = 0.0  # monotonic time of the last write progress (or of queueing)
         self._paused_by_owner = False
+        self._own_debt = False  # the IO thread sent (on_events) and is above high water
+        self.reading = True
+        """False while the IO thread does not read from the socket (flow control)."""
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -259,9 +268,16 @@ class Connection:
     def _wait_writable(self, end: int, deadline: float | None) -> None:
         """Wait (lock held) while the engine is above high water; raise if ``end`` is lost.
 
-        TimeoutError once ``deadline`` (monotonic) passes first.
+        TimeoutError once ``deadline`` (monotonic) passes first. On the IO
+        thread itself (an ``on_events`` callback that sends) it never waits:
+        only that thread writes what the socket did not take at once, so it
+        would wait for itself; the bytes stay queued and the loop writes them.
         """
         engine = self.engine
+        if threading.current_thread() is self.thread:
+            # reading pauses instead, until low water (what this thread sends answers input)
+            self._own_debt = not engine.is_writable()
+            return
         while not engine.is_writable() and not self.dead:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -310,7 +326,7 @@ class Connection:
             with self._lock:  # what the engine answered to frames that came with the 101
                 self._queue_engine_output()
             early, self._early = self._early, []
-            self.on_events(early)
+            self._handle_then_apply_pending(early)
             self._loop()
         finally:
             self._finish()
@@ -336,7 +352,12 @@ class Connection:
                     self.dead or engine.should_abort_transport() or (closing and not self.buffered)
                 )
                 deadlines = [t for t in (engine.get_timer(), stall) if t is not None]
-                read = not (closing or self._paused_by_owner or not engine.should_read())
+                if self._own_debt and engine.is_writable():
+                    self._own_debt = False
+                read = not (
+                    closing or self._paused_by_owner or self._own_debt or not engine.should_read()
+                )
+                self.reading = read
                 want_write = bool(self.buffered)
             if events:
                 self.on_events(events)
@@ -387,12 +408,26 @@ class Connection:
             if eof:
                 engine.receive_eof(now=now)
             events = engine.events()
-            # handlers run on another thread: a fault after this read's messages applies now
-            engine.apply_pending()
-            events += engine.events()
             self.pongs += sum(isinstance(event, ev.PongReceived) for event in events)
             self._queue_engine_output()
-        self.on_events(events)
+        self._handle_then_apply_pending(events)
+
+    def _handle_then_apply_pending(self, events: list[ev.Event]) -> None:
+        """Hand a read's events to the owner, then apply a fault found after them.
+
+        The engine's loop contract (RFC 6455 section 7.1.7 via Autobahn's strict
+        verdicts, cases 3.2, 4.2.3, 5.15): what the owner sends in answer to the
+        messages that came before a framing fault in the same read goes out
+        before the Close that fault causes.
+        """
+        if events:
+            self.on_events(events)
+        with self._lock:
+            if not self.engine.apply_pending():
+                return
+            after = self.engine.events()
+            self._queue_engine_output()
+        self.on_events(after)
 
     def _finish(self) -> None:
         """Close the socket (RST when aborted), tell the engine, wake everyone, tell the owner."""

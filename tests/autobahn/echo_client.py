@@ -1,92 +1,52 @@
-"""Autobahn echo client: goomerang_proto.ClientConnection in raw mode on asyncio.
+"""Autobahn echo client: a raw-mode ClientConnection on the asyncio driver.
 
-Follows the Autobahn|Testsuite fuzzingserver protocol (what the ``kosoku``
-runner serves with ``-m fuzzingserver``): read the case count from
-``/getCaseCount``, run ``/runCase?case=N&agent=AGENT`` for every case (echoing
-every message), then ``/updateReports?agent=AGENT`` to end the run.
+Driven by :class:`goomerang_io.asyncio.connection.Connection` (the protocol
+the asyncio Server and Client use), on the standard loop or uvloop
+(``--loop``). Follows the Autobahn|Testsuite fuzzingserver protocol (what
+the ``kosoku`` runner serves with ``-m fuzzingserver``): read the case count
+from ``/getCaseCount``, run ``/runCase?case=N&agent=AGENT`` for every case
+(echoing every message), then ``/updateReports?agent=AGENT`` to end the run.
 
-Run as ``python -m tests.autobahn.echo_client HOST:PORT [--parallel N]``.
+Run as ``python -m tests.autobahn.echo_client HOST:PORT [--parallel N] [--loop L]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import cast
 
+from goomerang_io.asyncio.connection import Connection
 from goomerang_proto import ClientConnection
 from goomerang_proto import events as ev
-from goomerang_proto.errors import GoomerangError
+
+from .echo_server import CLOSE_TIMEOUT, LOOPS, MAX_MESSAGE_SIZE, echo, runner
 
 AGENT = "goomerang-python"
-MAX_MESSAGE_SIZE = 64 * 1024 * 1024
-CLOSE_TIMEOUT = 5.0
 CASE_TIMEOUT = 60.0
 
 
-class EchoClientProtocol(asyncio.Protocol):
-    """One client connection; ``done`` resolves when the transport is gone."""
+class EchoClientProtocol(Connection):
+    """One client connection; ``closed`` resolves when the transport is gone."""
 
     def __init__(self, host: str, path: str) -> None:
-        self.conn = ClientConnection(host, path, raw=True, max_message_size=MAX_MESSAGE_SIZE)
-        self.transport: asyncio.Transport | None = None
-        self.texts: list[str] = []
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses.
-        self.transport = cast(asyncio.Transport, transport)
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        self.conn.receive_data(data)
-        self._process()
-
-    def eof_received(self) -> bool:
-        self.conn.receive_eof()
-        self._process()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self.done.done():
-            self.done.set_result(None)
-
-    def _on_close_timeout(self) -> None:
-        self._timer = None
-        self.conn.abort()
-        self._process()
-
-    def _process(self) -> None:
-        conn = self.conn
-        for _ in range(2):  # the read's events, then those of a fault applied after them
-            for event in conn.events():
-                if isinstance(event, ev.RawMessage):
-                    if event.opcode == 1:
-                        self.texts.append(event.data.decode("utf-8"))
-                    try:
-                        conn.send_raw(event.opcode, event.data)
-                    except GoomerangError:
-                        pass  # closing: nothing more is sent
-            conn.apply_pending()
-        self._flush()
-
-    def _flush(self) -> None:
-        conn = self.conn
-        transport = self.transport
-        assert transport is not None
-        data = conn.data_to_send()
-        if data and not transport.is_closing():
-            transport.write(data)
-        if conn.should_close_transport():
-            transport.close()
-        elif conn.close_expected() and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(
-                CLOSE_TIMEOUT, self._on_close_timeout
+        now = asyncio.get_running_loop().time()
+        super().__init__(
+            ClientConnection(
+                host,
+                path,
+                raw=True,
+                max_message_size=MAX_MESSAGE_SIZE,
+                close_timeout=CLOSE_TIMEOUT,
+                now=now,
             )
+        )
+        self.texts: list[str] = []
+
+    def handle_events(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.RawMessage) and event.opcode == 1:
+                self.texts.append(event.data.decode("utf-8"))
+        echo(self.engine, events)
 
 
 async def _session(host: str, port: int, path: str) -> EchoClientProtocol:
@@ -94,7 +54,7 @@ async def _session(host: str, port: int, path: str) -> EchoClientProtocol:
     _transport, proto = await loop.create_connection(
         lambda: EchoClientProtocol(f"{host}:{port}", path), host, port
     )
-    await asyncio.wait_for(proto.done, CASE_TIMEOUT)
+    await asyncio.wait_for(proto.closed, CASE_TIMEOUT)
     return proto
 
 
@@ -119,15 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("address", help="HOST:PORT of the fuzzingserver")
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--agent", default=AGENT)
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     args = parser.parse_args(argv)
     host, _, port = args.address.rpartition(":")
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is optional
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    count = runner(run(host, int(port), parallel=args.parallel, agent=args.agent))
+    count = runner(args.loop)(run(host, int(port), parallel=args.parallel, agent=args.agent))
     print(f"ran {count} cases")
 
 

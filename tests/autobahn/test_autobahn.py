@@ -1,10 +1,15 @@
-"""Autobahn|Testsuite conformance of the engine, both directions, with ``kosoku``.
+"""Autobahn|Testsuite conformance of every runtime's connection driver, with ``kosoku``.
 
-* Server side: ``kosoku`` in fuzzingclient mode drives ``echo_server`` (a raw
-  ServerConnection on asyncio) in a subprocess.
-* Client side: ``kosoku`` serves the cases (fuzzingserver mode) and
-  ``echo_client`` (a raw ClientConnection) runs them from a subprocess.
-* Both again on the trio runtime's connection driver (``echo_trio``).
+* Server side: ``kosoku`` in fuzzingclient mode drives an echo server in a
+  subprocess: a raw-mode ServerConnection on the asyncio driver
+  (``echo_server``, on asyncio's standard loop and on uvloop) and on the trio
+  driver (``echo_trio``). There is no blocking server (goomerang_io.sync
+  holds only a client), so the blocking runtime is on the client side only.
+* Client side: ``kosoku`` serves the cases (fuzzingserver mode) and a
+  raw-mode ClientConnection runs them from a subprocess: on the asyncio
+  driver (``echo_client``, standard loop and uvloop), on the blocking
+  client's driver (``echo_sync``: one IO thread, a non-blocking socket and
+  ``select``) and on the trio driver (``echo_trio``).
 
 Groups 1-7, 9 and 10 run (12 and 13 are permessage-deflate, not offered).
 Every case must be OK or INFORMATIONAL for both the message exchange and the
@@ -22,9 +27,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import kosoku  # a test dependency (pyproject [test]): never skipped
 import pytest
-
-kosoku = pytest.importorskip("kosoku")
 
 CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]
 EXCLUDE = ["12.*", "13.*"]
@@ -74,13 +78,17 @@ def _check(title: str, results: list[Any]) -> None:
     assert not bad, table
 
 
-# The peers per runtime: raw engines on asyncio, and on the trio connection driver.
+# The peers per runtime: raw-mode engines on each runtime's connection driver. There
+# is no blocking server (goomerang_io.sync has only a client), so "blocking" is a client.
 SERVERS = {
-    "asyncio": ["tests.autobahn.echo_server"],
+    "asyncio": ["tests.autobahn.echo_server", "--loop", "asyncio"],
+    "uvloop": ["tests.autobahn.echo_server", "--loop", "uvloop"],
     "trio": ["tests.autobahn.echo_trio", "server"],
 }
 CLIENTS = {
-    "asyncio": ["tests.autobahn.echo_client"],
+    "asyncio": ["tests.autobahn.echo_client", "--loop", "asyncio"],
+    "uvloop": ["tests.autobahn.echo_client", "--loop", "uvloop"],
+    "blocking": ["tests.autobahn.echo_sync"],
     "trio": ["tests.autobahn.echo_trio", "client"],
 }
 

@@ -1,8 +1,8 @@
 """Client drivers for the misbehaving-peer suite: one per client runtime.
 
-``CLIENT_DRIVERS`` is the parametrization (asyncio, blocking, trio): a new client
-runtime joins every client case as one more entry implementing
-:class:`misbehave_peers.ClientDriver`.
+``CLIENT_DRIVERS`` is the parametrization (asyncio on the standard loop, asyncio on
+uvloop, blocking, trio): a new client runtime joins every client case as one more
+entry implementing :class:`misbehave_peers.ClientDriver`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from misbehave_peers import ClientDriver, rss_kb
 from misbehave_sync_client import SyncDriver
@@ -19,14 +20,27 @@ from misbehave_trio_client import TrioDriver
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
+T = TypeVar("T")
+
+
+def run_uvloop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a fresh uvloop loop (never a silent fallback to asyncio's)."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
 
 class AsyncioDriver:
-    """goomerang_io.Client on asyncio."""
+    """goomerang_io.Client on asyncio's standard loop, or on uvloop with ``uvloop=True``."""
+
+    def __init__(self, *, uvloop: bool = False) -> None:
+        self.run: Callable[[Coroutine[Any, Any, Any]], Any] = run_uvloop if uvloop else asyncio.run
 
     def send_until_stuck(
         self, addr: str, count: int, size: int, options: dict[str, Any]
     ) -> dict[str, Any]:
-        return asyncio.run(self._send_until_stuck(addr, count, size, options))
+        return self.run(self._send_until_stuck(addr, count, size, options))
 
     async def _send_until_stuck(
         self, addr: str, count: int, size: int, options: dict[str, Any]
@@ -73,7 +87,7 @@ class AsyncioDriver:
         }
 
     def close_against_stalled(self, addr: str, options: dict[str, Any]) -> dict[str, Any]:
-        return asyncio.run(self._close_against_stalled(addr, options))
+        return self.run(self._close_against_stalled(addr, options))
 
     async def _close_against_stalled(self, addr: str, options: dict[str, Any]) -> dict[str, Any]:
         from goomerang_io import Client
@@ -92,7 +106,7 @@ class AsyncioDriver:
         return {"seconds": seconds, "status": client.status.name}
 
     def clean_close_from_server(self, addr: str) -> dict[str, Any]:
-        return asyncio.run(self._clean_close(addr))
+        return self.run(self._clean_close(addr))
 
     async def _clean_close(self, addr: str) -> dict[str, Any]:
         from goomerang_io import Client
@@ -114,7 +128,7 @@ class AsyncioDriver:
         return {"errors": errors, "statuses": statuses, "code": client.close_code}
 
     def until_closed(self, addr: str) -> dict[str, Any]:
-        return asyncio.run(self._until_closed(addr))
+        return self.run(self._until_closed(addr))
 
     async def _until_closed(self, addr: str) -> dict[str, Any]:
         from pathlib import Path
@@ -135,6 +149,7 @@ class AsyncioDriver:
 
 CLIENT_DRIVERS: dict[str, ClientDriver] = {
     "asyncio": AsyncioDriver(),
+    "uvloop": AsyncioDriver(uvloop=True),
     "blocking": SyncDriver(),
     "trio": TrioDriver(),
 }

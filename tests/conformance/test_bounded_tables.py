@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from misbehave_peers import SERVER_RUNTIMES
 from prometheus_client import CollectorRegistry
 
 from goomerang_io.metrics import ServerMetrics
@@ -31,8 +33,22 @@ def test_a_peer_cannot_grow_the_topic_label_set() -> None:
     assert metrics.topic_label("t1") == "t1"
 
 
-def test_subscriptions_per_connection_are_bounded() -> None:
-    """A client subscribing to ever new topics is refused past max_subscriptions."""
+def _check_refusals(errors: list[BaseException], subscribed: list[str]) -> None:
+    assert len(errors) == 5
+    assert all("max_subscriptions=5" in str(e) for e in errors)
+    assert subscribed == [f"t{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("runtime", SERVER_RUNTIMES)
+def test_subscriptions_per_connection_are_bounded(runtime: str) -> None:
+    """A client subscribing to ever new topics is refused past max_subscriptions.
+
+    A server's limit, so over ``SERVER_RUNTIMES`` (asyncio, uvloop, trio): there is
+    no blocking server (goomerang_io.sync holds only a client).
+    """
+    if runtime == "trio":
+        _trio_subscriptions_bounded()
+        return
     import asyncio
 
     from goomerang_io import Client, Server
@@ -57,12 +73,46 @@ def test_subscriptions_per_connection_are_bounded() -> None:
             await client.subscribe("t0")  # already held: not a new one
             async with asyncio.timeout(5.0):
                 await refused.wait()
-            assert all("max_subscriptions=5" in str(e) for e in errors)
-            assert [t for t in (f"t{i}" for i in range(10)) if server.topics.subscribers(t)] == [
-                f"t{i}" for i in range(5)
-            ]
+            topics = [f"t{i}" for i in range(10)]
+            _check_refusals(errors, [t for t in topics if server.topics.subscribers(t)])
         finally:
             await client.close()
             await server.shutdown()
 
-    asyncio.run(main())
+    if runtime == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    else:
+        asyncio.run(main())
+
+
+def _trio_subscriptions_bounded() -> None:
+    """The case above on goomerang_io.trio's Server and Client."""
+    import trio
+
+    from goomerang_io.trio import Client, Server
+
+    async def main() -> None:
+        errors: list[BaseException] = []
+        refused = trio.Event()
+
+        def on_error(exc: BaseException) -> None:
+            errors.append(exc)
+            if len(errors) == 5:
+                refused.set()
+
+        server = Server("127.0.0.1:0", max_subscriptions=5, ping_interval=None)
+        server.on_error(on_error)
+        async with server:
+            async with Client(server.addr, heartbeat_interval=None) as client:
+                for i in range(10):
+                    await client.subscribe(f"t{i}")
+                await client.subscribe("t0")  # already held: not a new one
+                with trio.fail_after(5.0):
+                    await refused.wait()
+                topics = [f"t{i}" for i in range(10)]
+                _check_refusals(errors, [t for t in topics if server.topics.subscribers(t)])
+
+    trio.run(main)

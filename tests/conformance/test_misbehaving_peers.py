@@ -3,7 +3,9 @@
 Server cases run a goomerang Server in a child process (its RSS is read from
 /proc) on each of ``SERVER_RUNTIMES``; a healthy client does sync requests on
 the same server meanwhile and must see no error and lose nothing. Client
-cases run each of ``CLIENT_DRIVERS`` against a raw server that misbehaves.
+cases run each of ``CLIENT_DRIVERS`` (asyncio, uvloop, blocking, trio) against a
+raw server that misbehaves. There is no blocking server (goomerang_io.sync
+holds only a client): the blocking runtime is in the client cases only.
 Bounds: the server grows by less than ``RSS_BOUND`` (peak RSS, VmHWM) while
 the peer pushes at least five times that (or is throttled by TCP because the
 server stopped reading from it); every deadline fires within its option +

@@ -13,7 +13,9 @@ from goomerang_io.conformance.client_mode import run_client_suite
 ALL_OK = {i: "OK" for i in ("1.1", "2.1", "2.2", "2.3", "2.4", "3.1", "3.2")}
 
 
-@pytest.mark.parametrize("program", ["asyncio_client", "sync_client"])
+@pytest.mark.parametrize(
+    "program", ["asyncio_client", "uvloop_client", "sync_client", "trio_client"]
+)
 def test_our_clients_follow_the_profile(program: str) -> None:
     report = run_client_suite([sys.executable, "-m", f"{PROFILES}.{program}"])
     assert statuses(report) == ALL_OK, [(r.id, r.summary, r.details) for r in report.results]

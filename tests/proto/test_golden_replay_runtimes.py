@@ -4,9 +4,10 @@ The Go client's bytes, exactly as captured (upgrade request, masked frames:
 a message, a sync request, subscribe, publish, broadcast, two pings, Close
 1000), in the captured order of both directions (each record is sent once the
 server's records captured before it have arrived), go to a real server of
-each runtime (asyncio on the standard loop, on
-uvloop, and trio) whose handlers act as the captured Go server application
-did (echo; a sync request answered with header ``echo: 1``). What comes back
+each runtime (asyncio on the standard loop, on uvloop, and trio; there is no
+blocking server, goomerang_io.sync holds only a client, whose replay is in
+test_golden_client_runtimes.py) whose handlers act as the captured Go server
+application did (echo; a sync request answered with header ``echo: 1``). What comes back
 must be what the Go server sent: a 101 with the captured accept token, then
 the same frames, with the same envelopes (kind, payload, headers, uuid,
 is_sync) in the same order. Only the envelopes' creation times differ (they

@@ -1,7 +1,8 @@
-"""Client programs that follow the conformance client profile (asyncio and blocking clients).
+"""Client programs that follow the conformance client profile, one per client runtime.
 
 Run by ``goomerang conformance client -- python -m
-goomerang_io.conformance.profiles.asyncio_client`` (or ``.sync_client``); they read
+goomerang_io.conformance.profiles.asyncio_client`` (or ``.uvloop_client``,
+``.sync_client``, ``.trio_client``: the ``trio`` extra); they read
 the task from ``GOOMERANG_TASK`` and the other ``GOOMERANG_*`` variables
 (see ``goomerang_io.conformance.client_mode``).
 """
