@@ -119,14 +119,17 @@ def build(
             jobs.append(job)
 
     t = sizes.timeout
+    # goomerang with --metrics joins every row goomerang runs in (pipe, rr, conc): the
+    # cost of recording every Go metric, as metrics-on / metrics-off of the same run
+    with_metrics = want_gmr or GOOMERANG_METRICS.name in names
+    metered = [GOOMERANG_METRICS] if with_metrics else []
     if "pipe" in groups or ("bcast" in groups and want_gmr):
-        with_metrics = want_gmr or GOOMERANG_METRICS.name in names
-        extra = [FLOOR_BATCH, *([GOOMERANG_METRICS] if with_metrics else [])]
+        extra = [FLOOR_BATCH, *metered]
         for s in [*servers, *extra] if "pipe" in groups else [FLOOR]:
             win = ("--window", "1000", "--refill", "250")
             add(Job("pipe", "1 conn w1000", s, srv, cli, "pipe", pipe_n(s), win, timeout=t))
     if "rr" in groups:
-        for s in servers:
+        for s in [*servers, *metered]:
             add(
                 Job(
                     "rr_same",
@@ -140,10 +143,10 @@ def build(
                     timeout=t,
                 )
             )
-        for s in servers:
+        for s in [*servers, *metered]:
             add(Job("rr_split", "1 in flight", s, srv, cli, "rr", sizes.rr_n, (), timeout=t))
     if "conc" in groups:
-        for s in servers:
+        for s in [*servers, *metered]:
             args = ("--conns", "100")
             add(Job("conc", "100 conns", s, srv, cli, "conc", sizes.conc_n, args, timeout=t))
     if "bcast" in groups and want_gmr:

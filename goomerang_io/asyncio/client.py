@@ -220,20 +220,13 @@ class Client(Endpoint):
             self._proto.transport.abort()
 
     def _counts_workers(self) -> bool:
-        return (
-            self.metrics is not None
-            or self.hooks.has("on_worker_start")
-            or self.hooks.has("on_worker_end")
-        )
+        # the metrics middleware counts the concurrent workers itself
+        return self.hooks.has("on_worker_start") or self.hooks.has("on_worker_end")
 
     def _worker_started(self) -> None:
-        if self.metrics is not None:
-            self.metrics.worker_started()
         self.hooks.run("on_worker_start")
 
     def _worker_finished(self) -> None:
-        if self.metrics is not None:
-            self.metrics.worker_finished()
         self.hooks.run("on_worker_end")
 
     # ------------------------------------------------------------- input
