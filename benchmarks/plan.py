@@ -11,7 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs import Job
-from servers import ALL, FLOOR, FLOOR_BATCH, GO, GOOMERANG_METRICS, NAMES, ServerSpec, goomerang
+from servers import (
+    ALL,
+    FLOOR,
+    FLOOR_BATCH,
+    GO,
+    GOOMERANG_COMPILED,
+    GOOMERANG_METRICS,
+    NAMES,
+    ServerSpec,
+    goomerang,
+    goomerang_compiled,
+)
 
 GROUPS = ("pipe", "rr", "conc", "bcast", "workers", "memory")
 
@@ -123,6 +134,12 @@ def build(
     # cost of recording every Go metric, as metrics-on / metrics-off of the same run
     with_metrics = want_gmr or GOOMERANG_METRICS.name in names
     metered = [GOOMERANG_METRICS] if with_metrics else []
+    # serve on the mypyc-compiled engine joins the same rows when it is built (make bench
+    # builds it): compiled / pure of the same run
+    compiled = goomerang_compiled() if want_gmr or GOOMERANG_COMPILED in names else None
+    if GOOMERANG_COMPILED in names and compiled is None:
+        raise SystemExit("--only goomerang-compiled: not built (make compiled)")
+    metered += [compiled] if compiled is not None else []
     if "pipe" in groups or ("bcast" in groups and want_gmr):
         extra = [FLOOR_BATCH, *metered]
         for s in [*servers, *extra] if "pipe" in groups else [FLOOR]:

@@ -242,9 +242,20 @@ def metrics_text(rows: dict[Key, Row]) -> list[str]:
     Rates: on / off (1.0 costs nothing; the target is >= 0.8). rr_same: p50
     on / off (the target is <= 1.25, the same 20% as a rate).
     """
-    out = ["metrics on / off, same run (rates: on/off, >=0.80 wanted; rr p50: on/off):"]
+    head = "metrics on / off, same run (rates: on/off, >=0.80 wanted; rr p50: on/off):"
+    return _against_goomerang(rows, "goomerang+metrics", head)
+
+
+def compiled_text(rows: dict[Key, Row]) -> list[str]:
+    """serve on the mypyc-compiled engine against the pure one, row by row, same run."""
+    head = "compiled engine / pure engine, same run (rates: higher is better; rr p50: lower):"
+    return _against_goomerang(rows, "goomerang-compiled", head)
+
+
+def _against_goomerang(rows: dict[Key, Row], name: str, head: str) -> list[str]:
+    out = [head]
     for (group, variant, server), on in rows.items():
-        if server != "goomerang+metrics":
+        if server != name:
             continue
         off = _find(rows, group, "goomerang", variant)
         if off is None:

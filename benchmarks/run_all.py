@@ -31,6 +31,7 @@ from report import (
     aggregate,
     apply_ratios_and_targets,
     as_json,
+    compiled_text,
     errors_text,
     metrics_text,
     table,
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if go is None:
         print(f"Go server: n/a ({HOW})")
-    for line in metrics_text(rows):
+    for line in [*metrics_text(rows), *compiled_text(rows)]:
         print(line)
     for line in errors_text(rows):
         print(line)
