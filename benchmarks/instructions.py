@@ -73,13 +73,18 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CREATION_NS = 1_700_000_000_123_456_789  # the fixed clock
-PATHS = ("floor", "rr", "pipe", "bcast", "client")
+PATHS = ("floor", "rr", "pipe", "bcast", "client", "rr+metrics", "pipe+metrics", "rr+metrics-mp")
 DEFAULT_N = {"floor": 1000, "rr": 1000, "pipe": 4000, "bcast": 100, "client": 1000}
+DEFAULT_N.update({"rr+metrics": 1000, "pipe+metrics": 4000, "rr+metrics-mp": 1000})
 WARMUP = {"floor": 100, "rr": 100, "pipe": 500, "bcast": 10, "client": 100}
+WARMUP.update({"rr+metrics": 100, "pipe+metrics": 500, "rr+metrics-mp": 100})
 TITLES = {
     "floor": "TCP floor, one message per read",
     "rr": "sync echo, one request per read",
     "pipe": "pipelined echo, 64 KiB reads",
+    "rr+metrics": "sync echo, one request per read, metrics",
+    "pipe+metrics": "pipelined echo, 64 KiB reads, metrics",
+    "rr+metrics-mp": "rr, metrics written for a multi-worker scrape",
     "bcast": "broadcast to 100 targets, per broadcast",
     "client": "Client.send_sync round trip",
 }
@@ -288,12 +293,23 @@ def echo_handler(sender: Any, message: Any) -> None:
         sender.send(_Message(message.payload, message.headers))
 
 
-async def start_server() -> tuple[Any, Callable[[], asyncio.BaseProtocol]]:
-    """``goomerang serve``'s server (no pings: none would fire in a real run either)."""
+async def start_server(metrics: bool = False) -> tuple[Any, Callable[[], asyncio.BaseProtocol]]:
+    """``goomerang serve``'s server (no pings: none would fire in a real run either).
+
+    With ``metrics``: as ``goomerang serve --metrics`` (one process), a ``ServerMetrics``
+    recording every Go metric (on a registry of its own).
+    """
     from goomerang_io import Server
     from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
-    server = Server("127.0.0.1:0", ping_interval=None)
+    recorder = None
+    if metrics:
+        from prometheus_client import CollectorRegistry
+
+        from goomerang_io.metrics import ServerMetrics
+
+        recorder = ServerMetrics(registry=CollectorRegistry())
+    server = Server("127.0.0.1:0", ping_interval=None, metrics=recorder)
     server.handle(MessageV1, echo_handler)
     await server.start()
     loop = asyncio.get_running_loop()
@@ -574,14 +590,16 @@ async def path_client(n: int) -> Run:
 async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
     """Warm-up, then N and 2N messages on fresh connections; the checks' counts."""
     server = None
-    if path in ("rr", "pipe", "bcast"):
-        server, factory = await start_server()
+    if path == "rr+metrics-mp":  # as a worker of `serve --workers N --metrics` does
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gmr-instr-metrics-")
+    if path in ("rr", "pipe", "bcast", "rr+metrics", "pipe+metrics", "rr+metrics-mp"):
+        server, factory = await start_server(metrics="+metrics" in path)
         makers: dict[str, Callable[[int], Awaitable[Run]]] = {
             "rr": lambda k: path_rr(k, factory),
             "pipe": lambda k: path_pipe(k, factory),
             "bcast": lambda k: path_bcast(k, factory),
         }
-        make = makers[path]
+        make = makers[path.split("+")[0]]
     else:
         make = path_floor if path == "floor" else path_client
     done = []
@@ -597,6 +615,23 @@ async def run_child(path: str, n: int, warmup: int) -> dict[str, Any]:
         if got != count:
             raise RuntimeError(f"{path}: {got} of {count} messages processed")
         done.append(got)
+    if server is not None and server.metrics is not None:  # every message recorded, once
+        recorded = server.metrics.registry.get_sample_value(
+            "goomerang_server_message_received_size_bytes_count",
+            {"kind": "goomerang.example.MessageV1"},
+        )
+        if recorded != sum(done):
+            raise RuntimeError(f"{path}: {recorded} messages recorded, {sum(done)} handled")
+        directory = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if directory is not None:  # and the file a multi-worker scrape merges says the same
+            from goomerang_io.metrics.merge import merge_files
+
+            _families, merged = merge_files(directory)
+            series = merged.get("goomerang_server_message_received_size_bytes", {})
+            in_file = sum(series.get(("goomerang.example.MessageV1",), [0, 0])[:-1])
+            shutil.rmtree(directory, ignore_errors=True)
+            if in_file != sum(done):
+                raise RuntimeError(f"{path}: {in_file} messages in the file, {sum(done)} handled")
     if server is not None:  # drop the fake connections; the listening socket goes with the loop
         for proto in list(getattr(server, "_tcp", ())):
             if proto.transport is not None:
@@ -784,20 +819,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.no_valgrind:
         for r in runs:
-            print(f"{label(r):7} {TITLES[r['path']]:42} processed {r['processed']}")
+            print(f"{label(r):24} {TITLES[r['path']]:42} processed {r['processed']}")
         return 0
     floor = next((r["per_msg"] for r in results if r["path"] == "floor"), None)
     print(
         "instructions per message, callgrind, (I(2N) - I(N)) / N; PYTHONHASHSEED=0, "
         f"fixed clock and uuids ({elapsed:.0f} s)"
     )
-    print(f"{'path':7} {'what':42} {'N':>6} {'instr/msg':>11} {'x floor':>8}")
+    print(f"{'path':12} {'what':42} {'N':>6} {'instr/msg':>11} {'x floor':>8}")
     for r in results:
         ratio = f"{r['per_msg'] / floor:7.1f}x" if floor else ""
-        print(f"{r['path']:7} {TITLES[r['path']]:42} {r['n']:6} {r['per_msg']:11,.0f} {ratio:>8}")
+        print(f"{r['path']:12} {TITLES[r['path']]:42} {r['n']:6} {r['per_msg']:11,.0f} {ratio:>8}")
         if r["path"] == "bcast":
             per = r["per_msg"] / BCAST_TARGETS
-            print(f"{'':7} {'  per delivery':42} {'':6} {per:11,.0f}")
+            print(f"{'':12} {'  per delivery':42} {'':6} {per:11,.0f}")
     if compiled_results:
         print_compiled(results, compiled_results)
     if args.json is not None:

@@ -11,7 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs import Job
-from servers import ALL, FLOOR, FLOOR_BATCH, GO, GOOMERANG_METRICS, NAMES, ServerSpec, goomerang
+from servers import (
+    ALL,
+    FLOOR,
+    FLOOR_BATCH,
+    GO,
+    GOOMERANG_COMPILED,
+    GOOMERANG_METRICS,
+    NAMES,
+    ServerSpec,
+    goomerang,
+    goomerang_compiled,
+)
 
 GROUPS = ("pipe", "rr", "conc", "bcast", "workers", "memory")
 
@@ -119,14 +130,23 @@ def build(
             jobs.append(job)
 
     t = sizes.timeout
+    # goomerang with --metrics joins every row goomerang runs in (pipe, rr, conc): the
+    # cost of recording every Go metric, as metrics-on / metrics-off of the same run
+    with_metrics = want_gmr or GOOMERANG_METRICS.name in names
+    metered = [GOOMERANG_METRICS] if with_metrics else []
+    # serve on the mypyc-compiled engine joins the same rows when it is built (make bench
+    # builds it): compiled / pure of the same run
+    compiled = goomerang_compiled() if want_gmr or GOOMERANG_COMPILED in names else None
+    if GOOMERANG_COMPILED in names and compiled is None:
+        raise SystemExit("--only goomerang-compiled: not built (make compiled)")
+    metered += [compiled] if compiled is not None else []
     if "pipe" in groups or ("bcast" in groups and want_gmr):
-        with_metrics = want_gmr or GOOMERANG_METRICS.name in names
-        extra = [FLOOR_BATCH, *([GOOMERANG_METRICS] if with_metrics else [])]
+        extra = [FLOOR_BATCH, *metered]
         for s in [*servers, *extra] if "pipe" in groups else [FLOOR]:
             win = ("--window", "1000", "--refill", "250")
             add(Job("pipe", "1 conn w1000", s, srv, cli, "pipe", pipe_n(s), win, timeout=t))
     if "rr" in groups:
-        for s in servers:
+        for s in [*servers, *metered]:
             add(
                 Job(
                     "rr_same",
@@ -140,10 +160,10 @@ def build(
                     timeout=t,
                 )
             )
-        for s in servers:
+        for s in [*servers, *metered]:
             add(Job("rr_split", "1 in flight", s, srv, cli, "rr", sizes.rr_n, (), timeout=t))
     if "conc" in groups:
-        for s in servers:
+        for s in [*servers, *metered]:
             args = ("--conns", "100")
             add(Job("conc", "100 conns", s, srv, cli, "conc", sizes.conc_n, args, timeout=t))
     if "bcast" in groups and want_gmr:

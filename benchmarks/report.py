@@ -236,6 +236,39 @@ def versus_text(rows: dict[Key, Row]) -> list[str]:
     return out if len(out) > 1 else []
 
 
+def metrics_text(rows: dict[Key, Row]) -> list[str]:
+    """goomerang with --metrics against goomerang without, row by row, same run (issue 13).
+
+    Rates: on / off (1.0 costs nothing; the target is >= 0.8). rr_same: p50
+    on / off (the target is <= 1.25, the same 20% as a rate).
+    """
+    head = "metrics on / off, same run (rates: on/off, >=0.80 wanted; rr p50: on/off):"
+    return _against_goomerang(rows, "goomerang+metrics", head)
+
+
+def compiled_text(rows: dict[Key, Row]) -> list[str]:
+    """serve on the mypyc-compiled engine against the pure one, row by row, same run."""
+    head = "compiled engine / pure engine, same run (rates: higher is better; rr p50: lower):"
+    return _against_goomerang(rows, "goomerang-compiled", head)
+
+
+def _against_goomerang(rows: dict[Key, Row], name: str, head: str) -> list[str]:
+    out = [head]
+    for (group, variant, server), on in rows.items():
+        if server != name:
+            continue
+        off = _find(rows, group, "goomerang", variant)
+        if off is None:
+            continue
+        rate = _div(on.value, off.value)
+        line = f"  {TITLES[group]} {variant}: {'-' if rate is None else f'{rate:.2f}x'} rate"
+        if group.startswith("rr"):
+            p50 = _div(on.p50, off.p50)
+            line += f", {'-' if p50 is None else f'{p50:.2f}x'} p50"
+        out.append(line)
+    return out if len(out) > 1 else []
+
+
 def errors_text(rows: dict[Key, Row]) -> list[str]:
     """One line per failed rep, for after the table."""
     out = []

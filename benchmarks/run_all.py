@@ -27,7 +27,16 @@ from jobs import Job, run_job
 from load import Result
 from plan import Placement, build
 from procs import raise_nofile, stop_all
-from report import aggregate, apply_ratios_and_targets, as_json, errors_text, table, versus_text
+from report import (
+    aggregate,
+    apply_ratios_and_targets,
+    as_json,
+    compiled_text,
+    errors_text,
+    metrics_text,
+    table,
+    versus_text,
+)
 from servers import go_server
 
 HERE = Path(__file__).resolve().parent
@@ -114,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if go is None:
         print(f"Go server: n/a ({HOW})")
+    for line in [*metrics_text(rows), *compiled_text(rows)]:
+        print(line)
     for line in errors_text(rows):
         print(line)
     passed = sum(1 for _, ok in summary if ok)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
+COMPILED_DIR = HERE.parent / "build" / "compiled"
+"""Where ``make compiled`` puts the mypyc-compiled engine beside the pure package."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,30 @@ def go_server(bindir: Path) -> ServerSpec:
     return ServerSpec(GO, argv, (), "ws", "/ws")
 
 
+GOOMERANG_COMPILED = "goomerang-compiled"
+# Starts serve only once the engine it imported is the compiled one (a .so): a run on
+# the pure engine under this name would be a false figure.
+_COMPILED_SERVE = (
+    "import sys, goomerang_proto.connection as c\n"
+    "if not c.__file__.endswith('.so'): sys.exit(f'not the compiled engine: {c.__file__}')\n"
+    "from goomerang_io.cli import main\n"
+    "sys.exit(main(['serve', '--listen', '127.0.0.1:0']))"
+)
+
+
+def goomerang_compiled(build: Path = COMPILED_DIR) -> ServerSpec | None:
+    """``serve`` on the mypyc-compiled engine (``make compiled``), or None when not built.
+
+    The compiled modules come first on the path, the working tree's pure package
+    after them (``PYTHONSAFEPATH``: not the current folder first).
+    """
+    if not list(build.glob("goomerang_proto/connection*.so")):
+        return None
+    path = os.pathsep.join((str(build), str(HERE.parent)))
+    argv = ("env", "PYTHONSAFEPATH=1", f"PYTHONPATH={path}", PY, "-c", _COMPILED_SERVE)
+    return ServerSpec(GOOMERANG_COMPILED, argv, (), "ws", "/ws")
+
+
 FLOOR = _peer("floor", "tcp_floor.py", ("--proto", "tcp"), "tcp")
 # Informative only (pipelined row): one write per read instead of one per message.
 FLOOR_BATCH = ServerSpec(
@@ -73,4 +100,10 @@ PEERS = (
     _peer("websockets", "websockets_echo.py", ("--raw",), "ws"),
 )
 ALL = (FLOOR, goomerang(), *PEERS)
-NAMES = (*(s.name for s in ALL), FLOOR_BATCH.name, GOOMERANG_METRICS.name, GO)
+NAMES = (
+    *(s.name for s in ALL),
+    FLOOR_BATCH.name,
+    GOOMERANG_METRICS.name,
+    GOOMERANG_COMPILED,
+    GO,
+)

@@ -114,41 +114,15 @@ def metrics_middleware(metrics: ServerMetrics | ClientMetrics) -> Middleware:
 
     Before the chain: ``message_received(kind, payload_size, inflight)``,
     where inflight is the wall-clock time since the sender packed the frame
-    (None when the frame had no creation time; negative skew counts as 0).
-    After it, even when it raised: ``message_processed(kind, seconds)``.
-    Sends made by the handler are recorded by the endpoint, not here.
+    (None when the frame had no creation time; negative skew counts as 0),
+    and ``worker_started()`` (Go's concurrent workers: handlers running).
+    After it, even when it raised: ``message_processed(kind, seconds)`` and
+    ``worker_finished()``. Sends made by the handler are recorded by the
+    endpoint, not here.
 
-    This one sits on the hot path, so its handler is a plain function: it
-    returns an awaitable only when the rest of the chain did (no coroutine
-    per message for synchronous handlers).
+    This one sits on the hot path: the recorder's own inlined version
+    (:meth:`~goomerang_io.metrics.ServerMetrics.handler_middleware`), whose
+    handler is a plain function that returns an awaitable only when the rest
+    of the chain did (no coroutine per message for synchronous handlers).
     """
-    received = metrics.message_received
-    processed = metrics.message_processed
-    clock = time.perf_counter
-
-    async def finish(pending: Any, kind: str, start: float) -> None:
-        try:
-            await pending
-        finally:
-            processed(kind, clock() - start)
-
-    def middleware(next_handler: Handler) -> Handler:
-        def handler(sender: Any, message: Message[Any]) -> Any:
-            kind = message.kind
-            created = message.creation_ns
-            inflight = (time.time_ns() - created) / 1e9 if created else None
-            received(kind, message.payload_size, inflight)
-            start = clock()
-            try:
-                result = next_handler(sender, message)
-            except BaseException:
-                processed(kind, clock() - start)
-                raise
-            if result is not None and inspect.isawaitable(result):
-                return finish(result, kind, start)
-            processed(kind, clock() - start)
-            return None
-
-        return handler
-
-    return middleware
+    return metrics.handler_middleware()

@@ -113,7 +113,7 @@ def test_go_reference_is_found_only_where_built(
 
 @pytest.mark.timeout(60)
 def test_instruction_paths_run_in_process_and_process_every_message() -> None:
-    """benchmarks/instructions.py's five paths, without valgrind: every message is checked."""
+    """benchmarks/instructions.py's eight paths, without valgrind: every message is checked."""
     proc = subprocess.run(
         [sys.executable, str(BENCH / "instructions.py"), "--no-valgrind", "-n", "40"],
         capture_output=True,
@@ -122,8 +122,9 @@ def test_instruction_paths_run_in_process_and_process_every_message() -> None:
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    processed = dict(re.findall(r"^(\w+) .* processed \[(\d+, \d+, \d+)\]$", proc.stdout, re.M))
-    assert sorted(processed) == ["bcast", "client", "floor", "pipe", "rr"], proc.stdout
+    processed = dict(re.findall(r"^(\S+) .* processed \[(\d+, \d+, \d+)\]$", proc.stdout, re.M))
+    want = ["bcast", "client", "floor", "pipe", "pipe+metrics", "rr", "rr+metrics", "rr+metrics-mp"]
+    assert sorted(processed) == want, proc.stdout
     for path, counts in processed.items():
         warmup, n, n2 = (int(c) for c in counts.split(", "))
         assert warmup > 0 and (n, n2) == (40, 80), (path, counts)

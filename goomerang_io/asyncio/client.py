@@ -34,6 +34,7 @@ from ..awaitables import AfterDrain, Ready
 from ..dial import HeadersArg, UpgradeHeaders, ws_path
 from ..endpoint import Endpoint
 from ..engines import client_engine
+from ..handling.client_events import sendable
 from ..handling.pending import PendingRequests, Waiter
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
@@ -220,20 +221,13 @@ class Client(Endpoint):
             self._proto.transport.abort()
 
     def _counts_workers(self) -> bool:
-        return (
-            self.metrics is not None
-            or self.hooks.has("on_worker_start")
-            or self.hooks.has("on_worker_end")
-        )
+        # the metrics middleware counts the concurrent workers itself
+        return self.hooks.has("on_worker_start") or self.hooks.has("on_worker_end")
 
     def _worker_started(self) -> None:
-        if self.metrics is not None:
-            self.metrics.worker_started()
         self.hooks.run("on_worker_start")
 
     def _worker_finished(self) -> None:
-        if self.metrics is not None:
-            self.metrics.worker_finished()
         self.hooks.run("on_worker_end")
 
     # ------------------------------------------------------------- input
@@ -295,15 +289,7 @@ class Client(Endpoint):
 
     # ------------------------------------------------------------ output
     def _check_running(self) -> ClientConnection:
-        status = self.status
-        engine = self._engine
-        if status is Status.RUNNING and engine is not None and engine.status is Status.RUNNING:
-            return engine
-        if status is Status.CLOSING:
-            raise Closing("client is closing: no new messages are accepted")
-        if status is Status.RUNNING:
-            raise NotRunning("the connection is closing or lost: no new messages are accepted")
-        raise NotRunning(f"client is {status.name}: connect() first")
+        return sendable(self.status, self._engine)
 
     def _flush(self) -> None:
         proto = self._proto

@@ -183,23 +183,16 @@ class Server(Endpoint):
         return self._is_closed
 
     def counts_workers(self) -> bool:
-        """Whether handler start/end must be tracked (metrics or worker hooks)."""
-        return (
-            self.metrics is not None
-            or self.hooks.has("on_worker_start")
-            or self.hooks.has("on_worker_end")
-        )
+        """Whether handler start/end must be tracked (worker hooks; the metrics middleware
+        counts the concurrent workers itself)."""
+        return self.hooks.has("on_worker_start") or self.hooks.has("on_worker_end")
 
     def worker_started(self) -> None:
         """A handler started (Go's 'worker')."""
-        if self.metrics is not None:
-            self.metrics.worker_started()
         self.hooks.run("on_worker_start")
 
     def worker_finished(self) -> None:
         """A handler finished."""
-        if self.metrics is not None:
-            self.metrics.worker_finished()
         self.hooks.run("on_worker_end")
 
     # ---------------------------------------------------------- lifecycle

@@ -5,34 +5,47 @@ metric families; the server and the client call their methods (one method
 per event) and never touch prometheus_client directly. Exposed names equal
 the Go ones: histograms keep their names (``*_seconds``, ``*_bytes``, label
 ``kind``), counters are created without the ``_total`` suffix because
-prometheus_client appends it (``Counter("goomerang_server_errors")`` is
+prometheus_client appends it (a counter family ``goomerang_server_errors`` is
 exposed as ``goomerang_server_errors_total``). Beside the Go families the
 server has two of ours: ``goomerang_server_connections_open`` and
 ``goomerang_server_backplane_up`` (exposed once a backplane reported).
 
 Registries. By default every recorder registers in prometheus_client's
 default ``REGISTRY``. Several recorders on one registry (a test suite that
-starts many servers in one process) share the same collectors instead of
-failing with "Duplicated timeseries"; they must ask for the same buckets.
+starts many servers in one process) feed the same collector, which sums
+them, instead of failing with "Duplicated timeseries"; they must ask for the
+same buckets.
 
-Multiprocess mode (``goomerang serve --workers N``). prometheus_client keeps
-each process's values in mmap files under ``PROMETHEUS_MULTIPROC_DIR`` when
-that variable is set *before the first metric object is created*. Ordering,
-which the supervisor must follow:
+Recording (the hot path). A recorder keeps its values in plain Python dicts
+and lists: an observation is a bucket count and a sum added to, no lock, no
+prometheus_client object. One collector per registry and prefix (only
+prometheus_client's public ``Collector`` and ``*MetricFamily`` classes)
+exposes them when the registry is collected, summed over the recorders
+that feed it (a recorder that has been garbage collected leaves its counts
+behind: counters never go back). A collection from another thread reads
+the values as they are (an observation may show in the count before its
+sum). A recorder records on one thread: endpoints running on different
+threads each need their own recorder (they may share a registry).
+
+Multiprocess mode (``goomerang serve --workers N``). Each worker writes its
+values to a memory-mapped file of its own in ``PROMETHEUS_MULTIPROC_DIR``
+(the format is ours, :mod:`goomerang_io.metrics.snapfile`), at the end of
+every event-loop iteration that recorded something (only the series that
+changed) and before it answers a scrape; any worker answering ``/metrics``
+merges every file. Ordering, which the supervisor follows:
 
 1. supervisor: :func:`prepare_multiprocess_dir` (creates or empties the
-   directory, sets the variable, and switches prometheus_client's value
-   class in this process so that workers forked afterwards write files
-   even though prometheus_client was already imported);
-2. supervisor: fork/spawn the workers; each worker then creates its
-   :class:`ServerMetrics` (never before step 1);
+   directory and sets the variable);
+2. supervisor: create the recorders, fork the workers (a forked worker
+   starts from zero and writes a file of its own); or workers started
+   afresh create theirs with the variable set;
 3. supervisor: :func:`mark_worker_dead` with the pid of every worker it
-   reaps, so that the ``live*`` gauges of the dead worker disappear;
-4. any process: :func:`metrics_http_response` answers a scrape; it merges
-   every worker's files through a fresh registry with
-   ``MultiProcessCollector``.
+   reaps, so that the gauges of the dead worker no longer count;
+4. any process: :func:`metrics_http_response` answers a scrape.
 
-Gauge aggregation across workers (``multiprocess_mode``):
+Merging across workers: counters and histograms are summed over every
+worker, dead ones included (they are totals). Gauges count the live workers
+only, each by its mode:
 
 * ``status``: ``livemax``, one series like Go, showing the most advanced
   live state (a worker that is CLOSING shows over the RUNNING ones);
@@ -42,27 +55,7 @@ Gauge aggregation across workers (``multiprocess_mode``):
 * ``backplane_up``: ``livemin``, 0 as soon as one live worker has lost
   its backplane (what an alert wants).
 
-In single-process mode these modes are ignored and every gauge is the plain
-value of the process. Counters and histograms of a dead worker keep counting
-in the sum (they are totals), as prometheus_client documents.
-
-Buffering (the hot path). The per-message histograms (received size and
-inflight time, processing time, sent size and duration, client sync time)
-and the concurrent-workers gauge are not written to prometheus_client on
-every message: a recorder counts observations per bucket in plain lists and
-adds them to the prometheus_client children in one go, at the end of the
-event-loop iteration that recorded them (``loop.call_soon``), whenever
-their registry is collected as a whole in this process (``generate_latest``,
-``get_sample_value``), and before ``metrics_http_response`` answers (which
-also covers the multiprocess merge). Filtered collections
-(``restricted_registry``) and other processes see them at the end of the
-loop iteration; ``flush_all()`` writes them at once. With no running event
-loop every observation is written at once. A pipelined
-read of many messages thus costs a few writes instead of several per message,
-which matters most in multiprocess mode, where each write goes to an mmap
-file. ``flush()`` writes what is buffered now. A recorder buffers for the
-event loop it records on: endpoints running on different threads each need
-their own recorder (they may share a registry).
+In one process every gauge is the plain value of the process.
 """
 
 from .families import DEFAULT_DURATION_BUCKETS, DEFAULT_SIZE_BUCKETS

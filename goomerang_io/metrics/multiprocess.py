@@ -14,13 +14,21 @@ from prometheus_client import (
     exposition,
     generate_latest,
     multiprocess,
-    values,
 )
 
-from .buffer import _FLUSHERS
+from .exporter import MULTIPROC_ENV, flush_all
+from .merge import DirectoryCollector
+from .snapfile import mark_dead, remove_all
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
+__all__ = [
+    "CONTENT_TYPE",
+    "MULTIPROC_ENV",
+    "flush_all",
+    "mark_worker_dead",
+    "metrics_http_response",
+    "multiprocess_enabled",
+    "prepare_multiprocess_dir",
+]
 
 # Text format 0.0.4: what Go client_golang serves and every Prometheus reads.
 # prometheus_client >= 0.22 calls 1.0.0 "latest"; older ones 0.0.4.
@@ -32,31 +40,24 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
-def flush_all() -> None:
-    """Write the buffered observations of every recorder in this process.
-
-    ``metrics_http_response`` calls it; a scrape that bypasses the registry's
-    own collection (a multiprocess merge, a ``restricted_registry`` filter)
-    should too.
-    """
-    for flusher in list(_FLUSHERS.values()):
-        flusher.collect()
-
-
 def metrics_http_response(
     registry: CollectorRegistry | None = None,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     """Status, headers and body answering a ``/metrics`` scrape.
 
-    In multiprocess mode a fresh registry with ``MultiProcessCollector``
-    merges every worker's files (``registry`` is ignored: a worker's own
-    registry would count itself twice). Otherwise ``registry`` (default
-    ``REGISTRY``) is exposed as is. Prometheus text format 0.0.4.
+    In multiprocess mode this process first writes its own values, then the
+    answer merges every worker's snapshot file (goomerang's families) and
+    every ``*.db`` file that prometheus_client's own multiprocess mode wrote
+    there (the application's metrics, when it uses that mode);
+    ``registry`` is ignored (a worker's own registry would count itself
+    twice). Otherwise ``registry`` (default ``REGISTRY``) is exposed as is.
+    Prometheus text format 0.0.4.
     """
-    flush_all()  # this process's buffered observations, whatever registry they go to
     path = os.environ.get(MULTIPROC_ENV)
     if path:
+        flush_all()
         scrape = CollectorRegistry()
+        scrape.register(DirectoryCollector(path))
         multiprocess.MultiProcessCollector(scrape, path=path)  # type: ignore[no-untyped-call]
         body = generate_latest(scrape)
     else:
@@ -68,14 +69,17 @@ def prepare_multiprocess_dir(path: str | None = None) -> str:
     """Supervisor side: create or empty the metrics directory and turn multiprocess mode on.
 
     ``path`` defaults to ``PROMETHEUS_MULTIPROC_DIR`` when set, else a new
-    temporary directory. The ``*.db`` files left by an earlier run are
-    deleted (stale counters would otherwise be summed in); other files stay.
-    Sets ``PROMETHEUS_MULTIPROC_DIR`` for this process and its children, and
-    switches prometheus_client's
-    value class so that metric objects created from now on, here or in
-    workers forked from here, write to the directory. Call it before any
-    worker creates a :class:`ServerMetrics`; objects created earlier stay
-    process-local. Returns the directory.
+    temporary directory (removed when this process exits normally). The
+    files an earlier run left (goomerang's ``*.gmm`` snapshot files,
+    prometheus_client's ``*.db`` files) are deleted: stale counters would
+    otherwise be summed in; other files stay. Sets
+    ``PROMETHEUS_MULTIPROC_DIR`` for this process and its children. Call it
+    before creating the recorders (a recorder created earlier stays
+    process-local). Returns the directory.
+
+    The application's own prometheus_client metrics join the merged scrape
+    when prometheus_client runs in its multiprocess mode, which it decides
+    when imported: set the variable in the environment before starting.
     """
     if path is None:
         path = os.environ.get(MULTIPROC_ENV)
@@ -87,9 +91,8 @@ def prepare_multiprocess_dir(path: str | None = None) -> str:
     for entry in os.listdir(path):
         if entry.endswith(".db"):
             os.remove(os.path.join(path, entry))
+    remove_all(path)
     os.environ[MULTIPROC_ENV] = path
-    if not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     return path
 
 
@@ -101,11 +104,14 @@ def _remove_own_dir(path: str, owner: int) -> None:
 
 
 def mark_worker_dead(pid: int) -> None:
-    """Supervisor side: drop the ``live*`` gauges of a reaped worker.
+    """Supervisor side: drop the gauges of a reaped worker from the merged scrape.
 
     A no-op outside multiprocess mode. Counters and histograms of the
-    worker stay in the sums.
+    worker stay in the sums (they are totals); its gauges (open
+    connections, status, ...) no longer count. prometheus_client's own
+    ``live*`` gauges of the process are dropped too.
     """
     path = os.environ.get(MULTIPROC_ENV)
     if path:
+        mark_dead(path, pid)
         multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]

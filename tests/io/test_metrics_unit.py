@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import os
@@ -13,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -419,18 +416,22 @@ def test_default_registry_used_and_reused() -> None:
 
     a = ServerMetrics()
     b = ServerMetrics()  # would raise "Duplicated timeseries" without reuse
-    assert a.registry is REGISTRY and b.errors is a.errors
+    assert a.registry is REGISTRY and b.registry is REGISTRY
     before = REGISTRY.get_sample_value(S + "errors_total") or 0.0
     b.error()
     assert REGISTRY.get_sample_value(S + "errors_total") == before + 1
+    a.error()  # both feed the one series
+    assert REGISTRY.get_sample_value(S + "errors_total") == before + 2
     assert metrics_http_response()[2].count(b"goomerang_server_errors_total") >= 1
 
 
 def test_registry_name_taken_by_other_metric_type() -> None:
     reg = CollectorRegistry()
     Counter("goomerang_server_status", "someone else's", registry=reg)
-    with pytest.raises(ValueError, match="already registered as Counter"):
+    with pytest.raises(ValueError, match=r"already registered.*another registry or namespace"):
         ServerMetrics(registry=reg)
+    ServerMetrics(registry=reg, namespace="other").set_status(1)  # the way out it names
+    assert reg.get_sample_value("other_server_status") == 1
 
 
 def test_namespace() -> None:
@@ -485,7 +486,7 @@ _WORKER = textwrap.dedent(
 # The supervisor: prepares the directory, forks two workers that write and
 # exit, scrapes, marks one dead, scrapes again. prometheus_client is imported
 # (through goomerang_io.metrics) before the directory is prepared, as it is in
-# the real supervisor; forked children then inherit the switched value class.
+# the real supervisor: the workers' snapshot files do not depend on the order.
 _SUPERVISOR = textwrap.dedent(
     """
     import json, os, sys
@@ -580,8 +581,10 @@ def test_multiprocess_scrape_sums_workers_and_drops_dead_live_gauges(tmp_path: P
     assert second[_key(S + "concurrent_workers")] == 1
     assert second[_key(S + "config_max_concurrency")] == 4
     assert second[_key(S + "status")] == 2
-    gm_dead_pid_files = [f for f in out["files"] if f.startswith("gauge_live")]
-    assert len(gm_dead_pid_files) >= 3  # the second worker's live gauges remain
+    # one snapshot file per worker: the first renamed dead (its totals stay), the second live
+    assert len([f for f in out["files"] if f.startswith("dead_") and f.endswith(".gmm")]) == 1
+    assert len([f for f in out["files"] if f.startswith("live_") and f.endswith(".gmm")]) == 1
+    assert not [f for f in out["files"] if f.endswith(".db")]  # nothing of prometheus_client's
 
 
 @pytest.mark.timeout(60)
@@ -666,7 +669,6 @@ def test_render_evaluates_rates_quantiles_and_gauges() -> None:
     render = _render_module()
     reg = CollectorRegistry()
     m = ServerMetrics(registry=reg)
-    from prometheus_client import generate_latest
 
     scrapes = []
     for i in range(3):
@@ -688,140 +690,3 @@ def test_render_evaluates_rates_quantiles_and_gauges() -> None:
     assert q["p50"][1] == [120.0, 120.0]  # rank 5 of 10, all in (80, 160]
     g = render.evaluate(render.Gauge(S + "status", "max", "{{instance}}", ("instance",)), scrapes)
     assert g == {"h:1": ([0.0, 10.0, 20.0], [0.0, 1.0, 2.0])}
-
-
-# ------------------------------------------------------------------ buffering
-
-_observations = st.lists(
-    st.tuples(
-        st.sampled_from(["k.A", "k.B"]),
-        st.one_of(
-            st.sampled_from([*DEFAULT_SIZE_BUCKETS, 0, 1e9, float("inf")]),
-            st.integers(0, 100_000),
-            st.floats(0, 1e6, allow_nan=False),
-        ),
-    ),
-    max_size=60,
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(_observations, st.integers(0, 60))
-def test_buffered_histograms_equal_direct_observations(
-    observations: list[tuple[str, float]], flush_at: int
-) -> None:
-    """What a recorder buffers and flushes exposes exactly what Histogram.observe would."""
-    buffered_reg, direct_reg = CollectorRegistry(), CollectorRegistry()
-    recorder = ServerMetrics(registry=buffered_reg)
-    plain = ServerMetrics(registry=direct_reg)
-
-    async def record() -> None:  # inside a loop: buffered until flushed
-        for i, (kind, value) in enumerate(observations):
-            if i == flush_at:
-                recorder.flush()
-            recorder.message_received(kind, value, value / 1e3)  # type: ignore[arg-type]
-            recorder.message_sent(kind, value, value / 1e6)  # type: ignore[arg-type]
-
-    asyncio.run(record())
-    for kind, value in observations:  # no loop: written at once
-        plain.message_received(kind, value, value / 1e3)  # type: ignore[arg-type]
-        plain.message_sent(kind, value, value / 1e6)  # type: ignore[arg-type]
-
-    def exposed(reg: CollectorRegistry) -> dict[str, float]:
-        out = {}
-        for fam in text_string_to_metric_families(generate_latest(reg).decode()):
-            for s in fam.samples:
-                if not s.name.endswith("_created"):
-                    out[s.name + json.dumps(dict(sorted(s.labels.items())))] = s.value
-        return out
-
-    got, want = exposed(buffered_reg), exposed(direct_reg)
-    assert got.keys() == want.keys()
-    for key, value in want.items():
-        if "_sum" in key:  # the same numbers, added in another order
-            assert got[key] == pytest.approx(value, rel=1e-9), key
-        else:  # bucket counts and counts: exact
-            assert got[key] == value, key
-
-
-def test_buffered_values_wait_for_the_loop_iteration_then_are_written() -> None:
-    reg = CollectorRegistry()
-    m = ServerMetrics(registry=reg)
-    name = "goomerang_server_message_received_size_bytes_count"
-
-    def written() -> float | None:
-        # the histogram child itself, not a collection (which would flush first)
-        return m.received_size.labels("k.K")._buckets[0].get()  # type: ignore[no-any-return]
-
-    async def main() -> None:
-        m.message_received("k.K", 5, None)
-        m.worker_started()
-        assert written() == 0  # buffered
-        turn = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().call_soon(turn.set_result, None)
-        await turn  # scheduled after the recorder's call_soon flush, so that ran first
-        assert written() == 1
-        m.message_received("k.K", 5, None)
-        assert reg.get_sample_value(name, {"kind": "k.K"}) == 2  # a collection flushes first
-        assert reg.get_sample_value("goomerang_server_concurrent_workers") == 1
-
-    asyncio.run(main())
-
-
-def test_collection_from_another_thread_flushes_through_the_loop() -> None:
-    reg = CollectorRegistry()
-    m = ServerMetrics(registry=reg)
-    name = "goomerang_server_message_processing_duration_seconds_count"
-
-    async def main() -> None:
-        m.message_processed("k.K", 0.001)
-        m.message_processed("k.K", 0.002)
-        # a scrape thread (prometheus_client.start_http_server) while the loop runs
-        value = await asyncio.to_thread(reg.get_sample_value, name, {"kind": "k.K"})
-        assert value == 2
-
-    asyncio.run(main())
-
-
-def test_closed_endpoint_flushes_its_metrics() -> None:
-    from goomerang_io import Server
-
-    reg = CollectorRegistry()
-    m = ServerMetrics(registry=reg)
-
-    async def main() -> None:
-        server = Server("127.0.0.1:0", metrics=m)
-        await server.start()
-        m.message_received("k.K", 5, None)
-        await server.shutdown()
-        # flushed by the CLOSED transition, not by a loop iteration or a collection
-        assert m.received_size.labels("k.K")._buckets[0].get() == 1
-
-    asyncio.run(main())
-
-
-def test_http_response_flushes_what_this_iteration_buffered(tmp_path: Path) -> None:
-    """A scrape answered in the same loop iteration, multiprocess merge included, is exact."""
-    name = "goomerang_server_message_received_size_bytes_count"
-
-    async def main(registry: CollectorRegistry) -> str:
-        m = ServerMetrics(registry=registry)
-        m.message_received("k.Same", 5, None)
-        return metrics_http_response(registry)[2].decode()  # no loop turn in between
-
-    assert f'{name}{{kind="k.Same"}} 1.0' in asyncio.run(main(CollectorRegistry()))
-    code = textwrap.dedent(
-        """
-        import asyncio
-        from goomerang_io.metrics import ServerMetrics, metrics_http_response
-
-        async def main():
-            m = ServerMetrics()
-            m.message_received("k.Same", 5, None)
-            print(metrics_http_response()[2].decode())
-
-        asyncio.run(main())
-        """
-    )
-    text = _run(code, env={gm.MULTIPROC_ENV: str(tmp_path)})
-    assert f'{name}{{kind="k.Same"}} 1.0' in text
