@@ -740,11 +740,11 @@ def label(result: dict[str, Any]) -> str:
 def print_compiled(pure: list[dict[str, Any]], compiled: dict[str, dict[str, Any]]) -> None:
     """The pure engine beside the compiled one (``--compiled``), per path."""
     print("pure engine vs mypyc-compiled engine (make compiled), instructions per message")
-    print(f"{'path':7} {'pure':>11} {'compiled':>11} {'change':>8}")
+    print(f"{'path':12} {'pure':>11} {'compiled':>11} {'change':>8}")
     for r in pure:
         c = compiled[r["path"]]["per_msg"]
         change = (c - r["per_msg"]) / r["per_msg"] * 100
-        print(f"{r['path']:7} {r['per_msg']:11,.0f} {c:11,.0f} {change:7.1f}%")
+        print(f"{r['path']:12} {r['per_msg']:11,.0f} {c:11,.0f} {change:7.1f}%")
 
 
 def main(argv: list[str] | None = None) -> int:
