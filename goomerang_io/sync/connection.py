@@ -137,6 +137,8 @@ class Connection:
         self._own_debt = False  # the IO thread sent (on_events) and is above high water
         self.reading = True
         """False while the IO thread does not read from the socket (flow control)."""
+        self.read_paused = threading.Event()
+        """Set while ``reading`` is False (wait on it instead of polling ``reading``)."""
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -357,7 +359,12 @@ class Connection:
                 read = not (
                     closing or self._paused_by_owner or self._own_debt or not engine.should_read()
                 )
-                self.reading = read
+                if read is not self.reading:
+                    self.reading = read
+                    if read:
+                        self.read_paused.clear()
+                    else:
+                        self.read_paused.set()
                 want_write = bool(self.buffered)
             if events:
                 self.on_events(events)

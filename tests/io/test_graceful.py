@@ -63,7 +63,7 @@ def test_handlers_do_not_outlive_shutdown_input_16() -> None:
         async def endless(sender: Sender, message: Message[Any]) -> None:
             entered.put(message)
             try:
-                await asyncio.sleep(30)
+                await asyncio.Event().wait()  # never set: only cancellation ends it
             finally:
                 ended.put("cancelled" if asyncio.current_task().cancelling() else "done")  # type: ignore[union-attr]
 
@@ -92,7 +92,7 @@ def test_client_handlers_do_not_outlive_close_input_16() -> None:
             async def endless(sender: Sender, message: Message[Any]) -> None:
                 entered.put(message)
                 try:
-                    await asyncio.sleep(30)
+                    await asyncio.Event().wait()  # never set: only cancellation ends it
                 finally:
                     ended.put("ended")
 

@@ -154,9 +154,7 @@ def test_a_member_over_its_write_limit_is_skipped() -> None:
 
 
 async def poll_members(server: Any, topic: str, group: str, n: int) -> None:
-    async with asyncio.timeout(WAIT):
-        while len(server.groups.members(topic, group)) < n:
-            await asyncio.sleep(0.01)
+    await poll_until(lambda: len(server.groups.members(topic, group)) >= n, WAIT)
 
 
 # ---------------------------------------------------------------- wire

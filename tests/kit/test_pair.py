@@ -70,7 +70,10 @@ def test_async_handlers_run_without_a_loop_and_with_a_given_runner() -> None:
     assert pair.client.request(m("no loop")).payload == ReplyV1(message="no loop")
 
     async def sleeper(sender: Any, message: Message[Any]) -> None:
-        await asyncio.sleep(0.001)  # a deliberately slow handler: a real timer needs a loop
+        # a handler that needs a running loop: it waits for a callback the loop runs
+        later = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(later.set_result, None)
+        await later
         await sender.send(Message(ReplyV1(message="slept")))
 
     looped = Pair(runner=asyncio.run)
