@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -270,21 +270,7 @@ def test_two_endpoints_pushing_at_each_other_do_not_deadlock(runtime: str) -> No
 
     async def main() -> None:
         got_server, got_client = asyncio.Event(), asyncio.Event()
-        counts = {"server": 0, "client": 0}
-
-        async def on_server(sender: Any, message: Message[Any]) -> None:
-            if message.payload.message.startswith("push"):
-                for _ in range(n):
-                    await sender.send(Message(ReplyV1(message="s" * size)))
-                return
-            counts["server"] += 1
-            if counts["server"] == n:
-                got_server.set()
-
-        def on_client(_sender: Any, _message: Message[Any]) -> None:
-            counts["client"] += 1
-            if counts["client"] == n:
-                got_client.set()
+        on_server, on_client = push_handlers(n, size, got_server.set, got_client.set)
 
         server = Server("127.0.0.1:0", write_limit=65536, ping_interval=None)
         server.handle(MessageV1, on_server)
@@ -314,6 +300,30 @@ def test_two_endpoints_pushing_at_each_other_do_not_deadlock(runtime: str) -> No
         asyncio.run(main())
 
 
+def push_handlers(
+    n: int, size: int, server_got_all: Callable[[], None], client_got_all: Callable[[], None]
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The handlers of the case above, for any runtime: a "push" makes the server send
+    ``n`` messages of ``size`` bytes; each side calls its callback once it received ``n``."""
+    counts = {"server": 0, "client": 0}
+
+    async def on_server(sender: Any, message: Message[Any]) -> None:
+        if message.payload.message.startswith("push"):
+            for _ in range(n):
+                await sender.send(Message(ReplyV1(message="s" * size)))
+            return
+        counts["server"] += 1
+        if counts["server"] == n:
+            server_got_all()
+
+    def on_client(_sender: Any, _message: Message[Any]) -> None:
+        counts["client"] += 1
+        if counts["client"] == n:
+            client_got_all()
+
+    return on_server, on_client
+
+
 def trio_push_both_ways(n: int, size: int) -> None:
     """The case above on goomerang_io.trio's Server and Client in one trio run."""
     import trio
@@ -323,21 +333,7 @@ def trio_push_both_ways(n: int, size: int) -> None:
 
     async def main() -> None:
         got_server, got_client = trio.Event(), trio.Event()
-        counts = {"server": 0, "client": 0}
-
-        async def on_server(sender: Any, message: Message[Any]) -> None:
-            if message.payload.message.startswith("push"):
-                for _ in range(n):
-                    await sender.send(Message(ReplyV1(message="s" * size)))
-                return
-            counts["server"] += 1
-            if counts["server"] == n:
-                got_server.set()
-
-        def on_client(_sender: Any, _message: Message[Any]) -> None:
-            counts["client"] += 1
-            if counts["client"] == n:
-                got_client.set()
+        on_server, on_client = push_handlers(n, size, got_server.set, got_client.set)
 
         server = TrioServer("127.0.0.1:0", write_limit=65536, ping_interval=None)
         server.handle(MessageV1, on_server)
