@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from goomerang_proto import Message
+from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
 UNICODE_HEADERS = {"uni": "héllo wörld ✓ 日本語 🚀", "empty": "", "ключ": "значение", "k": "v"}
 WAIT = 10.0
@@ -46,3 +51,18 @@ def report(task: Task, complete: bool, **extra: object) -> int:
     """Print the one JSON line of the profile; return the exit status (0 when complete)."""
     print(json.dumps({"mode": task.name, "complete": complete, **extra}), flush=True)
     return 0 if complete else 1
+
+
+def m(text: str, headers: dict[str, str] | None = None) -> Message[Any]:
+    """A MessageV1 with ``text`` and a copy of ``headers``."""
+    return Message(MessageV1(message=text), dict(headers or {}))
+
+
+def texts(items: list[Message[Any]]) -> list[str]:
+    """The texts of received MessageV1s, in order."""
+    return [x.payload.message for x in items]
+
+
+def has_headers(headers: dict[str, str]) -> Callable[[list[Message[Any]]], bool]:
+    """A predicate: some received message carries exactly ``headers``."""
+    return lambda items: any(x.headers == headers for x in items)

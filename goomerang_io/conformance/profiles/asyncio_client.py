@@ -10,7 +10,7 @@ from typing import Any
 from goomerang_io import Client, Message
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
-from . import UNICODE_HEADERS, WAIT, Task, report
+from . import UNICODE_HEADERS, WAIT, Task, has_headers, m, report, texts
 
 
 class Inbox:
@@ -43,18 +43,6 @@ async def client(task: Task) -> tuple[Client, Inbox]:
     c.handle(MessageV1, inbox.handler)
     await c.connect()
     return c, inbox
-
-
-def m(text: str, headers: dict[str, str] | None = None) -> Message[Any]:
-    return Message(MessageV1(message=text), dict(headers or {}))
-
-
-def texts(items: list[Message[Any]]) -> list[str]:
-    return [x.payload.message for x in items]
-
-
-def has_headers(headers: dict[str, str]) -> Callable[[list[Message[Any]]], bool]:
-    return lambda items: any(x.headers == headers for x in items)
 
 
 async def do_send(task: Task) -> int:

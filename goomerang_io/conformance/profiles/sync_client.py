@@ -12,7 +12,7 @@ from goomerang_io import Message
 from goomerang_io.sync import Client
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
-from . import UNICODE_HEADERS, WAIT, Task, report
+from . import UNICODE_HEADERS, WAIT, Task, has_headers, m, report, texts
 
 
 class Inbox:
@@ -38,18 +38,6 @@ def client(task: Task) -> tuple[Client, Inbox]:
     c.handle(MessageV1, inbox.handler)
     c.connect()
     return c, inbox
-
-
-def m(text: str, headers: dict[str, str] | None = None) -> Message[Any]:
-    return Message(MessageV1(message=text), dict(headers or {}))
-
-
-def texts(items: list[Message[Any]]) -> list[str]:
-    return [x.payload.message for x in items]
-
-
-def has_headers(headers: dict[str, str]) -> Callable[[list[Message[Any]]], bool]:
-    return lambda items: any(x.headers == headers for x in items)
 
 
 def do_send(task: Task) -> int:

@@ -13,7 +13,7 @@ from goomerang_io import Message
 from goomerang_io.trio import Client
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
-from . import UNICODE_HEADERS, WAIT, Task, report
+from . import UNICODE_HEADERS, WAIT, Task, has_headers, m, report, texts
 
 
 class Inbox:
@@ -43,18 +43,6 @@ async def client(stack: AsyncExitStack, task: Task) -> tuple[Client, Inbox]:
     c.handle(MessageV1, inbox.handler)
     await stack.enter_async_context(c)
     return c, inbox
-
-
-def m(text: str, headers: dict[str, str] | None = None) -> Message[Any]:
-    return Message(MessageV1(message=text), dict(headers or {}))
-
-
-def texts(items: list[Message[Any]]) -> list[str]:
-    return [x.payload.message for x in items]
-
-
-def has_headers(headers: dict[str, str]) -> Callable[[list[Message[Any]]], bool]:
-    return lambda items: any(x.headers == headers for x in items)
 
 
 async def do_send(stack: AsyncExitStack, task: Task) -> bool:
