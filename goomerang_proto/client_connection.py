@@ -43,9 +43,19 @@ class ClientConnection(BaseConnection):
     (``127.0.0.1:8080``), ``path`` the endpoint (``/ws`` or ``/wss``).
     """
 
+    __slots__ = (
+        "_h11",
+        "_key",
+        "_offered",
+        "_reject_body",
+        "_response",
+        "extensions",
+        "host",
+    )
+
     is_client = True
     #: Goomerang extensions the server accepted on the upgrade (docs/PROTOCOL-extensions.md).
-    extensions: frozenset[str] = frozenset()
+    extensions: frozenset[str]
 
     def __init__(
         self,
@@ -64,6 +74,7 @@ class ClientConnection(BaseConnection):
         self._setup(
             registry=registry, max_message_size=max_message_size, raw=raw, clock=clock, **options
         )
+        self.extensions = frozenset()
         self.host = host
         self.path = path
         self._key = key if key is not None else base64.b64encode(os.urandom(16)).decode("ascii")

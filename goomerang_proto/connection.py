@@ -99,7 +99,7 @@ from .message import Message
 from .output import Clock, Output
 from .pb import goomerang_frame_pb2 as pb
 from .registry import Registry
-from .status import Status, move_connection
+from .status import Status, move_connection, start_connection
 
 _frame_from_string = pb.Frame.FromString
 _new_event = object.__new__  # the per-message events are built without a Python __init__ call
@@ -123,7 +123,21 @@ class BaseConnection(Output):
     :mod:`goomerang_proto.flow`; ``now`` (the current time, default 0.0).
     """
 
-    status: Status = Status.NEW
+    __slots__ = (
+        "_events",
+        "_pending_failure",
+        "_reader",
+        "clock",
+        "close_code",
+        "close_reason",
+        "path",
+        "raw",
+        "registry",
+        "request_headers",
+        "status",
+    )
+
+    status: Status
     """NEW, RUNNING, CLOSING or CLOSED; moved only by :func:`status.move_connection`."""
 
     def __init__(self, **options: Any) -> None:
@@ -150,6 +164,7 @@ class BaseConnection(Output):
         overflow_code: int = CLOSE_POLICY,
         now: float = 0.0,
     ) -> None:
+        start_connection(self)
         self.registry = registry if registry is not None else Registry()
         self.raw = raw
         self.clock: Clock = clock if clock is not None else _no_clock

@@ -46,6 +46,20 @@ from .status import Status, move_connection
 class Deadlines:
     """Handshake, ping/pong and close deadlines (absolute times on the caller's clock)."""
 
+    __slots__ = (
+        "_abort_transport",
+        "_close_deadline",
+        "_close_transport",
+        "_handshake_deadline",
+        "_now",
+        "_ping_due",
+        "_pong_deadline",
+        "close_timeout",
+        "handshake_timeout",
+        "ping_interval",
+        "ping_timeout",
+    )
+
     # the connection's own state that the deadlines read or set
     status: Status
     _close_transport: bool

@@ -46,6 +46,19 @@ DEFAULT_HIGH_WATER = 64 * 1024
 class FlowControl(Deadlines):
     """Unsent-output accounting: ``high_water``/``low_water`` hysteresis and the hard cap."""
 
+    __slots__ = (
+        "_above",
+        "_cap_below_high",
+        "_held_pong",
+        "_out_size",
+        "_peer_debt",
+        "_transport_buffered",
+        "high_water",
+        "low_water",
+        "max_buffered",
+        "overflow_code",
+    )
+
     high_water: int
     low_water: int
     max_buffered: int | None

@@ -44,6 +44,12 @@ Clock = Callable[[], int]
 class Output(FlowControl):
     """Frames and queues what the connection sends; starts and fails the close."""
 
+    __slots__ = (
+        "_close_sent",
+        "_mask_keys",
+        "_out",
+    )
+
     is_client = False
     # the connection's own state that the output reads
     clock: Clock

@@ -59,6 +59,20 @@ class ServerConnection(BaseConnection):
     upgrade becomes a :class:`HandshakeRequest` to :meth:`accept` or :meth:`reject`.
     """
 
+    __slots__ = (
+        "_awaiting_accept",
+        "_awaiting_response",
+        "_body",
+        "_body_size",
+        "_h11",
+        "_request",
+        "auto_accept",
+        "extensions",
+        "max_http_body",
+        "max_request_size",
+        "ws_path",
+    )
+
     is_client = False
 
     def __init__(
@@ -78,6 +92,7 @@ class ServerConnection(BaseConnection):
         self._setup(
             registry=registry, max_message_size=max_message_size, raw=raw, clock=clock, **options
         )
+        self.extensions = frozenset()
         self.ws_path = ws_path if ws_path is not None else ("/wss" if tls else "/ws")
         self.auto_accept = auto_accept
         self.max_http_body = max_http_body
@@ -227,7 +242,7 @@ class ServerConnection(BaseConnection):
         )
 
     #: Goomerang extensions accepted on the upgrade (see ``extensions``).
-    extensions: frozenset[str] = frozenset()
+    extensions: frozenset[str]
 
     def accept(self, headers: Iterable[tuple[str, str]] = (), now: float | None = None) -> None:
         """Complete a pending upgrade with 101 Switching Protocols; keep-alive starts at ``now``.

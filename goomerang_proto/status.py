@@ -102,6 +102,11 @@ class HasStatus(Protocol):
     status: Status
 
 
+def start_connection(conn: HasStatus) -> None:
+    """Give a new engine connection its first status, NEW (the table's only entry point)."""
+    conn.status = Status.NEW
+
+
 def move_connection(conn: HasStatus, new: Status) -> None:
     """Move an engine connection to ``new``; IllegalTransition if the table forbids it.
 

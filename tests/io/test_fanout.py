@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import pytest
 from rawws import RawPeer
 from util import (
     WAIT,
@@ -23,7 +24,7 @@ from util import (
 )
 
 from goomerang_io import BroadcastResult, Client, Server
-from goomerang_proto import Message, UnknownKind
+from goomerang_proto import Message, ServerConnection, UnknownKind
 from goomerang_proto.codec import pack_broadcast_cmd
 from goomerang_proto.frames import OP_BINARY, build_frame
 from goomerang_proto.pb.goomerang_example_pb2 import BadReplyV1, MessageV1, ReplyV1
@@ -224,7 +225,9 @@ def test_client_broadcast_of_kind_unknown_to_server_is_reported() -> None:
     run(main())
 
 
-def test_fanouts_from_one_read_reach_each_target_in_one_write() -> None:
+def test_fanouts_from_one_read_reach_each_target_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Broadcast commands that arrive in one read are written once per target, in order."""
 
     async def main() -> None:
@@ -252,13 +255,15 @@ def test_fanouts_from_one_read_reach_each_target_in_one_write() -> None:
             peer = await RawPeer.connect(server.addr)
             try:
                 (sender,) = [p for p in server._conns if p.conn_id not in receivers]
-                receive = sender.engine.receive_data
+                receive = ServerConnection.receive_data
 
-                def counted_read(data: Any, now: float | None = None) -> None:
-                    reads.append(len(data))
-                    receive(data, now)
+                def counted_read(self: ServerConnection, data: Any, now: Any = None) -> None:
+                    if self is sender.engine:
+                        reads.append(len(data))
+                    receive(self, data, now)
 
-                sender.engine.receive_data = counted_read  # type: ignore[method-assign]
+                # on the class: engine connections have __slots__, no per-instance methods
+                monkeypatch.setattr(ServerConnection, "receive_data", counted_read)
                 frames = b"".join(
                     build_frame(OP_BINARY, pack_broadcast_cmd(msg(f"b{i}")), mask=True)
                     for i in range(3)

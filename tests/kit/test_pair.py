@@ -164,23 +164,24 @@ def test_partial_reads_deliver_the_same_messages() -> None:
 
 
 @pytest.mark.pure_python  # replaces an engine method or global: see tests/conftest.py
-def test_advance_fires_each_deadline_at_its_own_time() -> None:
+def test_advance_fires_each_deadline_at_its_own_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in for the engine's get_timer/handle_timer pair (time only enters as arguments)."""
     pair = Pair()
     conn = pair.client.conn
     deadlines = [1.0, 2.5, 7.0]
     fired: list[float] = []
 
-    def get_timer() -> float | None:
+    def get_timer(self: object) -> float | None:
         return deadlines[0] if deadlines else None
 
-    def handle_timer(now: float) -> None:
+    def handle_timer(self: object, now: float) -> None:
         fired.append(now)
         deadlines.pop(0)
         conn.ping(b"t")
 
-    conn.get_timer = get_timer  # type: ignore[attr-defined]
-    conn.handle_timer = handle_timer  # type: ignore[attr-defined]
+    # on the class: engine connections have __slots__ (the server's class is another one)
+    monkeypatch.setattr(type(conn), "get_timer", get_timer)
+    monkeypatch.setattr(type(conn), "handle_timer", handle_timer)
     pair.advance(3.0)
     assert fired == [1.0, 2.5] and pair.clock.now == 3.0
     pair.advance(10.0)
@@ -190,10 +191,10 @@ def test_advance_fires_each_deadline_at_its_own_time() -> None:
 
 
 @pytest.mark.pure_python  # replaces an engine method or global: see tests/conftest.py
-def test_a_timer_that_never_moves_is_reported() -> None:
+def test_a_timer_that_never_moves_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     pair = Pair(max_rounds=200)
-    pair.client.conn.get_timer = lambda: 0.5  # type: ignore[attr-defined]
-    pair.client.conn.handle_timer = lambda now: None  # type: ignore[attr-defined]
+    monkeypatch.setattr(type(pair.client.conn), "get_timer", lambda self: 0.5)
+    monkeypatch.setattr(type(pair.client.conn), "handle_timer", lambda self, now: None)
     with pytest.raises(RuntimeError, match="timer"):
         pair.advance(1.0)
 
