@@ -160,6 +160,11 @@ class Client(Endpoint):
         if self.metrics is not None:
             self.metrics.set_max_concurrency(self.options.max_concurrency)
         self._move(Status.RUNNING)
+        proto = self._proto
+        if proto is not None and proto.closed.done():
+            # the server closed right after its 101, before this coroutine resumed:
+            # the loss is reported now, in Go's order (RUNNING -> CLOSING -> CLOSED)
+            self._lost(proto)
 
     async def _open(self) -> None:
         if self.metrics is not None and not self.router.frozen:
@@ -193,14 +198,13 @@ class Client(Endpoint):
         timeout = self.options.handshake_timeout
         try:
             async with asyncio.timeout(timeout):
-                _transport, proto = await loop.create_connection(
-                    lambda: _ClientProtocol(self, engine),
+                await loop.create_connection(
+                    partial(self._new_protocol, engine),
                     self.host,
                     self.port,
                     ssl=self.tls,
                     server_hostname=self.server_hostname if self.tls is not None else None,
                 )
-                self._proto = proto
                 await self._connected
         except TimeoutError:
             self._abort_transport()
@@ -215,6 +219,15 @@ class Client(Endpoint):
             raise
         if self._proto is not None:
             self.peer = self._proto.peer
+
+    def _new_protocol(self, engine: ClientConnection) -> _ClientProtocol:
+        # Known as this client's connection from the start: the server's first bytes
+        # (its 101, and maybe a Close and the end of TCP) may be read before
+        # create_connection returns, and their events must not be taken for a stale
+        # connection's.
+        proto = _ClientProtocol(self, engine)
+        self._proto = proto
+        return proto
 
     def _abort_transport(self) -> None:
         if self._proto is not None and self._proto.transport is not None:

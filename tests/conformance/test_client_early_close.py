@@ -1,0 +1,91 @@
+"""A server that closes right after its 101, before the client's ``connect()`` resumes.
+
+The asyncio client's first bytes (the 101, a Close, the end of TCP) may all be
+read before ``loop.create_connection`` returns to ``connect()``. Those events
+belong to the new connection: the Close is reported by its code (1000 and 1005
+are clean, others are errors, once), the status goes RUNNING -> CLOSING ->
+CLOSED as in Go, and ``connect()`` never leaves the client RUNNING on a dead
+connection. The loops below return from ``create_connection`` only once the
+connection has ended, which makes that ordering certain instead of rare
+(it was: about 1 in 1,000 runs under load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import uvloop
+from misbehave_peers import RawServer, wait_closed_or_answer
+
+from goomerang_io import Client
+from goomerang_proto import Status
+from goomerang_proto.frames import OP_CLOSE, build_frame, close_payload
+
+
+def _late(base: type[asyncio.AbstractEventLoop]) -> type[asyncio.AbstractEventLoop]:
+    class LateConnectLoop(base):  # type: ignore[valid-type, misc]
+        """``create_connection`` returns only after the connection has ended."""
+
+        async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+            transport, protocol = await super().create_connection(*args, **kwargs)
+            await asyncio.wait_for(asyncio.shield(protocol.closed), 5.0)
+            return transport, protocol
+
+    return LateConnectLoop
+
+
+LOOPS = {"asyncio": _late(asyncio.SelectorEventLoop), "uvloop": _late(uvloop.Loop)}
+
+
+def close_with(payload: bytes) -> Callable[[socket.socket, threading.Event], None]:
+    def behave(sock: socket.socket, done: threading.Event) -> None:
+        sock.sendall(build_frame(OP_CLOSE, payload))
+        wait_closed_or_answer(sock)
+        sock.shutdown(socket.SHUT_RDWR)
+
+    return behave
+
+
+async def connect_to(addr: str) -> dict[str, Any]:
+    errors: list[BaseException] = []
+    statuses: list[str] = []
+    closed = asyncio.Event()
+
+    def on_status(status: Status) -> None:
+        statuses.append(status.name)
+        if status is Status.CLOSED:
+            closed.set()
+
+    client = Client(addr, on_error=[errors.append], heartbeat_interval=None)
+    client.on_status_change(on_status)
+    await client.connect()
+    async with asyncio.timeout(5.0):
+        await closed.wait()
+    return {"errors": errors, "statuses": statuses, "code": client.close_code}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+@pytest.mark.parametrize(
+    ("payload", "code", "errors"),
+    [(b"", 1005, 0), (close_payload(1000, ""), 1000, 0), (close_payload(1011, "bye"), 1011, 1)],
+    ids=["no-status", "1000", "1011"],
+)
+def test_a_close_read_before_connect_resumes_is_this_connections(
+    loop_name: str, payload: bytes, code: int, errors: int
+) -> None:
+    server = RawServer(close_with(payload))
+    loop = LOOPS[loop_name]()
+    try:
+        out = loop.run_until_complete(connect_to(server.addr))
+    finally:
+        loop.close()
+        server.close()
+    assert out["code"] == code
+    assert len(out["errors"]) == errors, out["errors"]
+    assert out["statuses"] == ["RUNNING", "CLOSING", "CLOSED"]
