@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from misbehave_peers import ClientDriver, rss_kb
+from misbehave_peers import ClientDriver, CloseWatch, rss_kb
 from misbehave_sync_client import SyncDriver
 from misbehave_trio_client import TrioDriver
 
@@ -21,6 +21,22 @@ from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
 
 T = TypeVar("T")
+
+
+async def clean_close(addr: str) -> dict[str, Any]:
+    """Connect an asyncio Client and wait (5 s at most) until the server has closed it.
+
+    Returns ``errors`` (repr of each error reported), ``statuses`` (the names,
+    in order) and ``code`` (the close code the client saw)."""
+    from goomerang_io import Client
+
+    watch = CloseWatch(asyncio.Event())
+    client = Client(addr, on_error=[watch.on_error], heartbeat_interval=None)
+    client.on_status_change(watch.on_status)
+    await client.connect()
+    async with asyncio.timeout(5.0):
+        await watch.closed.wait()
+    return watch.result(client.close_code)
 
 
 def run_uvloop(coro: Coroutine[Any, Any, T]) -> T:
@@ -106,26 +122,7 @@ class AsyncioDriver:
         return {"seconds": seconds, "status": client.status.name}
 
     def clean_close_from_server(self, addr: str) -> dict[str, Any]:
-        return self.run(self._clean_close(addr))
-
-    async def _clean_close(self, addr: str) -> dict[str, Any]:
-        from goomerang_io import Client
-
-        errors: list[str] = []
-        statuses: list[str] = []
-        closed = asyncio.Event()
-
-        def on_status(status: Status) -> None:
-            statuses.append(status.name)
-            if status is Status.CLOSED:
-                closed.set()
-
-        client = Client(addr, on_error=[lambda e: errors.append(repr(e))], heartbeat_interval=None)
-        client.on_status_change(on_status)
-        await client.connect()
-        async with asyncio.timeout(5.0):
-            await closed.wait()
-        return {"errors": errors, "statuses": statuses, "code": client.close_code}
+        return self.run(clean_close(addr))
 
     def until_closed(self, addr: str) -> dict[str, Any]:
         return self.run(self._until_closed(addr))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from goomerang_proto import Message
+from goomerang_proto import Message, Status
 from goomerang_proto.codec import pack
 from goomerang_proto.frames import OP_BINARY, OP_CLOSE, OP_PING, build_frame
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -390,6 +390,27 @@ def wait_closed_or_answer(sock: socket.socket) -> None:
 
 
 # -------------------------------------------------------------- client drivers
+class CloseWatch:
+    """What a client reports while a server closes it: its errors (repr), its statuses
+    (names, in order) and ``closed``, an Event of the client's runtime set at CLOSED."""
+
+    def __init__(self, closed: Any) -> None:
+        self.errors: list[str] = []
+        self.statuses: list[str] = []
+        self.closed = closed
+
+    def on_error(self, exc: BaseException) -> None:
+        self.errors.append(repr(exc))
+
+    def on_status(self, status: Status) -> None:
+        self.statuses.append(status.name)
+        if status is Status.CLOSED:
+            self.closed.set()
+
+    def result(self, code: int | None) -> dict[str, Any]:
+        return {"errors": self.errors, "statuses": self.statuses, "code": code}
+
+
 class ClientDriver(Protocol):
     """How the suite drives one client runtime (asyncio today; the blocking client next)."""
 

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from misbehave_peers import rss_kb
+from misbehave_peers import CloseWatch, rss_kb
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -87,20 +87,12 @@ class SyncDriver:
     def clean_close_from_server(self, addr: str) -> dict[str, Any]:
         from goomerang_io.sync import Client
 
-        errors: list[str] = []
-        statuses: list[str] = []
-        closed = threading.Event()
-
-        def on_status(status: Status) -> None:
-            statuses.append(status.name)
-            if status is Status.CLOSED:
-                closed.set()
-
-        client = Client(addr, on_error=[lambda e: errors.append(repr(e))], heartbeat_interval=None)
-        client.on_status_change(on_status)
+        watch = CloseWatch(threading.Event())
+        client = Client(addr, on_error=[watch.on_error], heartbeat_interval=None)
+        client.on_status_change(watch.on_status)
         client.connect()
-        closed.wait(WAIT)
-        return {"errors": errors, "statuses": statuses, "code": client.close_code}
+        watch.closed.wait(WAIT)
+        return watch.result(client.close_code)
 
     def until_closed(self, addr: str) -> dict[str, Any]:
         from pathlib import Path

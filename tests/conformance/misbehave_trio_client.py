@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from misbehave_peers import rss_kb
+from misbehave_peers import CloseWatch, rss_kb
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -96,21 +96,13 @@ class TrioDriver:
     async def _clean_close(self, addr: str) -> dict[str, Any]:
         from goomerang_io.trio import Client
 
-        errors: list[str] = []
-        statuses: list[str] = []
-        closed = trio.Event()
-
-        def on_status(status: Status) -> None:
-            statuses.append(status.name)
-            if status is Status.CLOSED:
-                closed.set()
-
-        client = Client(addr, on_error=[lambda e: errors.append(repr(e))], heartbeat_interval=None)
-        client.on_status_change(on_status)
+        watch = CloseWatch(trio.Event())
+        client = Client(addr, on_error=[watch.on_error], heartbeat_interval=None)
+        client.on_status_change(watch.on_status)
         async with client:
             with trio.fail_after(5.0):
-                await closed.wait()
-        return {"errors": errors, "statuses": statuses, "code": client.close_code}
+                await watch.closed.wait()
+        return watch.result(client.close_code)
 
     def until_closed(self, addr: str) -> dict[str, Any]:
         return trio.run(self._until_closed, addr)

@@ -20,10 +20,9 @@ from typing import Any
 
 import pytest
 import uvloop
+from misbehave_clients import clean_close
 from misbehave_peers import RawServer, wait_closed_or_answer
 
-from goomerang_io import Client
-from goomerang_proto import Status
 from goomerang_proto.frames import OP_CLOSE, build_frame, close_payload
 
 
@@ -51,24 +50,6 @@ def close_with(payload: bytes) -> Callable[[socket.socket, threading.Event], Non
     return behave
 
 
-async def connect_to(addr: str) -> dict[str, Any]:
-    errors: list[BaseException] = []
-    statuses: list[str] = []
-    closed = asyncio.Event()
-
-    def on_status(status: Status) -> None:
-        statuses.append(status.name)
-        if status is Status.CLOSED:
-            closed.set()
-
-    client = Client(addr, on_error=[errors.append], heartbeat_interval=None)
-    client.on_status_change(on_status)
-    await client.connect()
-    async with asyncio.timeout(5.0):
-        await closed.wait()
-    return {"errors": errors, "statuses": statuses, "code": client.close_code}
-
-
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("loop_name", sorted(LOOPS))
 @pytest.mark.parametrize(
@@ -82,7 +63,7 @@ def test_a_close_read_before_connect_resumes_is_this_connections(
     server = RawServer(close_with(payload))
     loop = LOOPS[loop_name]()
     try:
-        out = loop.run_until_complete(connect_to(server.addr))
+        out = loop.run_until_complete(clean_close(server.addr))
     finally:
         loop.close()
         server.close()
