@@ -75,8 +75,6 @@ from .inbox import Inbox
 T = TypeVar("T")
 R = TypeVar("R", bound=ProtoMessage)
 
-"""Close codes from the server that end the connection without an error (1005: no status)."""
-
 
 class Client(Endpoint):
     """A blocking goomerang client: send, send_sync, broadcast, pub/sub, handlers, hooks.
