@@ -495,12 +495,13 @@ class Client(Endpoint):
         self._move(Status.CLOSING)
         proto = self._proto
         runner = self._runner
+        me = asyncio.current_task()  # a handler of this client that closes it is not waited for
         if runner is not None and proto is not None and proto.transport is not None:
             self._draining = True  # until the next connect
             proto.hold_reads = True
             proto.flush()  # reading pauses
-            await runner.wait_idle(self.options.close_timeout)
-            await runner.cancel_and_wait(self.options.close_timeout)
+            await runner.wait_idle(self.options.close_timeout, me)
+            await runner.cancel_and_wait(self.options.close_timeout, me)
             proto.hold_reads = False
             proto.flush()
         if proto is not None and proto.transport is not None:
@@ -512,7 +513,7 @@ class Client(Endpoint):
             except TimeoutError:
                 proto.transport.abort()
         if self._runner is not None:
-            await self._runner.wait_idle(self.options.close_timeout)
+            await self._runner.wait_idle(self.options.close_timeout, me)
         self._pending.fail_all(ConnectionLost("client closed while the request was pending"))
         if self.status is Status.CLOSING:
             self._move(Status.CLOSED)

@@ -29,6 +29,7 @@ class HandlerRunner:
     __slots__ = (
         "_hooked",
         "_idle",
+        "_idle_at",
         "_inflight",
         "_on_end",
         "_on_start",
@@ -54,6 +55,7 @@ class HandlerRunner:
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: asyncio.Event | None = None
+        self._idle_at = 0  # handlers still running when wait_idle's caller is one of them
         self._on_start = on_start
         self._on_end = on_end
         self._hooked = on_start is not None or on_end is not None
@@ -170,7 +172,7 @@ class HandlerRunner:
             chain, sender, message = queue.popleft()
             self._queued_bytes -= message.payload_size
             self._start(chain, sender, message)
-        if not queue and self._inflight == 0 and self._idle is not None:
+        if not queue and self._inflight <= self._idle_at and self._idle is not None:
             self._idle.set()
 
     def _failed(self, exc: BaseException, message: Message[Any]) -> None:
@@ -178,27 +180,41 @@ class HandlerRunner:
         err.__cause__ = exc
         self._report(err)
 
-    async def wait_idle(self, timeout: float | None) -> bool:
-        """Wait until no handler runs and none waits; False on timeout."""
-        if self._inflight == 0 and not self._queue:
+    async def wait_idle(
+        self, timeout: float | None, spare: asyncio.Task[Any] | None = None
+    ) -> bool:
+        """Wait until no handler runs and none waits; False on timeout (seconds).
+
+        ``spare``: the task that asks (``asyncio.current_task()`` of a ``close()``
+        or ``shutdown()``); when it is one of this runner's handlers it is not
+        waited for, since it cannot end before the wait does.
+        """
+        own = 1 if spare is not None and spare in self._tasks else 0
+        if self._inflight <= own and not self._queue:
             return True
         self._idle = asyncio.Event()
+        self._idle_at = own
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
         except TimeoutError:
             return False
+        finally:
+            self._idle_at = 0
 
-    def cancel(self) -> None:
-        """Drop queued messages and cancel running handler tasks."""
+    def cancel(self, spare: asyncio.Task[Any] | None = None) -> None:
+        """Drop queued messages and cancel running handler tasks, except ``spare``."""
         self._queue.clear()
         self._queued_bytes = 0
         for task in list(self._tasks):
-            task.cancel()
+            if task is not spare:
+                task.cancel()
 
-    async def cancel_and_wait(self, timeout: float) -> None:
+    async def cancel_and_wait(
+        self, timeout: float, spare: asyncio.Task[Any] | None = None
+    ) -> None:
         """Cancel as ``cancel`` does, then wait (``timeout`` s at most) for the tasks to end."""
-        self.cancel()
-        tasks = list(self._tasks)
+        self.cancel(spare)
+        tasks = [task for task in self._tasks if task is not spare]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)

@@ -309,15 +309,16 @@ class Server(Endpoint):
         protos = list(self._tcp)
         for proto in protos:
             proto.stop_reading()
+        me = asyncio.current_task()  # a handler that shuts the server down is not waited for
         await asyncio.gather(
-            *(p.runner.wait_idle(handler_timeout) for p in protos), return_exceptions=True
+            *(p.runner.wait_idle(handler_timeout, me) for p in protos), return_exceptions=True
         )
         await asyncio.gather(
-            *(p.runner.cancel_and_wait(self.options.close_timeout) for p in protos),
+            *(p.runner.cancel_and_wait(self.options.close_timeout, me) for p in protos),
             return_exceptions=True,
         )
         for proto in protos:
-            proto.resume_for_close()
+            proto.resume_for_close(me)
             if proto.websocket:
                 proto.close(1000)
             elif proto.transport is not None:

@@ -189,9 +189,10 @@ class ServerProtocol(Connection):
         self.hold_reads = True
         self.flush()  # applies want_read(): reading pauses
 
-    def resume_for_close(self) -> None:
-        """Shutdown, step 4: read again, for the peer's Close answer only."""
-        self.runner.cancel()  # anything read from now on is dropped, never started
+    def resume_for_close(self, spare: asyncio.Task[Any] | None = None) -> None:
+        """Shutdown, step 4: read again, for the peer's Close answer only (``spare``: the
+        handler task that runs the shutdown, left running)."""
+        self.runner.cancel(spare)  # anything read from now on is dropped, never started
         self.hold_reads = False
         self.flush()
 

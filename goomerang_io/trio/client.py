@@ -115,12 +115,12 @@ class Client(NurseryContext, Endpoint):
             raise self._error or HandshakeError(f"upgrade to {self.server} failed")
 
     async def close(self, code: int = 1000) -> None:
-        """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED."""
+        """Close gracefully: Close frame, wait (close_timeout) for the answer, end CLOSED.
+        Running handlers go on (a handler may close its own client)."""
         self._events.begin_close(code)
         assert self._conn is not None  # RUNNING: connected
         self._conn.close(code)
-        with trio.move_on_after(self.options.close_timeout + 1.0):
-            await self._conn.closed.wait()
+        await self._conn.wait_stream_closed(self.options.close_timeout + 1.0)
         self._events.end_close()
 
     async def _enter(self, nursery: trio.Nursery) -> None:

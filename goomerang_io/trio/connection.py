@@ -71,6 +71,8 @@ class Connection:
         except (OSError, ValueError):  # gone already, or not an IP socket
             self.peer = None
         self.closed, self.writable, self._wake = trio.Event(), trio.Event(), trio.Event()
+        self.stream_closed = trio.Event()  # set before ``closed``: handlers may still run
+        self._reader_task: trio.lowlevel.Task | None = None
         self.writable.set()
         self._readable = trio.Event()
         self._out = bytearray()
@@ -103,9 +105,24 @@ class Connection:
                 await self.stream.aclose()
                 engine.transport_closed()
                 await self._process()
+                self.stream_closed.set()
         finally:
             self.writable.set()
+            self.stream_closed.set()
             self.closed.set()
+
+    def runs(self, task: trio.lowlevel.Task) -> bool:
+        """Whether ``task`` runs this connection's handlers (its reader runs them inline)."""
+        nursery = self._handlers
+        return task is self._reader_task or (nursery is not None and task in nursery.child_tasks)
+
+    async def wait_stream_closed(self, timeout: float) -> None:
+        """Wait (``timeout`` seconds at most) until the stream is closed; a handler the
+        reader runs inline returns at once (the peer's answer is read after it)."""
+        if trio.lowlevel.current_task() is self._reader_task:
+            return
+        with trio.move_on_after(timeout):
+            await self.stream_closed.wait()
 
     def timer(self) -> float:
         """The one timer the engine asks for (``get_timer()``, trio clock; inf: none). It is
@@ -118,6 +135,7 @@ class Connection:
 
     async def _reader(self) -> None:
         engine = self.engine
+        self._reader_task = trio.lowlevel.current_task()
         while not (engine.should_abort_transport() or engine.should_close_transport()):
             data: bytes | None = None
             with trio.CancelScope(deadline=self.timer()) as self._scope:

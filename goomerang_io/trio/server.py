@@ -107,11 +107,18 @@ class Server(NurseryContext, Endpoint):
         for conn in conns:
             conn.close(1000)
         limit = self.options.shutdown_timeout if timeout is None else timeout
-        with trio.move_on_after(self.options.close_timeout + limit):
+        me = trio.lowlevel.current_task()
+        mine = [conn for conn in conns if conn.runs(me)]  # called from a handler of ours
+        wait = self.options.close_timeout + limit
+        with trio.move_on_after(wait):
             for conn in conns:
-                await conn.closed.wait()
+                if conn in mine:
+                    await conn.wait_stream_closed(wait)
+                else:
+                    await conn.closed.wait()
         self._scope.cancel()
-        await self._stopped.wait()
+        if not mine:  # serve() ends once the calling handler does: it cannot wait for that
+            await self._stopped.wait()
         self._move(Status.CLOSED)
         self.hooks.run("on_close")
 

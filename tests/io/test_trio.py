@@ -615,3 +615,79 @@ def test_no_new_upgrade_is_accepted_once_shutdown_began() -> None:
         assert server.status is Status.CLOSED
 
     run(case)
+
+
+@pytest.mark.parametrize("concurrency", [10, 1], ids=["task", "inline"])
+def test_a_client_handler_that_closes_its_client(concurrency: int) -> None:
+    """close() from one of the client's handlers does not wait for that handler (a task
+    of the handler nursery, or run inline by the reader): it returns after the handshake,
+    not after close_timeout, and the client ends CLOSED with no error."""
+    slow = 4.0  # close_timeout: what waiting for itself cost before
+
+    async def case() -> None:
+        server = echo_server()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            errors: list[BaseException] = []
+            c = client(
+                server.addr, close_timeout=slow, max_concurrency=concurrency,
+                on_error=[errors.append],
+            )  # fmt: skip
+            done = trio.Event()
+            took: list[float] = []
+
+            async def closer(_sender: Any, _message: Message[Any]) -> None:
+                t0 = trio.current_time()
+                await c.close()
+                took.append(trio.current_time() - t0)
+                done.set()
+
+            c.handle(MessageV1, closer)
+            async with c:
+                await c.send(msg("close me"))
+                with trio.fail_after(2 * slow):
+                    await done.wait()
+            assert took[0] < slow
+            assert c.status is Status.CLOSED
+            assert errors == []
+            await server.shutdown()
+
+    run(case)
+
+
+def test_a_server_handler_that_shuts_its_server_down() -> None:
+    """shutdown() from a handler closes every client with 1000 and ends CLOSED without
+    waiting shutdown_timeout for that handler (serve() ends once the handler does)."""
+    slow = 4.0  # shutdown_timeout
+
+    async def case() -> None:
+        server = Server("127.0.0.1:0", shutdown_timeout=slow)
+        done = trio.Event()
+        took: list[float] = []
+
+        async def stopper(_sender: Any, _message: Message[Any]) -> None:
+            t0 = trio.current_time()
+            try:
+                await server.shutdown()
+                took.append(trio.current_time() - t0)
+            finally:
+                done.set()
+
+        server.handle(MessageV1, stopper)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            errors: list[BaseException] = []
+            c = client(server.addr, on_error=[errors.append])
+            closed = trio.Event()
+            c.on_status_change(lambda s: closed.set() if s is Status.CLOSED else None)
+            async with c:
+                await c.send(msg("stop"))
+                with trio.fail_after(2 * slow):
+                    await done.wait()
+                    await closed.wait()
+            assert took and took[0] < slow
+            assert server.status is Status.CLOSED
+            assert c.close_code == 1000
+            assert errors == []
+
+    run(case)
