@@ -310,6 +310,16 @@ class ServerConnection(BaseConnection):
         self._close_transport = True
         self._closed(code, reason, by_peer=False, error=error)
 
+    def should_read(self) -> bool:
+        """False while output the peer caused keeps us above high water, and while a
+        request waits for its answer (an upgrade for ``accept``/``reject``, a plain HTTP
+        request for ``send_http_response``): what the peer pipelines behind it stays in
+        the peer's TCP window, not in our buffer, so the HTTP phase holds at most one
+        request head and one read."""
+        if self._awaiting_response or self._awaiting_accept:
+            return False
+        return not (self._above and self._peer_debt)
+
     def _queue_bytes(self, data: bytes) -> None:
         self._out.append(data)
         self._queued(len(data), True)

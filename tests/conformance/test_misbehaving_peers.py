@@ -246,6 +246,42 @@ def test_slow_authenticate_is_bounded_by_handshake_timeout(runtime: str) -> None
             assert elapsed is not None and elapsed < 0.5 + SLACK, elapsed
 
 
+def test_pipelined_http_requests_from_a_non_reader(flood_server: ChildServer) -> None:
+    """Neighbour in the HTTP phase: plain requests (404s here) pipelined by a peer that
+    never reads the answers. Reading pauses while a request waits for its answer, so the
+    server holds one request and one read, not everything the peer sent (it held all 40
+    MiB in the HTTP parser's buffer before)."""
+    server = flood_server
+    what = f"pipelined HTTP {server.runtime}"
+    chunk = f"GET /nope HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode() * 1000
+    with Healthy(server.addr) as healthy:
+        with raw_socket(server.port) as sock:
+            rss0 = server.reset_peak()
+            result = push(sock, chunk, PUSH)
+            print(f"\n[{what}] pushed {result.sent / MIB:.1f} MiB, stalled={result.stalled}")
+            assert result.stalled or result.closed, result
+            _check_growth(server, rss0, what)
+    _check_healthy(healthy)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("runtime", TLS_RUNTIMES)
+def test_bytes_behind_an_upgrade_waiting_for_authenticate_are_not_read(runtime: str) -> None:
+    """Neighbour: what a peer sends behind its upgrade request while ``authenticate``
+    runs stays in its TCP window (it went to the HTTP parser's buffer, unbounded).
+
+    Over ``TLS_RUNTIMES`` only: the trio server has no authenticate (README "trio")."""
+    opts = {"handshake_timeout": 20.0, "ping_interval": None}
+    with ChildServer(runtime, options=opts, auth_delay=30) as server:
+        with raw_socket(server.port) as sock:
+            sock.sendall(upgrade_request(server.port))
+            rss0 = server.reset_peak()
+            result = push(sock, b"x" * 65536, PUSH)
+            print(f"\n[behind the upgrade {runtime}] pushed {result.sent / MIB:.1f} MiB")
+            assert result.stalled, result
+            _check_growth(server, rss0, f"behind the upgrade {runtime}")
+
+
 @pytest.mark.parametrize(
     "extra",
     ["Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n", "Sec-WebSocket-Version: 8\r\n"],

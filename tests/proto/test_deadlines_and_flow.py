@@ -292,3 +292,32 @@ def test_the_ast_check_would_catch_a_direct_assignment() -> None:
     (node,) = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)]
     (target,) = node.targets
     assert isinstance(target, ast.Attribute) and target.attr == "status"
+
+
+@pytest.mark.parametrize("pipelined", [b"", b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n" * 3])
+def test_a_plain_request_waiting_for_its_answer_pauses_reading(pipelined: bytes) -> None:
+    """The HTTP phase holds one request: no reading until send_http_response answers it;
+    then the requests pipelined behind it are taken one at a time the same way."""
+    conn = ServerConnection(registry=REGISTRY)
+    assert conn.should_read()
+    conn.receive_data(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" + pipelined, 0.0)
+    paths = []
+    while True:
+        requests = [e for e in conn.events() if isinstance(e, ev.HttpRequest)]
+        if not requests:
+            break
+        (request,) = requests
+        paths.append(request.path)
+        assert not conn.should_read()
+        conn.send_http_response(404, now=0.0)
+    assert paths == ["/a"] + ["/b"] * pipelined.count(b"GET ")
+    assert conn.should_read()
+
+
+def test_an_upgrade_waiting_for_accept_pauses_reading() -> None:
+    conn = ServerConnection(registry=REGISTRY, auto_accept=False)
+    conn.receive_data(UPGRADE_REQUEST, 0.0)
+    assert any(isinstance(e, ev.HandshakeRequest) for e in conn.events())
+    assert not conn.should_read()
+    conn.accept(now=0.0)
+    assert conn.status is Status.RUNNING and conn.should_read()
