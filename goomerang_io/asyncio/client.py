@@ -377,18 +377,21 @@ class Client(Endpoint):
         # settled once (reply, error, end, deadline): the one call of set_result
         waiter = self._pending.open(uid, partial(fut.set_result, None))  # TooManyPending
         t0 = time.perf_counter()
+        # one timer that fails the request (cheaper than asyncio.timeout's task cancel); it
+        # starts before the write, so it also bounds the wait for the write buffer
+        timer = (
+            None
+            if timeout is None
+            else loop.call_later(timeout, _expire, waiter, uid, message.kind, timeout)
+        )
         try:
-            await self._proto.write_message(message, uid)  # type: ignore[union-attr]
-            if timeout is None:
-                await fut
-            else:
-                # one timer that fails the request (cheaper than asyncio.timeout's task cancel)
-                timer = loop.call_later(timeout, _expire, waiter, uid, message.kind, timeout)
-                try:
-                    await fut
-                finally:
-                    timer.cancel()
+            written = self._proto.write_message(message, uid)  # type: ignore[union-attr]
+            if type(written) is AfterDrain:  # above high water: the drain, or the deadline
+                await asyncio.wait((written.fut, fut), return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.discard(uid)
         if waiter.error is not None:
             raise waiter.error

@@ -210,9 +210,7 @@ class HandlerRunner:
             if task is not spare:
                 task.cancel()
 
-    async def cancel_and_wait(
-        self, timeout: float, spare: asyncio.Task[Any] | None = None
-    ) -> None:
+    async def cancel_and_wait(self, timeout: float, spare: asyncio.Task[Any] | None = None) -> None:
         """Cancel as ``cancel`` does, then wait (``timeout`` s at most) for the tasks to end."""
         self.cancel(spare)
         tasks = [task for task in self._tasks if task is not spare]

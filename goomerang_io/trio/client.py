@@ -159,6 +159,7 @@ class Client(NurseryContext, Endpoint):
         try:
             self._command(lambda e: e.send_sync(message, uuid))
             with trio.move_on_after(math.inf if timeout is None else timeout):
+                await self._drained()  # the timeout covers the wait for the write buffer
                 await done.wait()
             return expect_reply(
                 waiter.result(f"no reply to {message.kind} within {timeout} s"), reply
@@ -167,15 +168,27 @@ class Client(NurseryContext, Endpoint):
             self._events.pending.discard(uuid)
 
     async def broadcast(self, message: Message[Any]) -> int:
-        """Ask the server to send ``message`` to every client; the payload size in bytes."""
+        """Ask the server to send ``message`` to every client; the payload size in bytes
+        (waits while the write buffer is full, as ``send`` does)."""
         check_message(message)
-        return int(self._command(lambda e: e.broadcast(message)))
+        size = int(self._command(lambda e: e.broadcast(message)))
+        await self._drained()
+        return size
 
     async def publish(self, topic: str, message: Message[Any]) -> int:
-        """Ask the server to send ``message`` to the subscribers of ``topic``; the size."""
+        """Ask the server to send ``message`` to the subscribers of ``topic``; the size
+        (waits while the write buffer is full, as ``send`` does)."""
         check_topic(topic)
         check_message(message)
-        return int(self._command(lambda e: e.publish(topic, message)))
+        size = int(self._command(lambda e: e.publish(topic, message)))
+        await self._drained()
+        return size
+
+    async def _drained(self) -> None:
+        """Wait while the connection is above its high-water mark (until it is gone)."""
+        conn = self._conn
+        if conn is not None:
+            await conn.writable.wait()
 
     async def subscribe(self, topic: str) -> None:
         """Subscribe to ``topic`` (no acknowledgement on the wire, as in Go goomerang)."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from misbehave_peers import ClientDriver, CloseWatch, rss_kb
+from misbehave_peers import ClientDriver, CloseWatch, rss_kb, send_way
 from misbehave_sync_client import SyncDriver
 from misbehave_trio_client import TrioDriver
 
@@ -54,12 +54,12 @@ class AsyncioDriver:
         self.run: Callable[[Coroutine[Any, Any, Any]], Any] = run_uvloop if uvloop else asyncio.run
 
     def send_until_stuck(
-        self, addr: str, count: int, size: int, options: dict[str, Any]
+        self, addr: str, count: int, size: int, options: dict[str, Any], how: str = "send"
     ) -> dict[str, Any]:
-        return self.run(self._send_until_stuck(addr, count, size, options))
+        return self.run(self._send_until_stuck(addr, count, size, options, how))
 
     async def _send_until_stuck(
-        self, addr: str, count: int, size: int, options: dict[str, Any]
+        self, addr: str, count: int, size: int, options: dict[str, Any], how: str = "send"
     ) -> dict[str, Any]:
         from goomerang_io import Client
 
@@ -79,8 +79,9 @@ class AsyncioDriver:
         async def sender() -> None:
             nonlocal returned
             payload = Message(MessageV1(message="s" * size))
+            send = send_way(client, how)
             for _ in range(count):
-                await client.send(payload)
+                await send(payload)
                 returned += 1
 
         task = asyncio.ensure_future(sender())

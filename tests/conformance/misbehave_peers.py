@@ -390,6 +390,17 @@ def wait_closed_or_answer(sock: socket.socket) -> None:
 
 
 # -------------------------------------------------------------- client drivers
+SEND_WAYS = ("send", "publish", "broadcast")
+"""The ways a client sends one message on its own (each waits above write_limit)."""
+
+
+def send_way(client: Any, how: str) -> Callable[[Message[Any]], Any]:
+    """``client``'s ``send``, ``publish`` to topic "t" or ``broadcast`` (any runtime)."""
+    if how == "publish":
+        return lambda message: client.publish("t", message)
+    return getattr(client, how)  # type: ignore[no-any-return]
+
+
 class CloseWatch:
     """What a client reports while a server closes it: its errors (repr), its statuses
     (names, in order) and ``closed``, an Event of the client's runtime set at CLOSED."""
@@ -415,9 +426,10 @@ class ClientDriver(Protocol):
     """How the suite drives one client runtime (asyncio today; the blocking client next)."""
 
     def send_until_stuck(
-        self, addr: str, count: int, size: int, options: dict[str, Any]
+        self, addr: str, count: int, size: int, options: dict[str, Any], how: str = "send"
     ) -> dict[str, Any]:
-        """Send ``count`` messages of ``size`` to a server that never reads.
+        """Send ``count`` messages of ``size`` to a server that never reads, with the
+        client's ``how`` (``send``, ``publish`` to topic "t", or ``broadcast``).
 
         Returns ``returned`` (sends that came back), ``error`` (the first
         error reported, or None), ``error_after`` (s), ``rss_growth_kb``.

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from misbehave_peers import CloseWatch, rss_kb
+from misbehave_peers import CloseWatch, rss_kb, send_way
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -20,7 +20,7 @@ class SyncDriver:
     """goomerang_io.sync.Client: sends from a thread, hooks from its IO and handler threads."""
 
     def send_until_stuck(
-        self, addr: str, count: int, size: int, options: dict[str, Any]
+        self, addr: str, count: int, size: int, options: dict[str, Any], how: str = "send"
     ) -> dict[str, Any]:
         from goomerang_io.sync import Client
 
@@ -34,9 +34,10 @@ class SyncDriver:
         def sender() -> None:
             nonlocal returned
             payload = Message(MessageV1(message="s" * size))
+            send = send_way(client, how)
             try:
                 for _ in range(count):
-                    client.send(payload)
+                    send(payload)
                     returned += 1
             except Exception:  # ConnectionLost once the deadline fired
                 pass

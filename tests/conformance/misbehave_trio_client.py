@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from misbehave_peers import CloseWatch, rss_kb
+from misbehave_peers import CloseWatch, rss_kb, send_way
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -20,12 +20,12 @@ class TrioDriver:
     """goomerang_io.trio.Client: each case is one ``trio.run``, the client's nursery held open."""
 
     def send_until_stuck(
-        self, addr: str, count: int, size: int, options: dict[str, Any]
+        self, addr: str, count: int, size: int, options: dict[str, Any], how: str = "send"
     ) -> dict[str, Any]:
-        return trio.run(self._send_until_stuck, addr, count, size, options)
+        return trio.run(self._send_until_stuck, addr, count, size, options, how)
 
     async def _send_until_stuck(
-        self, addr: str, count: int, size: int, options: dict[str, Any]
+        self, addr: str, count: int, size: int, options: dict[str, Any], how: str = "send"
     ) -> dict[str, Any]:
         from goomerang_io.trio import Client
 
@@ -41,9 +41,10 @@ class TrioDriver:
         async def sender() -> None:
             nonlocal returned
             payload = Message(MessageV1(message="s" * size))
+            send = send_way(client, how)
             try:
                 for _ in range(count):
-                    await client.send(payload)
+                    await send(payload)
                     returned += 1
             except Exception:  # ConnectionLost/NotRunning once the deadline fired
                 pass

@@ -24,6 +24,7 @@ import pytest
 from misbehave_clients import CLIENT_DRIVERS
 from misbehave_peers import (
     MIB,
+    SEND_WAYS,
     SERVER_RUNTIMES,
     TLS_RUNTIMES,
     ChildServer,
@@ -390,13 +391,18 @@ def trio_push_both_ways(n: int, size: int) -> None:
 
 
 # ------------------------------------------------------------------ clients
+@pytest.mark.parametrize("how", SEND_WAYS)
 @pytest.mark.parametrize("driver", sorted(CLIENT_DRIVERS))
-def test_client_sending_to_a_stalled_server_fails_within_ping_timeout(driver: str) -> None:
-    """Issue 11 input 4's mirror: sends wait on drain, the pong deadline drops the server."""
+def test_client_sending_to_a_stalled_server_fails_within_ping_timeout(
+    driver: str, how: str
+) -> None:
+    """Issue 11 input 4's mirror: sends (publish and broadcast too) wait on drain, the
+    pong deadline drops the server. (The trio client's publish and broadcast waited for
+    nothing: 76 MiB queued to a stalled server, found by a break-it pass.)"""
     server = RawServer(stall)
     try:
         opts = {"write_limit": 65536, "heartbeat_interval": 0.5, "ping_timeout": 1.0}
-        out = CLIENT_DRIVERS[driver].send_until_stuck(server.addr, 200, 100_000, opts)
+        out = CLIENT_DRIVERS[driver].send_until_stuck(server.addr, 200, 100_000, opts, how)
     finally:
         server.close()
     print(f"\n[client {driver} to stalled server] {out}")
