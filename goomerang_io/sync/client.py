@@ -172,7 +172,10 @@ class Client(Endpoint):
             server_hostname=self.server_hostname,
         )
         self._error_replies = ERROR_REPLIES in engine.extensions
-        peer = opened.sock.getpeername()
+        try:
+            peer = opened.sock.getpeername()
+        except OSError:  # reset right after its 101: the connection reports the loss
+            peer = (self.host, self.port)
         self.peer = (str(peer[0]), int(peer[1]))
         self.close_code = None
         conn = Connection(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,9 @@ from typing import Any
 import pytest
 import uvloop
 from misbehave_clients import clean_close
-from misbehave_peers import RawServer, wait_closed_or_answer
+from misbehave_peers import CloseWatch, RawServer, wait_closed_or_answer
 
+from goomerang_proto import GoomerangError, Status
 from goomerang_proto.frames import OP_CLOSE, build_frame, close_payload
 
 
@@ -70,3 +72,31 @@ def test_a_close_read_before_connect_resumes_is_this_connections(
     assert out["code"] == code
     assert len(out["errors"]) == errors, out["errors"]
     assert out["statuses"] == ["RUNNING", "CLOSING", "CLOSED"]
+
+
+def reset_at_once(sock: socket.socket, done: threading.Event) -> None:
+    """End TCP with a reset right after the 101 (SO_LINGER 0, then close)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.timeout(20)
+def test_the_blocking_client_survives_a_reset_right_after_the_101() -> None:
+    """connect() either raises a goomerang error or returns and then reports the loss
+    (ConnectionLost, ending CLOSED); it raised a raw OSError from getpeername()."""
+    from goomerang_io.sync import Client
+
+    for _ in range(20):  # the reset lands before or after connect() looks at the socket
+        server = RawServer(reset_at_once)
+        watch = CloseWatch(threading.Event())
+        client = Client(server.addr, on_error=[watch.on_error], heartbeat_interval=None)
+        client.on_status_change(watch.on_status)
+        try:
+            client.connect()
+        except GoomerangError:
+            assert client.status is not Status.RUNNING
+        else:
+            assert watch.closed.wait(5.0), watch.statuses
+            assert watch.statuses[-1] == "CLOSED"
+            assert any("ConnectionLost" in e for e in watch.errors), watch.errors
+        finally:
+            server.close()
