@@ -350,10 +350,26 @@ class Client(Endpoint):
                 self.report_error(ConnectionLost(f"reconnect attempt {attempt} failed: {exc}"))
                 backoff.failed()
                 continue
+            if self._abandoned(start):
+                return
             self._move(Status.RUNNING)
             start()
             self._resubscribe()
+            if self._closed_by_user:  # close() came between the check and the move
+                self.close()
             return
+
+    def _abandoned(self, start: Callable[[], None]) -> bool:
+        """close() came while this reconnect attempt was in its handshake: the new
+        connection is closed (1000) at once and the client stays CLOSED."""
+        with self._lock:
+            if not self._closed_by_user:
+                return False
+            link, self._link = self._link, None
+        start()
+        if link is not None:
+            link.close(1000)
+        return True
 
     def _resubscribe(self) -> None:
         held = self._held

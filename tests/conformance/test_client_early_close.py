@@ -26,6 +26,7 @@ from misbehave_peers import CloseWatch, RawServer, wait_closed_or_answer
 
 from goomerang_proto import GoomerangError, Status
 from goomerang_proto.frames import OP_CLOSE, build_frame, close_payload
+from goomerang_proto.handshake import accept_token
 
 
 def _late(base: type[asyncio.AbstractEventLoop]) -> type[asyncio.AbstractEventLoop]:
@@ -100,3 +101,84 @@ def test_the_blocking_client_survives_a_reset_right_after_the_101() -> None:
             assert any("ConnectionLost" in e for e in watch.errors), watch.errors
         finally:
             server.close()
+
+
+class TwoConnectionServer:
+    """Ends the first connection with Close 1011 (the client reconnects); answers the
+    second upgrade only once ``release`` is set, then waits for the client's Close."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.addr = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.second_request = threading.Event()
+        self.release = threading.Event()
+        self.second_close: bytes | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _upgrade(sock: socket.socket, before_answer: Callable[[], None]) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        before_answer()
+        sock.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
+            b"\r\nSec-WebSocket-Accept: " + accept_token(key.decode()).encode() + b"\r\n\r\n"
+        )
+
+    def _serve(self) -> None:
+        first, _ = self.listener.accept()
+        with first:
+            first.settimeout(5.0)
+            self._upgrade(first, lambda: None)
+            first.sendall(build_frame(OP_CLOSE, close_payload(1011, "go away")))
+            wait_closed_or_answer(first)
+        second, _ = self.listener.accept()
+        with second:
+            second.settimeout(5.0)
+
+            def hold() -> None:
+                self.second_request.set()
+                self.release.wait(5.0)
+
+            self._upgrade(second, hold)
+            self.second_close = second.recv(4096)  # the client's Close (b"": TCP ended)
+
+    def close(self) -> None:
+        self.release.set()
+        self.thread.join(5.0)
+        self.listener.close()
+
+
+@pytest.mark.timeout(20)
+def test_the_blocking_client_closed_during_a_reconnect_handshake_stays_closed() -> None:
+    """close() while a reconnect attempt waits for its 101: the late 101 must not bring
+    the client back to RUNNING (it did); the attempt's connection is closed cleanly."""
+    from goomerang_io.sync import Client
+
+    server = TwoConnectionServer()
+    statuses: list[str] = []
+    try:
+        client = Client(
+            server.addr, reconnect=True, reconnect_initial=0.01, heartbeat_interval=None,
+            on_error=[lambda _e: None],
+        )  # fmt: skip
+        client.on_status_change(lambda s: statuses.append(s.name))
+        client.connect()
+        assert server.second_request.wait(5.0)
+        client.close()  # CLOSED now: stops reconnecting
+        assert client.status is Status.CLOSED
+        server.release.set()  # the late 101
+        server.thread.join(5.0)
+        assert not server.thread.is_alive()
+        assert client.status is Status.CLOSED
+        assert statuses == ["RUNNING", "CLOSING", "CLOSED"]
+        assert server.second_close is not None and server.second_close[:1] == b"\x88"
+    finally:
+        server.close()
