@@ -207,15 +207,16 @@ class Client(Endpoint):
                 )
                 await self._connected
         except TimeoutError:
-            self._abort_transport()
+            self._abandon()
             raise HandshakeError(f"could not connect to {self.server} within {timeout} s") from None
         except ssl.SSLError as exc:
-            self._abort_transport()
+            self._abandon()
             raise tls_error(self.server, self.server_hostname or self.host, exc) from exc
         except OSError as exc:
+            self._abandon()
             raise ConnectionLost(f"could not connect to {self.server}: {exc}") from exc
-        except BaseException:
-            self._abort_transport()
+        except BaseException:  # a refused upgrade, or the caller cancelled connect()
+            self._abandon()
             raise
         if self._proto is not None:
             self.peer = self._proto.peer
@@ -229,9 +230,13 @@ class Client(Endpoint):
         self._proto = proto
         return proto
 
-    def _abort_transport(self) -> None:
-        if self._proto is not None and self._proto.transport is not None:
-            self._proto.transport.abort()
+    def _abandon(self) -> None:
+        """A failed or cancelled connect(): drop its transport; what it still reports
+        (its loss) is a stale connection's, not an error of this client (the caller
+        got the exception)."""
+        proto, self._proto = self._proto, None
+        if proto is not None and proto.transport is not None:
+            proto.transport.abort()
 
     def _counts_workers(self) -> bool:
         # the metrics middleware counts the concurrent workers itself

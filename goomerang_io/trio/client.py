@@ -110,7 +110,11 @@ class Client(NurseryContext, Endpoint):
         self._connected = trio.Event()
         self._upgraded, self.close_code, self._error = False, None, None
         self._nursery.start_soon(self._conn.run)
-        await self._connected.wait()  # Connected, or ConnectionClosed with the reason
+        try:
+            await self._connected.wait()  # Connected, or ConnectionClosed with the reason
+        except BaseException:  # the caller cancelled connect(): leave nothing behind
+            self._conn.abort()
+            raise
         if not self._upgraded:  # (a server may close right after the upgrade: not an error)
             raise self._error or HandshakeError(f"upgrade to {self.server} failed")
 
@@ -202,6 +206,8 @@ class Client(NurseryContext, Endpoint):
 
     def on_event(self, conn: Connection, event: ev.Event) -> Job | None:
         """One engine event (the connection calls this after each read)."""
+        if conn is not self._conn:  # an abandoned attempt (its connect() was cancelled)
+            return None
         if isinstance(event, ev.Connected):
             self._upgraded = True
         elif isinstance(event, ev.ConnectionClosed):

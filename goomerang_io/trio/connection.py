@@ -234,6 +234,12 @@ class Connection:
         self.flush()
         return Ready(size) if engine.is_writable() else AfterWait(self.writable.wait, size)
 
+    def abort(self) -> None:
+        """Drop the connection now: the stream is closed and ``run()`` ends."""
+        self.engine.abort()
+        self.flush()
+        self._poke()
+
     def close(self, code: int = 1000) -> None:
         """Start the close handshake (``run()`` ends when it completes or times out)."""
         self.engine.close(code, now=trio.current_time())

@@ -182,3 +182,111 @@ def test_the_blocking_client_closed_during_a_reconnect_handshake_stays_closed() 
         assert server.second_close is not None and server.second_close[:1] == b"\x88"
     finally:
         server.close()
+
+
+class HeldUpgradeServer:
+    """Answers every upgrade but the ``held``-th (from 0), which it never answers: it
+    records whether the client then ends that TCP connection (``held_ended``). Each
+    answered connection lasts until the client closes it."""
+
+    def __init__(self, held: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.addr = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.held = held
+        self.held_request = threading.Event()
+        self.held_ended = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for index in range(self.held + 2):
+            sock, _ = self.listener.accept()
+            with sock:
+                sock.settimeout(5.0)
+                if index != self.held:
+                    TwoConnectionServer._upgrade(sock, lambda: None)
+                    wait_closed_or_answer(sock)
+                    continue
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += sock.recv(4096)
+                self.held_request.set()
+                try:
+                    if not sock.recv(4096):
+                        self.held_ended.set()
+                except OSError as exc:  # a reset ends it too; a timeout does not
+                    if not isinstance(exc, TimeoutError):
+                        self.held_ended.set()
+
+    def close(self) -> None:
+        self.thread.join(5.0)
+        self.listener.close()
+
+
+async def _cancel_then_connect_asyncio(server: HeldUpgradeServer) -> dict[str, Any]:
+    from goomerang_io import Client
+
+    errors: list[BaseException] = []
+    client = Client(server.addr, heartbeat_interval=None, on_error=[errors.append])
+    attempt = asyncio.ensure_future(client.connect())
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, server.held_request.wait, 5.0)
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    after_cancel = client.status.name
+    await client.connect()
+    await client.close()
+    return {"errors": errors, "after_cancel": after_cancel}
+
+
+async def _cancel_then_connect_trio(server: HeldUpgradeServer) -> dict[str, Any]:
+    import trio
+
+    from goomerang_io.trio import Client
+
+    errors: list[BaseException] = []
+    client = Client(server.addr, heartbeat_interval=None, on_error=[errors.append])
+    async with client:  # connection 0, answered
+        await client.close()
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def cancel_once_held() -> None:
+                    await trio.to_thread.run_sync(server.held_request.wait, 5.0)
+                    scope.cancel()
+
+                nursery.start_soon(cancel_once_held)
+                await client.connect()  # connection 1, held: cancelled
+        after_cancel = client.status.name
+        await client.connect()  # connection 2
+        await client.close()
+    return {"errors": errors, "after_cancel": after_cancel}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("runtime", ["asyncio", "uvloop", "trio"])
+def test_a_cancelled_connect_leaves_nothing_behind(runtime: str) -> None:
+    """The caller cancels connect() while the server holds the 101: the attempt's TCP
+    connection ends, nothing is reported for it later (asyncio reported a HandshakeError;
+    trio kept the socket and its events woke the next connect()), and the next
+    connect() works."""
+    if runtime == "trio":
+        import trio
+
+        server = HeldUpgradeServer(held=1)
+        try:
+            out = trio.run(_cancel_then_connect_trio, server)
+        finally:
+            server.close()
+    else:
+        server = HeldUpgradeServer(held=0)
+        loop = asyncio.SelectorEventLoop() if runtime == "asyncio" else uvloop.Loop()
+        try:
+            out = loop.run_until_complete(_cancel_then_connect_asyncio(server))
+        finally:
+            loop.close()
+            server.close()
+    assert server.held_ended.is_set()
+    assert out["after_cancel"] != "RUNNING"
+    assert out["errors"] == []
