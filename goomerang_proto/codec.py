@@ -269,6 +269,58 @@ def pack_unsubscribe_cmd(topic: str, *, creation_ns: int = 0, group: str = "") -
     return pack_envelope(UNSUBSCRIBE_CMD, cmd.SerializeToString(), creation_ns=creation_ns)
 
 
+def more_headers_than(data: bytes, limit: int) -> bool:
+    """Whether the encoded Frame ``data`` has more than ``limit`` ``headers`` entries
+    (top-level field 6), found without decoding it: the decoder would build every entry
+    first (a 1 MiB Frame of 100,000 tiny entries takes about 10 MB to decode).
+
+    Walks the top-level fields only (a payload is skipped at once) and stops past
+    ``limit``; anything malformed answers False and is left to the decoder. Cheap
+    first test: a Frame with no more than ``limit`` 0x32 bytes (field 6's tag) cannot
+    have more entries.
+    """
+    if data.count(b"\x32") <= limit:
+        return False
+    n = i = 0
+    end = len(data)
+    while i < end:
+        key = shift = 0
+        while True:  # the field's tag (a varint)
+            if i >= end:
+                return False
+            b = data[i]
+            i += 1
+            key |= (b & 0x7F) << shift
+            if b < 0x80:
+                break
+            shift += 7
+        wire = key & 7
+        if wire == 0 or wire == 2:  # a varint value, or a length prefix
+            value = shift = 0
+            while True:
+                if i >= end:
+                    return False
+                b = data[i]
+                i += 1
+                value |= (b & 0x7F) << shift
+                if b < 0x80:
+                    break
+                shift += 7
+            if wire == 2:
+                i += value
+                if key >> 3 == 6:
+                    n += 1
+                    if n > limit:
+                        return True
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            return False
+    return False
+
+
 def decode_frame(data: bytes) -> pb.Frame:
     """Parse Frame bytes; raise MalformedFrame when they are not a Frame."""
     try:

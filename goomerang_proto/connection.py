@@ -59,10 +59,12 @@ from .codec import (
     UNSUBSCRIBE_CMD,
     decode_command_message,
     decode_payload,
+    more_headers_than,
     unpack,
 )
 from .errors import (
     GoomerangError,
+    MalformedFrame,
     UnexpectedText,
     UnknownKind,
 )
@@ -95,7 +97,7 @@ from .frames import (
     close_payload,
     parse_close_payload,
 )
-from .message import Message
+from .message import MAX_HEADERS, Message
 from .output import Clock, Output
 from .pb import goomerang_frame_pb2 as pb
 from .registry import Registry
@@ -110,6 +112,20 @@ DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
 def _no_clock() -> int:
     return 0
+
+
+def _too_many_headers(kind: str, count: int) -> MalformedFrame:
+    return MalformedFrame(
+        f"{kind} message with {count} headers dropped: at most {MAX_HEADERS} are accepted"
+    )
+
+
+# A Frame needs 2 bytes per header entry at least: a shorter one cannot have too many.
+_HEADERS_SCAN_FROM = 2 * MAX_HEADERS
+
+
+def _too_many_headers_undecoded() -> MalformedFrame:
+    return MalformedFrame(f"message with more than {MAX_HEADERS} headers dropped undecoded")
 
 
 class BaseConnection(Output):
@@ -349,6 +365,9 @@ class BaseConnection(Output):
                 elif self._on_control(opcode, data):
                     return
                 continue
+            if len(data) > _HEADERS_SCAN_FROM and more_headers_than(data, MAX_HEADERS):
+                self._events.append(ErrorOccurred(_too_many_headers_undecoded()))
+                continue
             try:
                 frame = from_string(data)
             except _DECODE_ERRORS:
@@ -369,6 +388,9 @@ class BaseConnection(Output):
                 self._bad_binary(data)
                 continue
             headers = frame.headers
+            if headers and len(headers) > MAX_HEADERS:
+                self._events.append(ErrorOccurred(_too_many_headers(kind, len(headers))))
+                continue
             creation = frame.creation  # an absent Timestamp reads as 0 s, 0 ns
             # received_message(...), inlined: a Message without its __init__ call
             message = _new_message(Message)
@@ -437,6 +459,8 @@ class BaseConnection(Output):
         return True
 
     def _command(self, kind: str, frame: pb.Frame) -> Event:
+        if len(frame.headers) > MAX_HEADERS:
+            raise _too_many_headers(kind, len(frame.headers))
         if kind == BROADCAST_CMD:
             bcast: Any = decode_payload(pb.BroadcastCmd, frame.payload, kind)
             return BroadcastRequested(

@@ -79,3 +79,23 @@ class Message(Generic[P]):
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+#: Most header entries a received message may carry (checked by the engine's decoder):
+#: a message with more is dropped and reported as MalformedFrame. Go goomerang sets no
+#: limit; without one a 1 MiB message of tiny entries decodes to about 10 MB of dict.
+MAX_HEADERS = 1024
+
+#: Bytes counted per header entry beyond its key and value (a dict slot and two str
+#: objects): see ``held_size``.
+HEADER_OVERHEAD = 128
+
+
+def held_size(message: Message[Any]) -> int:
+    """Bytes a received ``message`` holds while it waits for a handler, for the backlog
+    bounds (``max_queue_bytes``): its payload plus, per header, the key, the value and
+    ``HEADER_OVERHEAD`` bytes (headers can outweigh a small payload many times)."""
+    headers = message.headers
+    if not headers:
+        return message.payload_size
+    return message.payload_size + sum(len(k) + len(v) + HEADER_OVERHEAD for k, v in headers.items())

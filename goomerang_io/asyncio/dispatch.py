@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from goomerang_proto import HandlerError, Message
+from goomerang_proto.message import held_size
 
 from ..awaitables import Ready
 
@@ -109,7 +110,7 @@ class HandlerRunner:
         """Run ``chain(sender, message)`` now, or queue it when the slots are full."""
         if self._inflight >= self.max_concurrency or (self._queue and self.max_concurrency == 1):
             self._queue.append((chain, sender, message))
-            self._queued_bytes += message.payload_size
+            self._queued_bytes += held_size(message)
             return
         if self._hooked:
             self._start(chain, sender, message)
@@ -170,7 +171,7 @@ class HandlerRunner:
         queue = self._queue
         while queue and self._inflight < self.max_concurrency:
             chain, sender, message = queue.popleft()
-            self._queued_bytes -= message.payload_size
+            self._queued_bytes -= held_size(message)
             self._start(chain, sender, message)
         if not queue and self._inflight <= self._idle_at and self._idle is not None:
             self._idle.set()

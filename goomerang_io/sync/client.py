@@ -47,6 +47,7 @@ from goomerang_proto import (
 )
 from goomerang_proto import events as ev
 from goomerang_proto.frames import CLEAN_CLOSE_CODES
+from goomerang_proto.message import held_size
 
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
@@ -216,7 +217,7 @@ class Client(Endpoint):
                     batch.append((partial(self.report_error, err), 0))
                 else:
                     handler = partial(self._run_handler, conn, chain, message)
-                    batch.append((handler, message.payload_size))
+                    batch.append((handler, held_size(message)))
             elif isinstance(event, ev.SyncReplyReceived):
                 message = event.message
                 with self._lock:

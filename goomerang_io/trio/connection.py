@@ -27,12 +27,14 @@ import trio
 
 from goomerang_proto import BaseConnection, Message
 from goomerang_proto import events as ev
+from goomerang_proto.message import held_size
 
 from ..awaitables import AfterWait, Ready
 from ..handling.handlers import Job, handler_error
 from ..sender import Sender
 
 READ_SIZE = 256 * 1024
+DEFAULT_QUEUE_BYTES = 4 * 1024 * 1024  # ServerOptions.max_queue_bytes (trio: fixed)
 
 
 class Owner(Protocol):
@@ -79,7 +81,8 @@ class Connection:
         self._inflight = 0
         self._scope: trio.CancelScope | None = None
         self._limiter = trio.CapacityLimiter(max(1, self.options.max_concurrency))
-        self._waiting = 0
+        self._waiting = 0  # handler tasks waiting for a max_concurrency slot
+        self._waiting_bytes = 0  # what they hold (held_size): reading waits past the bound
         self._handlers: trio.Nursery | None = None
 
     async def run(self) -> None:
@@ -256,15 +259,25 @@ class Connection:
         if not inspect.isawaitable(result):
             return None
         o = self.options
-        if o.max_concurrency <= 1 or self._waiting >= getattr(o, "max_queue", 1024):
-            return await self._await(result, message, None)
+        if (
+            o.max_concurrency <= 1
+            or self._waiting >= getattr(o, "max_queue", 1024)
+            or self._waiting_bytes >= getattr(o, "max_queue_bytes", DEFAULT_QUEUE_BYTES)
+        ):
+            return await self._await(result, message, None, 0)
         assert self._handlers is not None
+        size = held_size(message)
         self._waiting += 1
-        self._handlers.start_soon(self._await, result, message, self._limiter)
+        self._waiting_bytes += size
+        self._handlers.start_soon(self._await, result, message, self._limiter, size)
         return None
 
     async def _await(
-        self, result: Awaitable[Any], message: Message[Any], limiter: trio.CapacityLimiter | None
+        self,
+        result: Awaitable[Any],
+        message: Message[Any],
+        limiter: trio.CapacityLimiter | None,
+        size: int,
     ) -> None:
         try:
             if limiter is None:
@@ -272,6 +285,7 @@ class Connection:
             else:
                 async with limiter:
                     self._waiting -= 1
+                    self._waiting_bytes -= size
                     await result
         except Exception as exc:
             self._failed(exc, message)

@@ -42,8 +42,18 @@ def main(config: dict[str, Any]) -> None:
             await sender.send(Message(ReplyV1(message="p" * size)))
             pushed[0] += 1
 
+    async def hold() -> None:  # a handler that never ends: its message stays held
+        if config["runtime"] == "trio":
+            import trio
+
+            await trio.sleep_forever()
+        else:
+            await asyncio.Event().wait()
+
     def handler(sender: Any, message: Message[Any]) -> Any:
         text = message.payload.message
+        if text == "hold":
+            return hold()
         if text.startswith("push:"):
             _, n, size = text.split(":")
             return push(sender, int(n), int(size))

@@ -49,6 +49,7 @@ from misbehave_peers import (
 from goomerang_proto import Message
 from goomerang_proto.codec import pack, pack_publish_cmd, pack_subscribe_cmd
 from goomerang_proto.frames import OP_BINARY, OP_CONTINUATION
+from goomerang_proto.message import MAX_HEADERS
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
 RSS_BOUND_KB = 8 * 1024
@@ -128,6 +129,20 @@ def test_publish_flood_to_itself_from_a_non_reader(flood_server: ChildServer) ->
     one = masked(OP_BINARY, pack_publish_cmd("t", Message(MessageV1(message="x" * 1000))))
     result = _flood(flood_server, one * 60, "publish", prelude=subscribe)
     assert result.stalled or result.closed
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("count", [100_000, MAX_HEADERS], ids=["100k-headers", "max-headers"])
+def test_header_bomb_to_handlers_that_hold_their_messages(
+    flood_server: ChildServer, count: int
+) -> None:
+    """Neighbour (decode amplification): messages of tiny headers, each held by a handler
+    that never ends. Past MAX_HEADERS a message is dropped at decode (a 1 MiB one of
+    100,000 headers grew every runtime by about 350 MiB); up to it, the backlog bound
+    counts the headers (held_size), not the payload only."""
+    headers = {f"{i:x}": "" for i in range(count)}
+    one = masked(OP_BINARY, pack(Message(MessageV1(message="hold"), headers)))
+    _flood(flood_server, one * max(1, 65536 // len(one)), f"{count} headers", budget=60.0)
 
 
 def test_endless_fragments_are_bounded_by_max_message_size(flood_server: ChildServer) -> None:
