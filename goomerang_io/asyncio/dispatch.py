@@ -20,6 +20,7 @@ from goomerang_proto import HandlerError, Message
 from goomerang_proto.message import held_size
 
 from ..awaitables import Ready
+from ..handling.handlers import ending_send
 
 ErrorFn = Callable[[BaseException], None]
 
@@ -177,6 +178,8 @@ class HandlerRunner:
             self._idle.set()
 
     def _failed(self, exc: BaseException, message: Message[Any]) -> None:
+        if ending_send(exc):
+            return
         err = HandlerError(f"handler for {message.kind} raised {type(exc).__name__}: {exc}")
         err.__cause__ = exc
         self._report(err)

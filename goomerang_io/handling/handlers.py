@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from goomerang_proto import HandlerError, Message
+from goomerang_proto import Closing, HandlerError, Message, NotRunning
 
 from ..awaitables import Ready
 from ..sender import Sender
@@ -21,6 +21,14 @@ __all__ = ["Job", "handler_error", "on_failure"]
 
 Job = tuple[Callable[..., Any], Sender, Message[Any]]
 """A handler to run, as an event gives it: ``chain(sender, message)``."""
+
+
+def ending_send(exc: BaseException) -> bool:
+    """Whether a handler's ``exc`` is a send refused because its connection is ending
+    (Closing, NotRunning): that end is the peer's close, a shutdown or a loss reported
+    once by the connection, not a failure of every handler still running (the blocking
+    client filters the same)."""
+    return isinstance(exc, Closing | NotRunning)
 
 
 def handler_error(exc: BaseException, message: Message[Any]) -> HandlerError:

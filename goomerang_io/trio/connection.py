@@ -30,7 +30,7 @@ from goomerang_proto import events as ev
 from goomerang_proto.message import held_size
 
 from ..awaitables import AfterWait, Ready
-from ..handling.handlers import Job, handler_error
+from ..handling.handlers import Job, ending_send, handler_error
 from ..sender import Sender
 
 READ_SIZE = 256 * 1024
@@ -291,7 +291,8 @@ class Connection:
             self._failed(exc, message)
 
     def _failed(self, exc: BaseException, message: Message[Any]) -> None:
-        self.owner.report_error(handler_error(exc, message))
+        if not ending_send(exc):
+            self.owner.report_error(handler_error(exc, message))
 
 
 class NurseryContext:

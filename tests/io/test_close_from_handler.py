@@ -85,3 +85,38 @@ def test_a_server_handler_that_shuts_its_server_down() -> None:
         assert errors == []
 
     run(main())
+
+
+def test_replies_after_the_peer_closed_are_not_handler_errors() -> None:
+    """A handler whose reply comes after the client closed cleanly: the send is refused
+    (the connection is gone), and that is not reported as a HandlerError per handler
+    (20 clean closes gave 40 before; the blocking client already filtered them)."""
+
+    async def main() -> None:
+        errors: list[BaseException] = []
+        server = new_server(on_error=[errors.append])
+        release = asyncio.Event()
+        finished: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def late_echo(sender: Any, message: Message[Any]) -> None:
+            await release.wait()
+            try:
+                await sender.send(message)
+                finished.set_result("sent")
+            except BaseException as exc:
+                finished.set_result(type(exc).__name__)
+                raise
+
+        server.handle(MessageV1, late_echo)
+        async with running(server):
+            client = new_client(server)
+            await client.connect()
+            await client.send(msg("late"))
+            await poll_until(lambda: server.connections() == 1)
+            await client.close()
+            await poll_until(lambda: server.connections() == 0, SLOW)
+            release.set()
+            assert await asyncio.wait_for(finished, SLOW) in ("NotRunning", "Closing")
+            assert errors == []
+
+    run(main())
