@@ -12,6 +12,7 @@ from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.wrappers_pb2 import StringValue
 
 from goomerang_proto import (
+    AlreadyRunning,
     ClientConnection,
     Closing,
     ConnectionLost,
@@ -133,6 +134,7 @@ class Client(Endpoint):
         self._sender = Sender(self, "")
         self._connected: asyncio.Future[None] | None = None
         self._closed_by_user = False
+        self._connecting = False  # a connect() is under way (a second one is refused)
         self._held = HeldSubscriptions()
         self._reconnect_task: asyncio.Task[None] | None = None
         self.identity: Any = None
@@ -149,17 +151,21 @@ class Client(Endpoint):
         """Connect and complete the upgrade; works again after close()."""
         status = self.status
         if status is Status.RUNNING:
-            from goomerang_proto import AlreadyRunning
-
             raise AlreadyRunning("client is already connected")
         if status is Status.CLOSING:
             raise Closing("client is closing")
+        if self._connecting:
+            raise AlreadyRunning("connect() is already in progress")
+        self._connecting = True
         self._closed_by_user = False
-        await self._open()
-        self.hooks.run("on_configuration", self.options)
-        if self.metrics is not None:
-            self.metrics.set_max_concurrency(self.options.max_concurrency)
-        self._move(Status.RUNNING)
+        try:
+            await self._open()
+            self.hooks.run("on_configuration", self.options)
+            if self.metrics is not None:
+                self.metrics.set_max_concurrency(self.options.max_concurrency)
+            self._move(Status.RUNNING)
+        finally:
+            self._connecting = False
         proto = self._proto
         if proto is not None and proto.closed.done():
             # the server closed right after its 101, before this coroutine resumed:

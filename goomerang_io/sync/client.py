@@ -115,6 +115,7 @@ class Client(Endpoint):
         self._peer_closing = False  # CLOSING because the server's Close arrived
         self._sender = Sender(self, "")
         self._held = HeldSubscriptions()
+        self._connecting = False  # a connect() is under way (a second one is refused)
         self._closed_by_user = False
         self._stop = threading.Event()
         self._reconnector: threading.Thread | None = None
@@ -139,11 +140,18 @@ class Client(Endpoint):
                 raise AlreadyRunning("client is already connected")
             if status is Status.CLOSING:
                 raise Closing("client is closing")
+            if self._connecting:
+                raise AlreadyRunning("connect() is already in progress")
+            self._connecting = True
             self._closed_by_user = False
             self._stop.clear()
-        start = self._open()
-        self.hooks.run("on_configuration", self.options)
-        self._move(Status.RUNNING)
+        try:
+            start = self._open()
+            self.hooks.run("on_configuration", self.options)
+            self._move(Status.RUNNING)
+        finally:
+            with self._lock:
+                self._connecting = False
         start()
 
     def _open(self) -> Callable[[], None]:

@@ -79,6 +79,7 @@ class Client(NurseryContext, Endpoint):
         self._connected = trio.Event()
         self._upgraded = False
         self._error: GoomerangError | None = None
+        self._connecting = False  # a connect() is under way (a second one is refused)
         self.close_code: int | None = None
 
     async def connect(self) -> None:
@@ -88,6 +89,15 @@ class Client(NurseryContext, Endpoint):
             raise RuntimeError("connect() runs inside `async with client:` (it holds the reader)")
         if self.status in (Status.RUNNING, Status.CLOSING):
             raise AlreadyRunning(f"client is {self.status.name}")
+        if self._connecting:
+            raise AlreadyRunning("connect() is already in progress")
+        self._connecting = True
+        try:
+            await self._connect()
+        finally:
+            self._connecting = False
+
+    async def _connect(self) -> None:
         o = self.options
         prepare_router(self.router)
         with trio.move_on_after(o.handshake_timeout) as timer:
@@ -109,6 +119,7 @@ class Client(NurseryContext, Endpoint):
         self._conn = Connection(stream, engine, self, next(_ids))
         self._connected = trio.Event()
         self._upgraded, self.close_code, self._error = False, None, None
+        assert self._nursery is not None  # checked by connect()
         self._nursery.start_soon(self._conn.run)
         try:
             await self._connected.wait()  # Connected, or ConnectionClosed with the reason
