@@ -144,6 +144,13 @@ class Client(NurseryContext, Endpoint):
     async def _leave(self) -> None:
         if self.status is Status.RUNNING:
             await self.close()
+        conn = self._conn
+        if conn is not None and not conn.stream_closed.is_set():
+            # leaving `async with` ends the connection's tasks: drop its stream first
+            # (a server that sent Close but never ends TCP would keep the socket open)
+            conn.abort()
+            with trio.move_on_after(self.options.close_timeout):
+                await conn.stream_closed.wait()
 
     def _command(self, op: Callable[[ClientConnection], Any]) -> Any:
         conn = self._conn

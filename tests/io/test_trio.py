@@ -345,9 +345,28 @@ def test_server_pings_and_drops_a_client_that_never_answers() -> None:
     run(case)
 
 
+async def accept_upgrade(listener: trio.SocketListener) -> trio.SocketStream:
+    """Accept one client on ``listener`` and answer its upgrade with 101."""
+    from goomerang_proto.handshake import accept_token
+
+    stream = await listener.accept()
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += await stream.receive_some(65536)
+    key = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key")
+    )
+    await stream.send_all(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_token(key).encode() + b"\r\n\r\n"
+    )
+    return stream
+
+
 def test_client_send_waits_while_the_server_does_not_read() -> None:
     """Flow control: above high water (write_limit) ``await send`` waits, memory stays bounded."""
-    from goomerang_proto.handshake import accept_token
 
     async def case() -> None:
         listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
@@ -355,22 +374,7 @@ def test_client_send_waits_while_the_server_does_not_read() -> None:
         accepted: list[trio.SocketStream] = []
 
         async def upgrade_then_stall() -> None:  # answers the upgrade, then never reads
-            stream = await listener.accept()
-            accepted.append(stream)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += await stream.receive_some(65536)
-            key = next(
-                line.split(b":", 1)[1].strip().decode()
-                for line in request.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key")
-            )
-            await stream.send_all(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + accept_token(key).encode()
-                + b"\r\n\r\n"
-            )
+            accepted.append(await accept_upgrade(listener))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(upgrade_then_stall)
@@ -689,5 +693,40 @@ def test_a_server_handler_that_shuts_its_server_down() -> None:
             assert server.status is Status.CLOSED
             assert c.close_code == 1000
             assert errors == []
+
+    run(case)
+
+
+def test_leaving_async_with_ends_the_socket_of_a_closed_client() -> None:
+    """The server sends Close 1000, then neither answers nor ends TCP. The client is CLOSED
+    at once; leaving ``async with`` then ends its socket at once (it stayed open until
+    garbage collection: the connection's task was cancelled before closing its stream)."""
+
+    async def case() -> None:
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        port = listener.socket.getsockname()[1]
+        ended = trio.Event()
+
+        async def close_then_linger() -> None:
+            stream = await accept_upgrade(listener)
+            await stream.send_all(build_frame(OP_CLOSE, b"\x03\xe8"))
+            try:
+                while await stream.receive_some(65536):
+                    pass
+            except trio.BrokenResourceError:
+                pass
+            ended.set()
+            await stream.aclose()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(close_then_linger)
+            c = client(f"127.0.0.1:{port}", close_timeout=5.0)
+            closed = trio.Event()
+            c.on_status_change(lambda s: closed.set() if s is Status.CLOSED else None)
+            async with c:
+                await closed.wait()
+            with trio.fail_after(2.0):  # well under close_timeout
+                await ended.wait()
+        await listener.aclose()
 
     run(case)
