@@ -116,7 +116,9 @@ class Client(NurseryContext, Endpoint):
             self.router.registry,
             trio.current_time(),
         )
-        self._conn = Connection(stream, engine, self, next(_ids))
+        # its handlers' sends answer the server (reading pauses while they pile up);
+        # the application's own sends wait in `await send` instead (in_response=False)
+        self._conn = Connection(stream, engine, self, next(_ids), in_response=True)
         self._connected = trio.Event()
         self._upgraded, self.close_code, self._error = False, None, None
         assert self._nursery is not None  # checked by connect()
@@ -165,7 +167,7 @@ class Client(NurseryContext, Endpoint):
         check_message(message)
         self._command(lambda e: None)
         assert self._conn is not None
-        return await self._conn.send_message(message, "")
+        return await self._conn.send_message(message, "", in_response=False)
 
     async def send_sync(
         self, message: Message[Any], timeout: float | None = 5.0, *, reply: type[R] | None = None

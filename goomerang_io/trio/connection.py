@@ -229,11 +229,16 @@ class Connection:
         self.flush()
         return sent
 
-    def send_message(self, message: Message[Any], uuid: str) -> Awaitable[int]:
+    def send_message(
+        self, message: Message[Any], uuid: str, in_response: bool | None = None
+    ) -> Awaitable[int]:
         """Send ``message`` (a sync reply when ``uuid`` is set); used by ``Sender``.
-        Returns an awaitable of the payload size that waits while not writable."""
+        Returns an awaitable of the payload size that waits while not writable.
+        ``in_response`` (default: the connection's) says the peer's input caused it."""
         engine = self.engine
-        size = engine.send(message, uuid=uuid, is_sync=bool(uuid), in_response=self.in_response)
+        if in_response is None:
+            in_response = self.in_response
+        size = engine.send(message, uuid=uuid, is_sync=bool(uuid), in_response=in_response)
         self.flush()
         return Ready(size) if engine.is_writable() else AfterWait(self.writable.wait, size)
 

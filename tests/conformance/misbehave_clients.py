@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from misbehave_peers import ClientDriver, CloseWatch, rss_kb, send_way
+from misbehave_peers import ClientDriver, CloseWatch, echo, rss_kb, send_way
 from misbehave_sync_client import SyncDriver
 from misbehave_trio_client import TrioDriver
 
@@ -135,6 +135,7 @@ class AsyncioDriver:
 
         closed = asyncio.Event()
         client = Client(addr, on_error=[lambda _e: None], heartbeat_interval=None)
+        client.handle(MessageV1, echo)  # the README echo: a plain send, no await
         client.on_status_change(lambda s: closed.set() if s is Status.CLOSED else None)
         await client.connect()
         Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on

@@ -357,12 +357,24 @@ def stall(sock: socket.socket, done: threading.Event) -> None:
     done.wait(10.0)
 
 
+def echo(sender: Any, message: Message[Any]) -> None:
+    """The README echo handler: a plain function, ``sender.send`` without await."""
+    sender.send(Message(message.payload, message.headers))
+
+
 def server_ping_flood(
     total: int, sent: list[int]
 ) -> Callable[[socket.socket, threading.Event], None]:
     """Push ``total`` bytes of server Pings (125-byte payloads), never read, then end TCP."""
-    one = build_frame(OP_PING, b"p" * 125)
-    chunk = one * (64 * 1024 // len(one))
+    return server_flood(build_frame(OP_PING, b"p" * 125), total, sent)
+
+
+def server_flood(
+    one: bytes, total: int, sent: list[int]
+) -> Callable[[socket.socket, threading.Event], None]:
+    """Push ``total`` bytes of the server frame ``one``, never read, then end TCP (also
+    when the client stops taking bytes for 5 s)."""
+    chunk = one * max(1, 64 * 1024 // len(one))
 
     def behave(sock: socket.socket, done: threading.Event) -> None:
         sock.settimeout(5.0)

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from misbehave_peers import CloseWatch, rss_kb, send_way
+from misbehave_peers import CloseWatch, echo, rss_kb, send_way
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -102,6 +102,7 @@ class SyncDriver:
 
         closed = threading.Event()
         client = Client(addr, on_error=[lambda _e: None], heartbeat_interval=None)
+        client.handle(MessageV1, echo)  # the README echo: a plain send, no await
         client.on_status_change(lambda s: closed.set() if s is Status.CLOSED else None)
         client.connect()
         Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on

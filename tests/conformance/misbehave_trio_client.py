@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from misbehave_peers import CloseWatch, rss_kb, send_way
+from misbehave_peers import CloseWatch, echo, rss_kb, send_way
 
 from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1
@@ -113,6 +113,7 @@ class TrioDriver:
 
         closed = trio.Event()
         client = Client(addr, on_error=[lambda _e: None], heartbeat_interval=None)
+        client.handle(MessageV1, echo)  # the README echo: a plain send, no await
         client.on_status_change(lambda s: closed.set() if s is Status.CLOSED else None)
         async with client:
             Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on

@@ -38,6 +38,7 @@ from misbehave_peers import (
     read_head,
     request_chunk,
     self_signed_cert,
+    server_flood,
     server_ping_flood,
     stall,
     tls_client_hello_half,
@@ -48,7 +49,7 @@ from misbehave_peers import (
 
 from goomerang_proto import Message
 from goomerang_proto.codec import pack, pack_publish_cmd, pack_subscribe_cmd
-from goomerang_proto.frames import OP_BINARY, OP_CONTINUATION
+from goomerang_proto.frames import OP_BINARY, OP_CONTINUATION, build_frame
 from goomerang_proto.message import MAX_HEADERS
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
@@ -453,6 +454,25 @@ def test_ping_flood_from_a_server_that_never_reads(driver: str) -> None:
         server.close()
     print(f"\n[client {driver} ping flood] pushed {sent[0] / MIB:.1f} MiB, {out}")
     assert sent[0] >= PUSH
+    assert out["rss_growth_kb"] < RSS_BOUND_KB
+    assert out["status"] == "CLOSED"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("driver", sorted(CLIENT_DRIVERS))
+def test_messages_from_a_server_that_never_reads(driver: str) -> None:
+    """Input 2's client mirror: the client's README echo answers every message of a server
+    that never reads; reading pauses, the server's TCP window throttles it, memory stays
+    flat (the trio client's handler replies were never throttled: 40 MiB, break-it pass)."""
+    sent = [0]
+    one = build_frame(OP_BINARY, pack(Message(MessageV1(message="m" * 1000))))
+    server = RawServer(server_flood(one, PUSH, sent))
+    try:
+        out = CLIENT_DRIVERS[driver].until_closed(server.addr)
+    finally:
+        server.close()
+    print(f"\n[client {driver} messages] pushed {sent[0] / MIB:.1f} MiB, {out}")
+    assert sent[0] < PUSH  # throttled
     assert out["rss_growth_kb"] < RSS_BOUND_KB
     assert out["status"] == "CLOSED"
 
