@@ -284,28 +284,14 @@ def more_headers_than(data: bytes, limit: int) -> bool:
     n = i = 0
     end = len(data)
     while i < end:
-        key = shift = 0
-        while True:  # the field's tag (a varint)
-            if i >= end:
-                return False
-            b = data[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            if b < 0x80:
-                break
-            shift += 7
+        key, i = _varint_at(data, i)
         wire = key & 7
+        if i < 0:
+            return False
         if wire == 0 or wire == 2:  # a varint value, or a length prefix
-            value = shift = 0
-            while True:
-                if i >= end:
-                    return False
-                b = data[i]
-                i += 1
-                value |= (b & 0x7F) << shift
-                if b < 0x80:
-                    break
-                shift += 7
+            value, i = _varint_at(data, i)
+            if i < 0:
+                return False
             if wire == 2:
                 i += value
                 if key >> 3 == 6:
@@ -319,6 +305,20 @@ def more_headers_than(data: bytes, limit: int) -> bool:
         else:
             return False
     return False
+
+
+def _varint_at(data: bytes, i: int) -> tuple[int, int]:
+    """The varint at ``data[i]`` and the index after it; (0, -1) when it runs off the end."""
+    value = shift = 0
+    end = len(data)
+    while i < end:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+    return 0, -1
 
 
 def decode_frame(data: bytes) -> pb.Frame:

@@ -310,6 +310,27 @@ class Healthy:
 
 
 # -------------------------------------------------------- stalled raw servers
+def answer_upgrade(sock: socket.socket, before_answer: Callable[[], None] = lambda: None) -> None:
+    """Read an upgrade request on ``sock`` and answer 101; ``before_answer`` runs between."""
+    from goomerang_proto.handshake import accept_token
+
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    before_answer()
+    sock.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+        + accept_token(key.decode()).encode()
+        + b"\r\n\r\n"
+    )
+
+
 class RawServer:
     """A one-connection raw WebSocket server: answers the upgrade, then runs ``behave(sock)``."""
 
@@ -324,26 +345,11 @@ class RawServer:
         self.thread.start()
 
     def _serve(self) -> None:
-        from goomerang_proto.handshake import accept_token
-
         sock, _ = self.listener.accept()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         with sock:
             sock.settimeout(5.0)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += sock.recv(4096)
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            sock.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + accept_token(key.decode()).encode()
-                + b"\r\n\r\n"
-            )
+            answer_upgrade(sock)
             self.behave(sock, self.done)
 
     def close(self) -> None:

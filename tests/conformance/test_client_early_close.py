@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 import uvloop
 from misbehave_clients import clean_close
-from misbehave_peers import CloseWatch, RawServer, wait_closed_or_answer
+from misbehave_peers import CloseWatch, RawServer, answer_upgrade, wait_closed_or_answer
 
 from goomerang_proto import GoomerangError, Status
 from goomerang_proto.frames import OP_CLOSE, build_frame, close_payload
-from goomerang_proto.handshake import accept_token
 
 
 def _late(base: type[asyncio.AbstractEventLoop]) -> type[asyncio.AbstractEventLoop]:
@@ -116,27 +115,11 @@ class TwoConnectionServer:
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
-    @staticmethod
-    def _upgrade(sock: socket.socket, before_answer: Callable[[], None]) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(4096)
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        before_answer()
-        sock.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
-            b"\r\nSec-WebSocket-Accept: " + accept_token(key.decode()).encode() + b"\r\n\r\n"
-        )
-
     def _serve(self) -> None:
         first, _ = self.listener.accept()
         with first:
             first.settimeout(5.0)
-            self._upgrade(first, lambda: None)
+            answer_upgrade(first, lambda: None)
             first.sendall(build_frame(OP_CLOSE, close_payload(1011, "go away")))
             wait_closed_or_answer(first)
         second, _ = self.listener.accept()
@@ -147,7 +130,7 @@ class TwoConnectionServer:
                 self.second_request.set()
                 self.release.wait(5.0)
 
-            self._upgrade(second, hold)
+            answer_upgrade(second, hold)
             self.second_close = second.recv(4096)  # the client's Close (b"": TCP ended)
 
     def close(self) -> None:
@@ -204,7 +187,7 @@ class HeldUpgradeServer:
             with sock:
                 sock.settimeout(5.0)
                 if index != self.held:
-                    TwoConnectionServer._upgrade(sock, lambda: None)
+                    answer_upgrade(sock, lambda: None)
                     wait_closed_or_answer(sock)
                     continue
                 head = b""
