@@ -310,6 +310,11 @@ class RedisBackplane(Backplane):
             return
         await self._confirmed(session, "unsubscribe", topic)
 
+    async def wait_sent(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until everything queued went to Redis; whether it did."""
+        await self._outbox.wait_idle(timeout)
+        return not self._outbox
+
     async def wait_connected(self) -> None:
         """Return once subscribed on a live Redis connection."""
         await self._connected_event.wait()

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -85,6 +86,9 @@ class RedisCluster:
         self.node_timeout_ms = node_timeout_ms
         self.base = tempfile.mkdtemp(prefix="goomerang-cluster-")
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * masters
+        # set whenever a node writes a log line (ready, cluster state changed, failover):
+        # the waits below re-check the cluster's state on it
+        self._logged = threading.Event()
 
     @property
     def url(self) -> str:
@@ -125,10 +129,18 @@ class RedisCluster:
                 "--daemonize",
                 "no",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        threading.Thread(target=self._follow, args=(self.procs[i],), daemon=True).start()
         self._wait(lambda: _cli(port, "PING").strip() == "PONG", 10, f"node {port} up")
+
+    def _follow(self, proc: subprocess.Popen[bytes]) -> None:
+        """Read a node's log (``--logfile ""``: stdout) until it exits; each line is an event."""
+        assert proc.stdout is not None
+        for _line in proc.stdout:
+            self._logged.set()
+        self._logged.set()  # it exited
 
     def start(self) -> None:
         for i in range(len(self.ports)):
@@ -188,14 +200,18 @@ class RedisCluster:
                     return self.ports.index(port)
         raise LookupError(slot)
 
-    @staticmethod
-    def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    def _wait(self, pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+        """Until ``pred()``: checked again whenever a node logs something (its state may
+        have changed), at least every second, for ``timeout`` seconds at most."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            self._logged.clear()
             if pred():
                 return
-            time.sleep(0.05)
-        raise RuntimeError(f"timed out waiting for {what}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"timed out waiting for {what}")
+            self._logged.wait(min(left, 1.0))
 
     def close(self) -> None:
         for i in range(len(self.procs)):
