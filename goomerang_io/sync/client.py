@@ -54,7 +54,7 @@ from ..authorization import ERROR_REPLIES, error_of
 from ..awaitables import Ready
 from ..dial import HeadersArg, UpgradeHeaders, ws_path
 from ..endpoint import Endpoint
-from ..engines import host_header
+from ..engines import client_engine
 from ..handling.pending import PendingRequests, Waiter
 from ..hooks import CLIENT_HOOKS
 from ..keywords import ClientKeywords
@@ -159,18 +159,14 @@ class Client(Endpoint):
         if not self.router.frozen:
             self.router.register_message(StringValue)  # error replies (see authorization)
         self.router.freeze()
-        engine = ClientConnection(
-            host_header(self.host, self.port),
+        engine = client_engine(
+            self.options,
+            self.host,
+            self.port,
             self.path,
-            headers=self._headers(),
-            registry=self.router.registry,
-            max_message_size=self.options.max_message_size,
-            clock=time.time_ns,
-            ping_interval=self.options.heartbeat_interval,
-            ping_timeout=self.options.ping_timeout,
-            close_timeout=self.options.close_timeout,
-            high_water=self.options.write_limit,
-            now=time.monotonic(),
+            self._headers(),
+            self.router.registry,
+            time.monotonic(),
         )
         opened = open_connection(
             engine,
