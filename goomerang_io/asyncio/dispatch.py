@@ -52,7 +52,8 @@ class HandlerRunner:
     ) -> None:
         self.max_concurrency = max(1, max_concurrency)
         self._report = report
-        self._queue: deque[tuple[Callable[..., Any], Any, Message[Any]]] = deque()
+        # (chain, sender, message, its held_size): the size is counted once, in and out
+        self._queue: deque[tuple[Callable[..., Any], Any, Message[Any], int]] = deque()
         self._queued_bytes = 0
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -110,8 +111,9 @@ class HandlerRunner:
     def submit(self, chain: Callable[..., Any], sender: Any, message: Message[Any]) -> None:
         """Run ``chain(sender, message)`` now, or queue it when the slots are full."""
         if self._inflight >= self.max_concurrency or (self._queue and self.max_concurrency == 1):
-            self._queue.append((chain, sender, message))
-            self._queued_bytes += held_size(message)
+            size = held_size(message)
+            self._queue.append((chain, sender, message, size))
+            self._queued_bytes += size
             return
         if self._hooked:
             self._start(chain, sender, message)
@@ -171,8 +173,8 @@ class HandlerRunner:
     def _next(self) -> None:
         queue = self._queue
         while queue and self._inflight < self.max_concurrency:
-            chain, sender, message = queue.popleft()
-            self._queued_bytes -= held_size(message)
+            chain, sender, message, size = queue.popleft()
+            self._queued_bytes -= size
             self._start(chain, sender, message)
         if not queue and self._inflight <= self._idle_at and self._idle is not None:
             self._idle.set()
