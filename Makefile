@@ -34,7 +34,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP) redis7
-	$(BIN)/python -m pytest -m 'not goref' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m 'not goref and not compiled_only' $(PYTEST_ARGS)
 
 # The compiled engine (opt-in; `pip install .` stays pure Python and needs no compiler): the
 # hot engine modules (setup.py's COMPILED) as mypyc C extensions, built beside the package into

@@ -38,12 +38,29 @@ def compiling() -> bool:
     return os.environ.get("GOOMERANG_COMPILE", "") not in ("", "0")
 
 
+ACCELERATORS = ("_mask",)
+"""Hand-written C modules (``goomerang_proto/NAME.c``) built with the compiled engine only:
+``_mask`` is RFC 6455 masking (``frames`` falls back to pure Python without it)."""
+
+
 def compiled_extensions(package_root: str = ".") -> list[Any]:
-    """The mypyc extensions of ``COMPILED``; ``package_root`` holds ``goomerang_proto/``."""
+    """The mypyc extensions of ``COMPILED`` and the C ``ACCELERATORS``.
+
+    ``package_root`` holds ``goomerang_proto/``.
+    """
     from mypyc.build import mypycify
+    from setuptools import Extension
 
     paths = [os.path.join(package_root, "goomerang_proto", f"{name}.py") for name in COMPILED]
-    return list(mypycify(paths, opt_level="3", group_name="goomerang_proto"))
+    accelerators = [
+        Extension(
+            f"goomerang_proto.{name}",
+            [os.path.join(package_root, "goomerang_proto", f"{name}.c")],
+            extra_compile_args=["-O2"],
+        )
+        for name in ACCELERATORS
+    ]
+    return [*mypycify(paths, opt_level="3", group_name="goomerang_proto"), *accelerators]
 
 
 def _main() -> None:

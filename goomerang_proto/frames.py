@@ -4,7 +4,9 @@
 as ``(opcode, payload)`` tuples; fragmented messages are reassembled,
 control frames may arrive between fragments, the message size limit is
 checked from the frame header before any payload is buffered, and masks are
-removed one whole payload at a time with a single integer XOR. A protocol
+removed one whole payload at a time: by the C accelerator ``_mask`` where the
+compiled build installed it (``make compiled``), else with a single integer
+XOR (pure Python; both give the same bytes, tests/proto/test_mask_accel.py). A protocol
 violation raises :class:`FrameError` carrying the close code to answer with
 (1002 protocol error, 1007 invalid UTF-8, 1009 too big); everything parsed
 before the violation has already been appended to the output list.
@@ -19,6 +21,15 @@ from __future__ import annotations
 import codecs
 import os
 import struct
+from collections.abc import Callable
+
+_c_unmask_at: Callable[[bytes | bytearray | memoryview, int, int], bytes] | None
+_c_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray | memoryview], bytes] | None
+try:
+    from ._mask import mask as _c_mask
+    from ._mask import unmask_at as _c_unmask_at
+except ImportError:  # a pure-Python install: the big-integer XOR below does it
+    _c_unmask_at = _c_mask = None
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -111,7 +122,9 @@ def _repeat(q: int) -> int:
 
 
 def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR ``payload`` with the 4-byte masking ``key`` (one big-integer XOR)."""
+    """XOR ``payload`` with the 4-byte masking ``key`` (C, or one big-integer XOR)."""
+    if _c_mask is not None:
+        return _c_mask(payload, key)
     length = len(payload)
     if not length:
         return b""
@@ -151,6 +164,8 @@ def masked_binary(payload: bytes, key: bytes) -> bytes:
         head = b"\x82\xff" + _U64.pack(length)
     if not length:
         return head + key
+    if _c_mask is not None:
+        return head + key + _c_mask(payload, key)
     q = (length + 3) >> 2
     value = _from_bytes(payload, "little") ^ (
         _from_bytes(key, "little") * (_REPEAT[q] if q <= 256 else _repeat(q))
@@ -286,6 +301,9 @@ class FrameReader:
                                 out.append((OP_BINARY, bytes(data[start:])))
                                 return
                             if length:
+                                if _c_unmask_at is not None:
+                                    out.append((OP_BINARY, _c_unmask_at(data, start, length)))
+                                    return
                                 value = _from_bytes(data[start:], "little")
                                 q = (length + 3) >> 2
                                 rep = _REPEAT[q] if q <= 256 else _repeat(q)
@@ -343,15 +361,17 @@ class FrameReader:
                     end = start + 4 + length
                     if end > n:
                         break
-                    if length:
+                    if not length:
+                        append((OP_BINARY, b""))
+                    elif _c_unmask_at is not None:
+                        append((OP_BINARY, _c_unmask_at(buf, start, length)))
+                    else:
                         # key and payload as one little-endian integer: the key is its low word
                         value = _from_bytes(buf[start:end], "little")
                         q = (length + 3) >> 2
                         rep = _REPEAT[q] if q <= 256 else _repeat(q)
                         value = (value >> 32) ^ ((value & 0xFFFFFFFF) * rep)
                         append((OP_BINARY, value.to_bytes(q << 2, "little")[:length]))
-                    else:
-                        append((OP_BINARY, b""))
                 else:
                     end = start + length
                     if end > n:
@@ -417,9 +437,12 @@ class FrameReader:
                     self._partial_text(buf, pos + hlen, n, 4 if expect else 0)
                 break
             if expect:
-                payload = unmask(
-                    memoryview(buf)[pos + hlen : end], bytes(buf[pos + hlen - 4 : pos + hlen])
-                )
+                if _c_unmask_at is not None:
+                    payload = _c_unmask_at(buf, pos + hlen - 4, length)
+                else:
+                    payload = unmask(
+                        memoryview(buf)[pos + hlen : end], bytes(buf[pos + hlen - 4 : pos + hlen])
+                    )
             else:
                 payload = bytes(buf[pos + hlen : end])
             pos = end

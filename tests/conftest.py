@@ -20,6 +20,11 @@ tests: ``kit/test_pair.py``'s two timer tests (assign over a connection's
 ``ServerConnection._on_frames``: a compiled class refuses) and
 ``proto/test_golden_session.py::test_client_replays_the_go_client_byte_for_byte``
 (patches the ``os`` global of ``frames``: compiled code keeps its own reference).
+
+``compiled_only``: a test of the compiled build's hand-written C accelerators
+(``setup.ACCELERATORS``: ``proto/test_mask_accel.py``). The pure run deselects
+them (``make unit``'s ``-m``, and this file when run without it); ``make
+unit-compiled`` runs them, and refuses to start unless ``_mask`` is the C module.
 """
 
 from __future__ import annotations
@@ -50,18 +55,22 @@ COMPILED_ENGINE = (
     "server_connection",
     "client_connection",
     "handshake",
+    "_mask",  # setup.ACCELERATORS: hand-written C, built with the compiled engine only
 )
 
 
+def _is_extension(name: str) -> bool:
+    """True when ``goomerang_proto.NAME`` is imported from a C extension (False: pure or absent)."""
+    try:
+        module = importlib.import_module(f"goomerang_proto.{name}")
+    except ImportError:  # an accelerator has no pure twin: absent in a pure tree
+        return False
+    return str(module.__file__).endswith(tuple(EXTENSION_SUFFIXES))
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("GOOMERANG_COMPILED", "") not in ("", "0"):
-        pure = [
-            name
-            for name in COMPILED_ENGINE
-            if not str(importlib.import_module(f"goomerang_proto.{name}").__file__).endswith(
-                tuple(EXTENSION_SUFFIXES)
-            )
-        ]
+    if _compiled_run():
+        pure = [name for name in COMPILED_ENGINE if not _is_extension(name)]
         if pure:
             raise pytest.UsageError(
                 f"GOOMERANG_COMPILED=1 but goomerang_proto.{pure[0]} (and {len(pure) - 1} more) "
@@ -69,10 +78,21 @@ def pytest_configure(config: pytest.Config) -> None:
             )
 
 
+def _compiled_run() -> bool:
+    return os.environ.get("GOOMERANG_COMPILED", "") not in ("", "0")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "interop" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.goref)
+    if not _compiled_run():
+        # compiled_only tests need the C accelerators: a pure run deselects them (reported
+        # as deselected, as `make unit`'s -m does), `make unit-compiled` runs them.
+        kept = [item for item in items if item.get_closest_marker("compiled_only") is None]
+        if len(kept) != len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+            items[:] = kept
 
 
 @pytest.fixture

@@ -37,9 +37,12 @@ def _setup_module() -> object:
 
 def test_compiled_module_lists_agree() -> None:
     setup = _setup_module()
-    assert setup.COMPILED == COMPILED_ENGINE  # type: ignore[attr-defined]
-    for name in COMPILED_ENGINE:
+    compiled, accelerators = setup.COMPILED, setup.ACCELERATORS  # type: ignore[attr-defined]
+    assert (*compiled, *accelerators) == COMPILED_ENGINE
+    for name in compiled:
         assert (ROOT / "goomerang_proto" / f"{name}.py").is_file()
+    for name in accelerators:
+        assert (ROOT / "goomerang_proto" / f"{name}.c").is_file()
 
 
 @pytest.mark.timeout(120)
