@@ -21,6 +21,7 @@ from typing import Any
 COMPILED = (
     "frames",
     "codec",
+    "envelope",
     "deadlines",
     "flow",
     "output",

@@ -62,6 +62,7 @@ from .codec import (
     more_headers_than,
     unpack,
 )
+from .envelope import FAST, read_canonical
 from .errors import (
     GoomerangError,
     MalformedFrame,
@@ -346,6 +347,7 @@ class BaseConnection(Output):
         # envelope decode and the Message construction are inlined here.
         classes = self.registry.table
         from_string = _frame_from_string
+        fast = FAST
         is_client = self.is_client
         for opcode, data in frames:
             if opcode != OP_BINARY:
@@ -364,35 +366,45 @@ class BaseConnection(Output):
             if len(data) > _HEADERS_SCAN_FROM and more_headers_than(data, MAX_HEADERS):
                 self._events.append(ErrorOccurred(_too_many_headers()))
                 continue
-            try:
-                frame = from_string(data)
-            except _DECODE_ERRORS:
-                self._bad_binary(data)
-                continue
-            kind = frame.kind
+            # the compiled build reads a canonical envelope itself (goomerang_proto.envelope);
+            # upb decodes everything else, and everything in the pure build
+            fields = read_canonical(data) if fast else None
+            if fields is not None:
+                uuid, kind, is_sync, creation_ns, headers, body = fields
+            else:
+                try:
+                    frame = from_string(data)
+                except _DECODE_ERRORS:
+                    self._bad_binary(data)
+                    continue
+                kind = frame.kind
+                uuid = frame.uuid
+                is_sync = frame.is_sync
+                body = frame.payload
+                upb_headers = frame.headers
+                headers = {k: upb_headers[k] for k in upb_headers} if upb_headers else {}
+                creation = frame.creation  # an absent Timestamp reads as 0 s, 0 ns
+                creation_ns = creation.seconds * 1_000_000_000 + creation.nanos
             if not is_client and kind in COMMAND_KINDS:
-                self._on_command(kind, frame)
+                self._on_command(kind, body, headers)
                 continue
             cls = classes.get(kind)
             if cls is None:
-                self._events.append(ErrorOccurred(UnknownKind(kind, frame.uuid)))
+                self._events.append(ErrorOccurred(UnknownKind(kind, uuid)))
                 continue
-            body = frame.payload
             try:
                 payload = cls.FromString(body)
             except _DECODE_ERRORS:
                 self._bad_binary(data)
                 continue
-            headers = frame.headers
-            creation = frame.creation  # an absent Timestamp reads as 0 s, 0 ns
             # received_message(...), inlined: a Message without its __init__ call
             message = _new_message(Message)
             message.payload = payload
-            message.headers = {k: headers[k] for k in headers} if headers else {}  # not dict()
+            message.headers = headers
             message.kind = kind
-            message.uuid = frame.uuid
-            message.is_sync = frame.is_sync
-            message.creation_ns = creation.seconds * 1_000_000_000 + creation.nanos
+            message.uuid = uuid
+            message.is_sync = is_sync
+            message.creation_ns = creation_ns
             message.payload_size = len(body)
             # MessageReceived(message) etc., without the __init__ call (same slots set)
             event: MessageReceived | SyncRequestReceived | SyncReplyReceived
@@ -412,9 +424,9 @@ class BaseConnection(Output):
         except GoomerangError as exc:
             self._events.append(ErrorOccurred(exc))
 
-    def _on_command(self, kind: str, frame: pb.Frame) -> None:
+    def _on_command(self, kind: str, body: bytes, headers: dict[str, str]) -> None:
         try:
-            self._events.append(self._command(kind, frame))
+            self._events.append(self._command(kind, body, headers))
         except GoomerangError as exc:
             self._events.append(ErrorOccurred(exc))
 
@@ -451,25 +463,23 @@ class BaseConnection(Output):
         self._closed(code, reason, by_peer=by_peer)
         return True
 
-    def _command(self, kind: str, frame: pb.Frame) -> Event:
+    def _command(self, kind: str, body: bytes, headers: dict[str, str]) -> Event:
         if kind == BROADCAST_CMD:
-            bcast: Any = decode_payload(pb.BroadcastCmd, frame.payload, kind)
+            bcast: Any = decode_payload(pb.BroadcastCmd, body, kind)
             return BroadcastRequested(
-                decode_command_message(
-                    bcast.kind, bcast.message, dict(frame.headers), self.registry
-                )
+                decode_command_message(bcast.kind, bcast.message, headers, self.registry)
             )
         if kind == PUBLISH_CMD:
-            pub: Any = decode_payload(pb.PublishCmd, frame.payload, kind)
+            pub: Any = decode_payload(pb.PublishCmd, body, kind)
             return PublishRequested(
                 pub.topic,
-                decode_command_message(pub.kind, pub.message, dict(frame.headers), self.registry),
+                decode_command_message(pub.kind, pub.message, headers, self.registry),
             )
         if kind == SUBSCRIBE_CMD:
-            sub: Any = decode_payload(pb.SubscribeCmd, frame.payload, kind)
+            sub: Any = decode_payload(pb.SubscribeCmd, body, kind)
             return SubscribeRequested(sub.topic, sub.group)
         if kind == UNSUBSCRIBE_CMD:
-            unsub: Any = decode_payload(pb.UnsubscribeCmd, frame.payload, kind)
+            unsub: Any = decode_payload(pb.UnsubscribeCmd, body, kind)
             return UnsubscribeRequested(unsub.topic, unsub.group)
         raise AssertionError(kind)  # pragma: no cover - COMMAND_KINDS has only these four
 

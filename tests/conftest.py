@@ -48,6 +48,7 @@ settings.load_profile("goomerang")
 COMPILED_ENGINE = (
     "frames",
     "codec",
+    "envelope",
     "deadlines",
     "flow",
     "output",
