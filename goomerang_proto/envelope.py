@@ -29,26 +29,34 @@ _NS: Final = 1_000_000_000
 _MAX_SECONDS: Final = (1 << 63) // _NS  # creation_ns stays a 63-bit int
 
 
-def _varint(data: bytes, i: int, end: int) -> tuple[int, int]:
-    """The varint at ``data[i]`` (at most 9 bytes: < 2**63) and the index after it.
+def _varint(data: bytes, i: int, end: int, limit: int = 63) -> tuple[int, int]:
+    """The minimally encoded varint at ``data[i]`` and the index after it.
 
-    (0, -1) when it runs past ``end`` or is longer (a negative int64, or padding).
+    At most ``limit`` bits (63 by default: 9 bytes; a negative int64 takes 10).
+    (0, -1) when it runs past ``end``, is longer, or ends in a 0x00 byte after
+    the first (padding: upb reads some padded forms and refuses others, such as
+    a length prefix over 5 bytes, so none is read here).
     """
     value = 0
     shift = 0
-    while i < end and shift < 63:
+    while i < end and shift < limit:
         b = data[i]
         i += 1
         value |= (b & 0x7F) << shift
         if b < 0x80:
+            if b == 0 and shift:
+                return 0, -1
             return value, i
         shift += 7
     return 0, -1
 
 
 def _length(data: bytes, i: int, end: int) -> tuple[int, int]:
-    """A length prefix at ``data[i]``: (start, stop) of the bytes it covers, or (0, -1)."""
-    length, start = _varint(data, i, end)
+    """A length prefix at ``data[i]``: (start, stop) of the bytes it covers, or (0, -1).
+
+    At most 3 bytes (a field under 2 MiB): a longer field is left to upb.
+    """
+    length, start = _varint(data, i, end, 21)
     if start < 0 or length > end - start:
         return 0, -1
     return start, start + length

@@ -130,6 +130,9 @@ def test_damaged_frames_get_upb_meaning_or_none(
 @example(b"\x20\x02")  # is_sync 2: upb reads True
 @example(b"\x32\x06\x12\x01v\x0a\x01k")  # map entry value before key
 @example(b"\x2a\x02\x10\x01\x2a\x00")  # nanos then an empty creation
+@example(b"\x32\x80\x80\x80\x80\x80\x80\x80\x00")  # 8-byte length: upb refuses it
+@example(b"\x0a\x80\x00")  # a padded length
+@example(b"\x20\x81\x00")  # a padded is_sync
 def test_arbitrary_bytes_get_upb_meaning_or_none(data: bytes) -> None:
     fields = read_canonical(data)
     if fields is not None:

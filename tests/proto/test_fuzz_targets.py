@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 FUZZ_DIR = Path(__file__).resolve().parents[2] / "fuzz"
-TARGET_NAMES = ["fuzz_server_connection", "fuzz_unpack"]
+TARGET_NAMES = ["fuzz_envelope", "fuzz_server_connection", "fuzz_unpack"]
 
 
 def _load(name: str) -> ModuleType:
@@ -104,6 +104,23 @@ def test_targets_catch_what_they_promise(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(server.ServerConnection, "_on_frames", broken)
     with pytest.raises(ValueError):
         server.test_one_input(server.seeds()[0])
+
+
+def test_envelope_target_catches_a_reading_that_differs_from_upb(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    envelope = TARGETS["fuzz_envelope"]
+    data = envelope.seeds()[0]
+    envelope.test_one_input(data)  # the real reader agrees with upb
+    right = envelope.read_canonical(data)
+    assert right is not None
+    wrong = (right[0], right[1], not right[2], *right[3:])  # is_sync flipped
+    monkeypatch.setattr(envelope, "read_canonical", lambda _data: wrong)
+    with pytest.raises(AssertionError):
+        envelope.test_one_input(data)
+    monkeypatch.setattr(envelope, "read_canonical", lambda _data: right)
+    with pytest.raises(AssertionError):  # an answer where upb fails
+        envelope.test_one_input(b"\x0a\x05ab")
 
 
 def test_run_all_finds_every_target_and_checks_arguments() -> None:
