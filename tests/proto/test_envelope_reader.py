@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from google.protobuf.message import DecodeError
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from goomerang_proto import codec, envelope
@@ -104,6 +104,7 @@ def _frames() -> st.SearchStrategy[bytes]:
     )  # fmt: skip
 
 
+@settings(max_examples=1000)
 @given(
     frame=_frames(),
     cut=st.integers(min_value=0, max_value=400),
@@ -122,6 +123,7 @@ def test_damaged_frames_get_upb_meaning_or_none(
         assert fields == upb_fields(bytes(data))
 
 
+@settings(max_examples=2000)  # cheap examples; the parser's edge cases are many
 @given(st.binary(max_size=200))
 @example(b"\x0a\x02\xc3\x28")  # uuid that is not UTF-8
 @example(b"\x32\x04\x0a\x02\xed\xa0")  # header key that is not UTF-8
