@@ -25,7 +25,7 @@ from .extensions import parse as parse_extensions
 from .handshake import accept_token, decode_headers, header_tokens, header_value
 from .message import Message
 from .registry import Registry
-from .status import Status
+from .status import NEW, RUNNING
 
 MAX_REJECT_BODY = 64 * 1024
 
@@ -126,7 +126,7 @@ class ClientConnection(BaseConnection):
 
     def _process_response(self) -> None:
         conn = self._h11
-        while conn is not None and self.status is Status.NEW:
+        while conn is not None and self.status is NEW:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
@@ -249,7 +249,7 @@ class ClientConnection(BaseConnection):
             return
         if not group:
             raise ValueError("group must be a non-empty string (or None for a plain subscription)")
-        if self.status is Status.RUNNING and QUEUE_GROUPS not in self.extensions:
+        if self.status is RUNNING and QUEUE_GROUPS not in self.extensions:
             raise ExtensionNotNegotiated(
                 "the server did not accept the queue-groups extension on the upgrade "
                 "(a Go goomerang v0.3.0 server would treat a group member as a plain subscriber)"

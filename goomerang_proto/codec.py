@@ -9,7 +9,7 @@ undoes it on the server.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
@@ -23,7 +23,7 @@ BROADCAST_CMD = kind_of(pb.BroadcastCmd)
 SUBSCRIBE_CMD = kind_of(pb.SubscribeCmd)
 UNSUBSCRIBE_CMD = kind_of(pb.UnsubscribeCmd)
 PUBLISH_CMD = kind_of(pb.PublishCmd)
-COMMAND_KINDS = frozenset({BROADCAST_CMD, SUBSCRIBE_CMD, UNSUBSCRIBE_CMD, PUBLISH_CMD})
+COMMAND_KINDS: Final = frozenset({BROADCAST_CMD, SUBSCRIBE_CMD, UNSUBSCRIBE_CMD, PUBLISH_CMD})
 HEADER_PREFIX = "message-"
 
 _VARINT1 = [bytes((i,)) for i in range(128)]

@@ -47,7 +47,7 @@ Loop contract (what a driver does; goomerang_io.asyncio follows it):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf.message import DecodeError
 
@@ -102,12 +102,17 @@ from .message import MAX_HEADERS, Message
 from .output import Clock, Output
 from .pb import goomerang_frame_pb2 as pb
 from .registry import Registry
-from .status import Status, move_connection, start_connection
+from .status import CLOSED, NEW, Status, move_connection, start_connection
 
-_frame_from_string = pb.Frame.FromString
-_new_event = object.__new__  # the per-message events are built without a Python __init__ call
-_new_message = Message.__new__
-_DECODE_ERRORS = (DecodeError, ValueError, RuntimeError)
+# Final: the compiled build keeps these in C statics rather than the module's dict
+_frame_from_string: Final = pb.Frame.FromString
+_new_event: Final = object.__new__  # the per-message events are built without __init__ calls
+_new_message: Final = Message.__new__
+_DECODE_ERRORS: Final = (DecodeError, ValueError, RuntimeError)
+_Message: Final = Message
+_MessageReceived: Final = MessageReceived
+_SyncRequestReceived: Final = SyncRequestReceived
+_SyncReplyReceived: Final = SyncReplyReceived
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
 
@@ -259,7 +264,7 @@ class BaseConnection(Output):
 
     def transport_closed(self) -> None:
         """The transport is gone (closed or aborted): no deadline applies any more."""
-        if self.status is not Status.CLOSED:
+        if self.status is not CLOSED:
             self._closed(1006, "connection ended without a close frame")
         self._close_transport = True
         self._stop_deadlines()
@@ -276,7 +281,7 @@ class BaseConnection(Output):
         error: GoomerangError | None = None,
     ) -> None:
         """Move to CLOSED and report it; start the close deadline; stop keep-alive."""
-        move_connection(self, Status.CLOSED)
+        move_connection(self, CLOSED)
         self.close_code = code
         self.close_reason = reason
         self._events.append(ConnectionClosed(code, reason, by_peer=by_peer, error=error))
@@ -289,9 +294,9 @@ class BaseConnection(Output):
             self._now = now
         if self._pending_failure is not None:
             self._apply_pending_failure()
-        if self.status is Status.NEW:
+        if self.status is NEW:
             self._receive_handshake(bytes(data))
-        elif self.status is not Status.CLOSED:
+        elif self.status is not CLOSED:
             self._receive_frames(data)
 
     def receive_eof(self, now: float | None = None) -> None:
@@ -300,9 +305,9 @@ class BaseConnection(Output):
             self._now = now
         if self._pending_failure is not None:
             self._apply_pending_failure()
-        if self.status is Status.NEW:
+        if self.status is NEW:
             self._handshake_eof()
-        if self.status is not Status.CLOSED:
+        if self.status is not CLOSED:
             self._closed(1006, "connection ended without a close frame")
         self._closing()
         self._close_transport = True
@@ -329,7 +334,7 @@ class BaseConnection(Output):
                 self._on_frames_raw(frames)
             else:
                 self._on_frames(frames)
-        if failure is not None and self.status is not Status.CLOSED:
+        if failure is not None and self.status is not CLOSED:
             if frames:
                 # Let the caller answer the messages that came before the fault.
                 self._pending_failure = failure
@@ -398,7 +403,7 @@ class BaseConnection(Output):
                 self._bad_binary(data)
                 continue
             # received_message(...), inlined: a Message without its __init__ call
-            message = _new_message(Message)
+            message = _new_message(_Message)
             message.payload = payload
             message.headers = headers
             message.kind = kind
@@ -408,12 +413,12 @@ class BaseConnection(Output):
             message.payload_size = len(body)
             # MessageReceived(message) etc., without the __init__ call (same slots set)
             event: MessageReceived | SyncRequestReceived | SyncReplyReceived
-            if not message.is_sync:
-                event = _new_event(MessageReceived)
+            if not is_sync:
+                event = _new_event(_MessageReceived)
             elif is_client:
-                event = _new_event(SyncReplyReceived)
+                event = _new_event(_SyncReplyReceived)
             else:
-                event = _new_event(SyncRequestReceived)
+                event = _new_event(_SyncRequestReceived)
             event.message = message
             self._events.append(event)
 

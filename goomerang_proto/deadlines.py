@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from .errors import ConnectionLost, GoomerangError, HandshakeError
 from .frames import OP_PING, FrameError
-from .status import Status, move_connection
+from .status import CLOSED, CLOSING, NEW, RUNNING, Status, move_connection
 
 
 class Deadlines:
@@ -141,7 +141,7 @@ class Deadlines:
         deadline = self._handshake_deadline
         if deadline is not None and now >= deadline:
             self._handshake_deadline = None
-            if self.status is Status.NEW:
+            if self.status is NEW:
                 reason = f"handshake not completed within {self.handshake_timeout} s"
                 self._handshake_timed_out()
                 self._give_up(reason, HandshakeError(reason))
@@ -149,14 +149,14 @@ class Deadlines:
         deadline = self._pong_deadline
         if deadline is not None and now >= deadline:
             self._pong_deadline = None
-            if self.status is not Status.CLOSED and not self._close_transport:
+            if self.status is not CLOSED and not self._close_transport:
                 reason = f"did not answer pings: no pong within {self.ping_timeout} s"
                 self._give_up(reason, ConnectionLost(reason))
                 return
         deadline = self._ping_due
         if deadline is not None and now >= deadline:
             self._ping_due = None
-            if self.status is Status.RUNNING:
+            if self.status is RUNNING:
                 self._write_frame(OP_PING, b"ping")
                 if self._pong_deadline is None and self.ping_timeout is not None:
                     self._pong_deadline = now + self.ping_timeout
@@ -168,7 +168,7 @@ class Deadlines:
 
     def _give_up(self, reason: str, error: GoomerangError | None) -> None:
         """A deadline passed: CLOSED (1006) if not yet, abort the transport."""
-        if self.status is not Status.CLOSED:
+        if self.status is not CLOSED:
             self._closed(1006, reason, by_peer=False, error=error)
         self._close_transport = self._abort_transport = True
         self._stop_deadlines()
@@ -190,16 +190,14 @@ class Deadlines:
 
     def _running(self) -> None:
         """The upgrade completed: RUNNING, keep-alive starts."""
-        move_connection(self, Status.RUNNING)
+        move_connection(self, RUNNING)
         self._handshake_deadline = None
         if self.ping_interval is not None:
             self._ping_due = self._now + self.ping_interval
 
     def close_expected(self) -> bool:
         """True while we wait for the peer to finish closing (arm the close timeout)."""
-        return self.status is Status.CLOSING or (
-            self.status is Status.CLOSED and not self._close_transport
-        )
+        return self.status is CLOSING or (self.status is CLOSED and not self._close_transport)
 
 
 __all__ = ["Deadlines"]

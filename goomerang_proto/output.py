@@ -35,7 +35,7 @@ from .frames import (
     masked_binary,
 )
 from .message import Message
-from .status import Status, move_connection
+from .status import CLOSED, CLOSING, NEW, RUNNING, move_connection
 
 Clock = Callable[[], int]
 """The envelope's creation time: nanoseconds since the Unix epoch (``time.time_ns``)."""
@@ -66,9 +66,9 @@ class Output(FlowControl):
 
     def _check_can_send(self) -> None:
         status = self.status
-        if status is Status.RUNNING:
+        if status is RUNNING:
             return
-        if status is Status.CLOSING:
+        if status is CLOSING:
             raise Closing("connection is closing: no new messages are accepted")
         raise NotRunning(f"connection is {status.name}: cannot send")
 
@@ -114,7 +114,7 @@ class Output(FlowControl):
             cap = self.max_buffered
             if cap is not None and self._out_size + self._transport_buffered > cap:
                 self._over_cap()
-        if self.status is not Status.RUNNING:
+        if self.status is not RUNNING:
             self._check_can_send()
         payload = message.payload.SerializeToString()
         size = len(payload)
@@ -162,24 +162,24 @@ class Output(FlowControl):
         """
         if now is not None:
             self._now = now
-        if self.status is Status.NEW:
+        if self.status is NEW:
             self._close_transport = True
             self._closed(code, reason, by_peer=False)
             return
-        if self.status is not Status.RUNNING:
+        if self.status is not RUNNING:
             return
         self._close_sent = True
         self._write_frame(OP_CLOSE, close_payload(code, reason))
-        move_connection(self, Status.CLOSING)
+        move_connection(self, CLOSING)
         self._closing()
 
     def fail(self, code: int, reason: str, now: float | None = None) -> None:
         """Fail the connection: send a Close with ``code`` (if none was sent) and end it."""
         if now is not None:
             self._now = now
-        if self.status is Status.CLOSED:
+        if self.status is CLOSED:
             return
-        if not self._close_sent and self.status is not Status.NEW:
+        if not self._close_sent and self.status is not NEW:
             self._close_sent = True
             self._write_frame(OP_CLOSE, close_payload(code, reason))
         self._close_transport = True
@@ -199,7 +199,7 @@ class Output(FlowControl):
         if cap is None or self._out_size + self._transport_buffered <= cap:
             return False
         reason = f"more than {cap} bytes of output unsent: the peer does not read"
-        if self.status is not Status.CLOSED:
+        if self.status is not CLOSED:
             self.fail(self.overflow_code, reason)
         self._give_up(reason, None)
         return True

@@ -24,7 +24,7 @@ from .handshake import (
 )
 from .message import Message
 from .registry import Registry
-from .status import Status
+from .status import NEW, RUNNING
 
 DEFAULT_MAX_REQUEST_SIZE = 16 * 1024
 _SINGLE_HEADERS = (b"sec-websocket-key", b"sec-websocket-version")
@@ -126,7 +126,7 @@ class ServerConnection(BaseConnection):
 
     def _process_http(self) -> None:
         conn = self._h11
-        while conn is not None and self.status is Status.NEW and not self._awaiting_response:
+        while conn is not None and self.status is NEW and not self._awaiting_response:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
@@ -252,7 +252,7 @@ class ServerConnection(BaseConnection):
         """
         if now is not None:
             self._now = now
-        if not self._awaiting_accept or self.status is not Status.NEW:
+        if not self._awaiting_accept or self.status is not NEW:
             raise LocalProtocolError("no WebSocket upgrade is waiting to be accepted")
         conn = self._h11
         assert conn is not None and self._request is not None
@@ -280,7 +280,7 @@ class ServerConnection(BaseConnection):
         self, status: int = 403, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()
     ) -> None:
         """Refuse a pending upgrade with an HTTP error and end the connection."""
-        if not self._awaiting_accept or self.status is not Status.NEW:
+        if not self._awaiting_accept or self.status is not NEW:
             raise LocalProtocolError("no WebSocket upgrade is waiting to be rejected")
         extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         self._reject_plain(status, body.decode("utf-8", "replace"), extra=extra, body=body)
@@ -384,7 +384,7 @@ class ServerConnection(BaseConnection):
         if cap is not None and self._out_size + self._transport_buffered > cap:
             self._over_cap()
             return False
-        if self.status is not Status.RUNNING:
+        if self.status is not RUNNING:
             raise NotRunning(f"connection is {self.status.name}: cannot send")
         self._out.append(frame)
         # what _queued does, inlined (once per target of every fan-out)

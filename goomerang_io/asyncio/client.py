@@ -21,13 +21,13 @@ from goomerang_proto import (
     Message,
     NotRunning,
     Side,
-    Status,
     SyncTimeout,
     UnknownKind,
     new_uuid,
 )
 from goomerang_proto import events as ev
 from goomerang_proto.frames import CLEAN_CLOSE_CODES
+from goomerang_proto.status import CLOSED, CLOSING, RUNNING
 
 from ..address import parse_listen
 from ..authorization import ERROR_REPLIES, error_of
@@ -150,9 +150,9 @@ class Client(Endpoint):
     async def connect(self) -> None:
         """Connect and complete the upgrade; works again after close()."""
         status = self.status
-        if status is Status.RUNNING:
+        if status is RUNNING:
             raise AlreadyRunning("client is already connected")
-        if status is Status.CLOSING:
+        if status is CLOSING:
             raise Closing("client is closing")
         if self._connecting:
             raise AlreadyRunning("connect() is already in progress")
@@ -163,7 +163,7 @@ class Client(Endpoint):
             self.hooks.run("on_configuration", self.options)
             if self.metrics is not None:
                 self.metrics.set_max_concurrency(self.options.max_concurrency)
-            self._move(Status.RUNNING)
+            self._move(RUNNING)
         finally:
             self._connecting = False
         proto = self._proto
@@ -307,9 +307,9 @@ class Client(Endpoint):
             if event.error is not None:
                 self.report_error(event.error)
                 self._loss_reported = True  # _lost() must not report the same loss again
-            if self.status is Status.RUNNING and event.by_peer:
+            if self.status is RUNNING and event.by_peer:
                 # Go's sequence when the server starts the close: RUNNING -> CLOSING -> CLOSED
-                self._move(Status.CLOSING)
+                self._move(CLOSING)
 
     # ------------------------------------------------------------ output
     def _check_running(self) -> ClientConnection:
@@ -329,7 +329,7 @@ class Client(Endpoint):
     def send_message(self, message: Message[Any], uuid: str) -> Any:
         """Used by the Sender given to client handlers (they may still send while closing)."""
         proto = self._proto
-        if not (self._draining and proto is not None and proto.engine.status is Status.RUNNING):
+        if not (self._draining and proto is not None and proto.engine.status is RUNNING):
             self._check_running()
         assert self._proto is not None
         return self._proto.write_message(message, uuid, in_response=True)
@@ -498,15 +498,15 @@ class Client(Endpoint):
         """
         check_close_code(code)
         status = self.status
-        if status is not Status.RUNNING:
-            if status is Status.CLOSED and self._reconnect_task is not None:
+        if status is not RUNNING:
+            if status is CLOSED and self._reconnect_task is not None:
                 self._closed_by_user = True
                 self._reconnect_task.cancel()
                 self._outbox.drop("the client was closed before it reconnected")
                 return
             raise NotRunning(f"client is {status.name}: nothing to close")
         self._closed_by_user = True
-        self._move(Status.CLOSING)
+        self._move(CLOSING)
         proto = self._proto
         runner = self._runner
         me = asyncio.current_task()  # a handler of this client that closes it is not waited for
@@ -529,8 +529,8 @@ class Client(Endpoint):
         if self._runner is not None:
             await self._runner.wait_idle(self.options.close_timeout, me)
         self._pending.fail_all(ConnectionLost("client closed while the request was pending"))
-        if self.status is Status.CLOSING:
-            self._move(Status.CLOSED)
+        if self.status is CLOSING:
+            self._move(CLOSED)
             self.hooks.run("on_close")
 
     async def __aenter__(self) -> Client:
@@ -538,7 +538,7 @@ class Client(Endpoint):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.status is Status.RUNNING:
+        if self.status is RUNNING:
             await self.close()
 
     def _lost(self, proto: _ClientProtocol) -> None:
@@ -546,15 +546,15 @@ class Client(Endpoint):
             return
         self._pending.fail_all(ConnectionLost(f"connection to {self.server} lost"))
         status = self.status
-        if status is Status.RUNNING or (status is Status.CLOSING and not self._closed_by_user):
+        if status is RUNNING or (status is CLOSING and not self._closed_by_user):
             # a clean close by the server (1000, 1001, or a Close without status: 1005) is no error
             if self.close_code not in CLEAN_CLOSE_CODES and not self._loss_reported:
                 self.report_error(
                     ConnectionLost(f"connection to {self.server} lost (code {self.close_code})")
                 )
-            if status is Status.RUNNING:
-                self._move(Status.CLOSING)
-            self._move(Status.CLOSED)
+            if status is RUNNING:
+                self._move(CLOSING)
+            self._move(CLOSED)
             self.hooks.run("on_close")
             if self.options.reconnect and not self._closed_by_user:
                 self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
@@ -564,7 +564,7 @@ class Client(Endpoint):
         """Whether a send now goes to the outbox: reconnecting, with ``outbox_size`` > 0."""
         return (
             self.options.outbox_size > 0
-            and self.status is Status.CLOSED
+            and self.status is CLOSED
             and not self._closed_by_user
             and self._reconnect_task is not None
             and not self._reconnect_task.done()
@@ -575,9 +575,9 @@ class Client(Endpoint):
 
     async def _reconnect_loop(self) -> None:
         backoff = Backoff(self.options.reconnect_initial, self.options.reconnect_max)
-        while self.status is Status.CLOSED and not self._closed_by_user:
+        while self.status is CLOSED and not self._closed_by_user:
             await asyncio.sleep(backoff.next_wait())
-            if self._closed_by_user or self.status is not Status.CLOSED:
+            if self._closed_by_user or self.status is not CLOSED:
                 return
             attempt = backoff.attempt
             self.hooks.run("on_reconnect_attempt", attempt, backoff.delay)
@@ -587,7 +587,7 @@ class Client(Endpoint):
                 self.report_error(ConnectionLost(f"reconnect attempt {attempt} failed: {exc}"))
                 backoff.failed()
                 continue
-            self._move(Status.RUNNING)
+            self._move(RUNNING)
             engine = self._engine
             if engine is not None:
                 self._held.replay(engine, self.report_error)

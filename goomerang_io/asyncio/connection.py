@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from goomerang_proto import BaseConnection, Message, Status
+from goomerang_proto import BaseConnection, Message
 from goomerang_proto import events as ev
+from goomerang_proto.status import CLOSED, RUNNING
 
 from ..awaitables import AfterDrain, Ready
 
@@ -112,7 +113,7 @@ class Connection(asyncio.Protocol):
         # one): flush() and the rest see None and do nothing.
         self.transport = None
         engine = self.engine
-        if engine.status is not Status.CLOSED:
+        if engine.status is not CLOSED:
             engine.receive_eof(self._loop.time())
         engine.transport_closed()
         self.process()
@@ -166,7 +167,7 @@ class Connection(asyncio.Protocol):
             if data:
                 transport.write(data)
                 engine.set_transport_buffer_size(transport.get_write_buffer_size())
-        if engine.status is not Status.RUNNING:  # neither can be true while RUNNING
+        if engine.status is not RUNNING:  # neither can be true while RUNNING
             if engine.should_abort_transport():
                 transport.abort()
                 return

@@ -14,10 +14,10 @@ from goomerang_proto import (
     NotRunning,
     Router,
     ServerConnection,
-    Status,
 )
 from goomerang_proto import events as ev
 from goomerang_proto.errors import UnknownKind
+from goomerang_proto.status import NEW, RUNNING
 
 from ..authorization import ERROR_REPLIES, error_message
 from ..awaitables import READY_SIZES, AfterDrain, Ready
@@ -179,7 +179,7 @@ class ServerProtocol(Connection):
             raise
 
     def _error_reply(self, message: Message[Any]) -> None:
-        if self.engine.status is Status.RUNNING and not self.server.is_closed():
+        if self.engine.status is RUNNING and not self.server.is_closed():
             text = f"the handler for {message.kind} failed"  # no internals leak to the peer
             self.send_message(error_message("handler-error", text), message.uuid)
 
@@ -309,7 +309,7 @@ class ServerProtocol(Connection):
         with ``slow_client_code`` and dropped.
         """
         engine = self.engine
-        if engine.status is not Status.RUNNING or self.transport is None:
+        if engine.status is not RUNNING or self.transport is None:
             return False
         if not engine.send_prepared(frame, in_response=self._in_batch):
             self._too_slow()
@@ -334,7 +334,7 @@ class ServerProtocol(Connection):
         # change: the full flush runs when it did (or when anything else is set).
         if (
             transport is not None
-            and engine.status is Status.RUNNING
+            and engine.status is RUNNING
             and not self._reading_paused
             and self._drain is None
             and engine.is_writable()
@@ -352,7 +352,7 @@ class ServerProtocol(Connection):
                 return
         self.flush()
         limit = self.server.options.slow_client_limit
-        if limit and engine.status is Status.RUNNING and engine.buffered_amount > limit:
+        if limit and engine.status is RUNNING and engine.buffered_amount > limit:
             self._too_slow()
             engine.fail(self.server.options.slow_client_code, "too slow")
             engine.abort()
@@ -394,7 +394,7 @@ class ServerProtocol(Connection):
             except Exception as exc:
                 self.server.report_error(exc)
                 response = Response(500, b"internal server error\n")
-        if self.engine.status is not Status.NEW or self.transport is None:
+        if self.engine.status is not NEW or self.transport is None:
             return
         self.engine.send_http_response(
             response.status, response.all_headers(), response.body, now=self._loop.time()
@@ -425,7 +425,7 @@ class ServerProtocol(Connection):
         self._finish_admission(rejection)
 
     def _finish_admission(self, rejection: Rejection | None) -> None:
-        if self.engine.status is not Status.NEW or self.transport is None:
+        if self.engine.status is not NEW or self.transport is None:
             return
         if rejection is not None:
             self.engine.reject(rejection.status, rejection.body)
