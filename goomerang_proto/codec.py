@@ -26,13 +26,13 @@ PUBLISH_CMD = kind_of(pb.PublishCmd)
 COMMAND_KINDS: Final = frozenset({BROADCAST_CMD, SUBSCRIBE_CMD, UNSUBSCRIBE_CMD, PUBLISH_CMD})
 HEADER_PREFIX = "message-"
 
-_VARINT1 = [bytes((i,)) for i in range(128)]
+_VARINT1: Final = [bytes((i,)) for i in range(128)]
 
 
 # Every varint below 2**14 (sizes, lengths) is looked up, not computed;
 # _CONT2[i] is i (< 2**14) as the first two bytes of a longer varint.
-_VARINT2 = _VARINT1 + [bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(128, 1 << 14)]
-_CONT2 = [bytes(((i & 0x7F) | 0x80, (i >> 7) | 0x80)) for i in range(1 << 14)]
+_VARINT2: Final = _VARINT1 + [bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(128, 1 << 14)]
+_CONT2: Final = [bytes(((i & 0x7F) | 0x80, (i >> 7) | 0x80)) for i in range(1 << 14)]
 
 
 def varint(value: int) -> bytes:
@@ -57,7 +57,7 @@ def _field(tag: bytes, data: bytes) -> bytes:
     return tag + varint(len(data)) + data
 
 
-_KIND_FIELD_CACHE: dict[str, bytes] = {}
+_KIND_FIELD_CACHE: Final[dict[str, bytes]] = {}
 
 
 def _kind_field(kind: str) -> bytes:
@@ -97,14 +97,14 @@ def encode_timestamp(creation_ns: int) -> bytes:
 # Of the last timestamp encoded with nanos >= 2**14: seconds, nanos >> 14,
 # the field's bytes before the nanos varint, that varint after its first two
 # bytes, and the seconds field.
-_ts_cache: list[tuple[int, int, bytes, bytes, bytes]] = [(-1, -1, b"", b"", b"")]
+_ts_cache: Final[list[tuple[int, int, bytes, bytes, bytes]]] = [(-1, -1, b"", b"", b"")]
 
 
 # Encoded header entries by (key, value): replies often carry the same few
 # headers. Bounded (entries and entry size): a peer's headers may be echoed.
-_HEADER_CACHE: dict[tuple[str, str], bytes] = {}
-_HEADER_CACHE_MAX = 1024
-_HEADER_CACHE_ENTRY_MAX = 256
+_HEADER_CACHE: Final[dict[tuple[str, str], bytes]] = {}
+_HEADER_CACHE_MAX: Final = 1024
+_HEADER_CACHE_ENTRY_MAX: Final = 256
 
 
 def _header_entry(key: str, value: str) -> bytes:

@@ -56,7 +56,11 @@ def _length(data: bytes, i: int, end: int) -> tuple[int, int]:
 
     At most 3 bytes (a field under 2 MiB): a longer field is left to upb.
     """
-    length, start = _varint(data, i, end, 21)
+    if i < end and data[i] < 0x80:  # one byte: every field of a small message but one
+        start = i + 1
+        length = data[i]
+    else:
+        length, start = _varint(data, i, end, 21)
     if start < 0 or length > end - start:
         return 0, -1
     return start, start + length

@@ -22,6 +22,7 @@ import codecs
 import os
 import struct
 from collections.abc import Callable
+from typing import Final
 
 _c_unmask_at: Callable[[bytes | bytearray | memoryview, int, int], bytes] | None
 _c_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray | memoryview], bytes] | None
@@ -64,9 +65,9 @@ _VALID_WIRE_CODES = frozenset(
     {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 )
 
-_U16 = struct.Struct("!H")
-_U64 = struct.Struct("!Q")
-_HEAD16 = struct.Struct("!BBH").pack
+_U16: Final = struct.Struct("!H")
+_U64: Final = struct.Struct("!Q")
+_HEAD16: Final = struct.Struct("!BBH").pack
 
 
 class FrameError(Exception):
@@ -113,8 +114,8 @@ def close_payload(code: int, reason: str = "") -> bytes:
 
 # _REPEAT[q] has a 1 in the low bit of each of q 32-bit words: k * _REPEAT[q]
 # is the 32-bit masking key k repeated q times, as one integer.
-_REPEAT = [((1 << (32 * q)) - 1) // 0xFFFFFFFF for q in range(257)]
-_from_bytes = int.from_bytes
+_REPEAT: Final = [((1 << (32 * q)) - 1) // 0xFFFFFFFF for q in range(257)]
+_from_bytes: Final = int.from_bytes
 
 
 def _repeat(q: int) -> int:
