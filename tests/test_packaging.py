@@ -12,6 +12,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -63,6 +64,25 @@ def test_default_wheel_is_pure_python_and_needs_no_compiler(tmp_path: Path) -> N
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert "goomerang_proto/connection.py" in names
     assert not [n for n in names if n.endswith((".so", ".pyd", ".c"))], names
+
+
+@pytest.mark.timeout(120)
+def test_sdist_carries_the_c_sources_whatever_the_build(tmp_path: Path) -> None:
+    """An sdist made the ordinary way (no GOOMERANG_COMPILE) can still be compiled from."""
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=ENV,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sdist,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    for name in _setup_module().ACCELERATORS:  # type: ignore[attr-defined]
+        assert f"goomerang_proto/{name}.c" in names, sorted(names)
 
 
 @pytest.mark.timeout(60)
