@@ -32,6 +32,9 @@ COMPILED = (
 )
 """The engine modules on the per-message path, compiled by mypyc (``goomerang_proto/NAME.py``)."""
 MYPY = "mypy>=1.10"
+BUILD_REQUIRES = (MYPY, "types-protobuf")
+"""What a compiled build installs into its isolated build environment: mypyc, and the
+protobuf stubs that mypy needs to type the engine (without them it stops)."""
 
 
 def compiling() -> bool:
@@ -81,7 +84,7 @@ def _main() -> None:
                 f"environment; install {MYPY!r} or build without GOOMERANG_COMPILE"
             ) from None
         ext_modules = []
-    setup(ext_modules=ext_modules, setup_requires=[MYPY])
+    setup(ext_modules=ext_modules, setup_requires=list(BUILD_REQUIRES))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ Fields = tuple[str, str, bool, int, dict[str, str], bytes]
 """(uuid, kind, is_sync, creation_ns, headers, payload), as the Frame's fields say."""
 
 _NS: Final = 1_000_000_000
-_MAX_SECONDS: Final = (1 << 63) // _NS  # creation_ns stays a 63-bit int
+_MAX_SECONDS: Final = (1 << 63) // _NS  # a bound on what peers send; upb reads the same value
 
 
 def _varint(data: bytes, i: int, end: int, limit: int = 63) -> tuple[int, int]:
@@ -104,8 +104,10 @@ def _header(data: bytes, i: int, end: int, headers: dict[str, str]) -> bool:
 def read_canonical(data: bytes) -> Fields | None:
     """The fields of the canonical Frame ``data``, or None (then decode it with upb).
 
-    Never raises: strings that are not UTF-8, truncated fields, unknown or
-    repeated fields and out-of-order fields all give None.
+    ``data`` must be ``bytes`` (what the frame reader gives; the compiled build
+    raises TypeError on anything else). Never raises on its content: strings that
+    are not UTF-8, truncated fields, unknown or repeated fields and out-of-order
+    fields all give None.
     """
     uuid = kind = ""
     is_sync = False

@@ -123,9 +123,14 @@ def _repeat(q: int) -> int:
 
 
 def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR ``payload`` with the 4-byte masking ``key`` (C, or one big-integer XOR)."""
+    """XOR ``payload`` with the 4-byte masking ``key`` (C, or one big-integer XOR).
+
+    Raises ValueError when ``key`` is not 4 bytes (both builds).
+    """
     if _c_mask is not None:
         return _c_mask(payload, key)
+    if len(key) != 4:
+        raise ValueError(f"mask: the key must be 4 bytes, not {len(key)}")
     length = len(payload)
     if not length:
         return b""

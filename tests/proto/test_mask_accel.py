@@ -121,6 +121,13 @@ def test_bad_arguments_raise_type_errors() -> None:
             mod.mask(b"ab", key)
 
 
+@pytest.mark.parametrize("key", [b"", b"123", b"12345"])
+def test_unmask_refuses_a_key_that_is_not_4_bytes(key: bytes) -> None:
+    """Both builds: ValueError (the C module's check, and the pure one's)."""
+    with pytest.raises(ValueError, match="4 bytes"):
+        frames.unmask(b"payload", key)
+
+
 @given(payload=payloads, key=keys)
 def test_pure_unmask_matches_the_oracle(payload: bytes, key: bytes) -> None:
     """``frames.unmask`` (C in the compiled build, the big-integer XOR in the pure one)."""
