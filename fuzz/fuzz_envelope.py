@@ -9,8 +9,6 @@ The pytest suite imports :func:`test_one_input` and runs it without atheris.
 
 from __future__ import annotations
 
-import sys
-
 from google.protobuf.message import DecodeError
 
 from goomerang_proto import codec
@@ -58,14 +56,7 @@ def seeds() -> list[bytes]:
     return [ours, frame.SerializeToString(), codec.pack_subscribe_cmd("t1")]
 
 
-def main() -> None:
-    """Run atheris on :func:`test_one_input`."""
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    from atheris_main import fuzz
+
+    fuzz(test_one_input)

@@ -10,8 +10,6 @@ Run with atheris: ``python fuzz/fuzz_server_connection.py [corpus_dir] -max_tota
 
 from __future__ import annotations
 
-import sys
-
 from goomerang_proto import codec
 from goomerang_proto import events as ev
 from goomerang_proto import frames as fr
@@ -94,14 +92,7 @@ def seeds() -> list[bytes]:
     ]
 
 
-def main() -> None:
-    """Run atheris on :func:`test_one_input`."""
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    from atheris_main import fuzz
+
+    fuzz(test_one_input)

@@ -6,7 +6,6 @@ The pytest suite imports :func:`test_one_input` and runs it without atheris.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from goomerang_proto import codec
@@ -48,14 +47,7 @@ def seeds() -> list[bytes]:
     ]
 
 
-def main() -> None:
-    """Run atheris on :func:`test_one_input`."""
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    from atheris_main import fuzz
+
+    fuzz(test_one_input)

@@ -126,7 +126,10 @@ def test_envelope_target_catches_a_reading_that_differs_from_upb(
 def test_run_all_finds_every_target_and_checks_arguments() -> None:
     assert [t.stem for t in RUN_ALL.targets()] == TARGET_NAMES
     for module in TARGETS.values():
-        assert callable(module.main) and module.seeds()
+        assert callable(module.test_one_input) and module.seeds()
+        # run as a script, each hands its test_one_input to atheris (fuzz/atheris_main.py)
+        assert "fuzz(test_one_input)" in Path(str(module.__file__)).read_text()
+    assert callable(_load("atheris_main").fuzz)
     with pytest.raises(SystemExit):
         RUN_ALL.main(["--seconds", "0"])
     with pytest.raises(SystemExit):
