@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from util import echo, msg, new_client, new_server, poll_until, run, running
@@ -21,6 +22,24 @@ from goomerang_proto import Message, Status
 from goomerang_proto.pb.goomerang_example_pb2 import MessageV1, ReplyV1
 
 SLOW = 5.0  # close_timeout / shutdown_timeout: waiting for itself would take this long
+
+
+def handler_calling(
+    call: Callable[[], Awaitable[None]], outcome: asyncio.Future[tuple[str, float]]
+) -> Callable[[Any, Message[Any]], Awaitable[None]]:
+    """A handler that awaits ``call()`` and sets ``outcome`` to ("returned" or the error's
+    repr, the seconds it took); the error, if any, goes on up."""
+
+    async def handler(_sender: Any, _message: Message[Any]) -> None:
+        t0 = time.monotonic()
+        try:
+            await call()
+            outcome.set_result(("returned", time.monotonic() - t0))
+        except BaseException as exc:
+            outcome.set_result((repr(exc), time.monotonic() - t0))
+            raise
+
+    return handler
 
 
 def test_a_client_handler_that_closes_its_client() -> None:
@@ -32,16 +51,7 @@ def test_a_client_handler_that_closes_its_client() -> None:
             client = new_client(server, close_timeout=SLOW, on_error=[errors.append])
             outcome: asyncio.Future[tuple[str, float]] = asyncio.get_running_loop().create_future()
 
-            async def closer(_sender: Any, _message: Message[Any]) -> None:
-                t0 = time.monotonic()
-                try:
-                    await client.close()
-                    outcome.set_result(("returned", time.monotonic() - t0))
-                except BaseException as exc:
-                    outcome.set_result((repr(exc), time.monotonic() - t0))
-                    raise
-
-            client.handle(ReplyV1, closer)
+            client.handle(ReplyV1, handler_calling(client.close, outcome))
             await client.connect()
             await client.send(msg("close me"))
             what, seconds = await asyncio.wait_for(outcome, 3 * SLOW)
@@ -59,16 +69,7 @@ def test_a_server_handler_that_shuts_its_server_down() -> None:
         server = new_server(shutdown_timeout=SLOW)
         outcome: asyncio.Future[tuple[str, float]] = asyncio.get_running_loop().create_future()
 
-        async def stopper(_sender: Any, _message: Message[Any]) -> None:
-            t0 = time.monotonic()
-            try:
-                await server.shutdown()
-                outcome.set_result(("returned", time.monotonic() - t0))
-            except BaseException as exc:
-                outcome.set_result((repr(exc), time.monotonic() - t0))
-                raise
-
-        server.handle(MessageV1, stopper)
+        server.handle(MessageV1, handler_calling(server.shutdown, outcome))
         await server.start()
         errors: list[BaseException] = []
         client = new_client(server, on_error=[errors.append])
