@@ -150,12 +150,14 @@ class ServerConnection(BaseConnection):
                 self._body = []
                 self._body_size = 0
             elif isinstance(event, h11.Data):
-                self._body_size += len(event.data)
+                # h11 gives a bytearray under its bytes annotation, and compiled code checks
+                # every read of a bytes-typed attribute: read it untyped, once
+                data = cast(Any, event).data
+                self._body_size += len(data)
                 if self._body_size > self.max_http_body:
                     self._reject_plain(413, "request body too large")
                     return
-                # h11 gives a bytearray under its bytes annotation (compiled code checks it)
-                self._body.append(bytes(cast(Any, event).data))
+                self._body.append(bytes(data))
             elif isinstance(event, h11.EndOfMessage):
                 self._on_request_complete()
             elif isinstance(event, h11.ConnectionClosed):
