@@ -37,13 +37,13 @@ unit: $(STAMP) redis7
 	$(BIN)/python -m pytest -m 'not goref and not compiled_only' $(PYTEST_ARGS)
 
 # The compiled engine (opt-in; `pip install .` stays pure Python and needs no compiler): the
-# hot engine modules (setup.py's COMPILED) as mypyc C extensions, built beside the package into
+# per-message modules (setup.py's COMPILED) as mypyc C extensions, built beside the package into
 # build/compiled (scripts/ensure-cc.sh installs gcc and python3-dev as root when missing).
-# unit-compiled runs the engine suites and two socket round-trip suites on it; the tests that
-# replace engine internals (marked pure_python, see tests/conftest.py) run in `unit` only.
+# unit-compiled runs the engine suites and the asyncio adapter's (tests/io) on it; the tests that
+# replace compiled internals (marked pure_python, see tests/conftest.py) run in `unit` only.
 COMPILED := build/compiled
 COMPILED_TESTS := tests/proto tests/kit tests/test_smoke_engine.py tests/test_frames_differential.py \
-  tests/io/test_roundtrip.py tests/io/test_sync_client.py
+  tests/io
 
 compiled: $(STAMP)
 	scripts/ensure-cc.sh $(BIN)/python
@@ -51,7 +51,7 @@ compiled: $(STAMP)
 
 # PYTHONSAFEPATH: the working tree's pure package must not come first (python -m puts it there);
 # it comes after the compiled one instead, for the tests that import tests.* from the root.
-unit-compiled: compiled
+unit-compiled: compiled redis7
 	GOOMERANG_COMPILED=1 PYTHONSAFEPATH=1 PYTHONPATH=$(CURDIR)/$(COMPILED):$(CURDIR) $(BIN)/python -m pytest \
 	  -m 'not goref and not pure_python' $(COMPILED_TESTS) $(PYTEST_ARGS)
 

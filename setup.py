@@ -1,4 +1,4 @@
-"""Packaging: pure Python by default; ``GOOMERANG_COMPILE=1`` compiles the engine's hot modules.
+"""Packaging: pure Python by default; ``GOOMERANG_COMPILE=1`` compiles the per-message modules.
 
 ``pip install .`` builds a pure-Python package and needs no compiler. With
 ``GOOMERANG_COMPILE=1 pip install .`` the modules in ``COMPILED`` are compiled
@@ -6,9 +6,11 @@ to C extensions with mypyc (what black and mypy ship): that needs a C
 compiler and the Python headers (``scripts/ensure-cc.sh`` says what is
 missing); mypy (mypyc) is added to the isolated build environment as a
 build requirement. The compiled modules behave like the pure ones, but their
-classes cannot be monkeypatched or subclassed from Python, so only engine
-internals are compiled: never ``Message``, the events, the errors, the router,
-the registry or the testing kit. Everything else stays in the project metadata
+classes cannot be monkeypatched or subclassed from Python, so only internals
+are compiled (the engine's, the asyncio server protocol, ``Connection`` with
+interpreted subclasses allowed): never ``Message``, ``Sender``, the events, the
+errors, the router, the registry, ``Server``/``Client`` or the testing kit.
+Everything else stays in the project metadata
 (``pyproject.toml``).
 """
 
@@ -19,22 +21,39 @@ import sys
 from typing import Any
 
 COMPILED = (
-    "frames",
-    "codec",
-    "envelope",
-    "deadlines",
-    "flow",
-    "output",
-    "connection",
-    "server_connection",
-    "client_connection",
-    "handshake",
+    "goomerang_proto.frames",
+    "goomerang_proto.codec",
+    "goomerang_proto.envelope",
+    "goomerang_proto.deadlines",
+    "goomerang_proto.flow",
+    "goomerang_proto.output",
+    "goomerang_proto.connection",
+    "goomerang_proto.server_connection",
+    "goomerang_proto.client_connection",
+    "goomerang_proto.handshake",
+    "goomerang_io.asyncio.connection",
+    "goomerang_io.asyncio.server_protocol",
+    "goomerang_io.asyncio.dispatch",
 )
-"""The engine modules on the per-message path, compiled by mypyc (``goomerang_proto/NAME.py``)."""
+"""The modules on the per-message path, compiled by mypyc: the engine's, and the asyncio
+server's protocol, its base ``Connection`` (interpreted subclasses allowed: the client's
+protocol and embedders subclass it) and its handler runner. None of them is public API."""
 MYPY = "mypy>=1.10"
-BUILD_REQUIRES = (MYPY, "types-protobuf")
-"""What a compiled build installs into its isolated build environment: mypyc, and the
-protobuf stubs that mypy needs to type the engine (without them it stops)."""
+
+
+def runtime_dependencies() -> tuple[str, ...]:
+    """``project.dependencies`` of ``pyproject.toml`` (beside this file)."""
+    import tomllib
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "pyproject.toml"), "rb") as f:
+        return tuple(tomllib.load(f)["project"]["dependencies"])
+
+
+BUILD_REQUIRES = (MYPY, "types-protobuf", *runtime_dependencies())
+"""What a compiled build installs into its isolated build environment: mypyc, the
+protobuf stubs, and the package's own dependencies: mypy types the compiled modules
+against what they import (redis, prometheus_client, uvloop...) and stops when one is missing."""
 
 
 def compiling() -> bool:
@@ -50,12 +69,12 @@ ACCELERATORS = ("_mask",)
 def compiled_extensions(package_root: str = ".") -> list[Any]:
     """The mypyc extensions of ``COMPILED`` and the C ``ACCELERATORS``.
 
-    ``package_root`` holds ``goomerang_proto/``.
+    ``package_root`` holds ``goomerang_proto/`` and ``goomerang_io/``.
     """
     from mypyc.build import mypycify
     from setuptools import Extension
 
-    paths = [os.path.join(package_root, "goomerang_proto", f"{name}.py") for name in COMPILED]
+    paths = [os.path.join(package_root, *name.split(".")) + ".py" for name in COMPILED]
     accelerators = [
         Extension(
             f"goomerang_proto.{name}",

@@ -59,7 +59,9 @@ class Endpoint:
             self.hooks.add(name, fn)
         self.router = Router()
         self._lifecycle = Lifecycle(side)
-        self._is_closed = False  # status is CLOSED, as a plain attribute for the hot path
+        self.ended = False
+        """True once the status is CLOSED: ``is_closed()`` as a plain attribute, which the
+        compiled server protocol reads on every send."""
         return options
 
     # ------------------------------------------------------------ registry
@@ -116,7 +118,7 @@ class Endpoint:
 
     def _move(self, status: Status) -> None:
         self._lifecycle.move(status)
-        self._is_closed = status is Status.CLOSED
+        self.ended = status is Status.CLOSED
         if self.metrics is not None:
             self.metrics.set_status(int(status))
             flush = getattr(self.metrics, "flush", None)

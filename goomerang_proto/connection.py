@@ -142,15 +142,16 @@ class BaseConnection(Output):
     """
 
     __slots__ = (
+        "_classes",
         "_events",
         "_pending_failure",
         "_reader",
+        "_registry",
         "clock",
         "close_code",
         "close_reason",
         "path",
         "raw",
-        "registry",
         "request_headers",
         "status",
     )
@@ -183,7 +184,9 @@ class BaseConnection(Output):
         now: float = 0.0,
     ) -> None:
         start_connection(self)
-        self.registry = registry if registry is not None else Registry()
+        self._registry = registry if registry is not None else Registry()
+        # its kind -> class dict itself, read per message (registrations made later show)
+        self._classes = self._registry.table
         self.raw = raw
         self.clock: Clock = clock if clock is not None else _no_clock
         self._reader = FrameReader(
@@ -202,6 +205,11 @@ class BaseConnection(Output):
         self._setup_flow(high_water, low_water, max_buffered, overflow_code)
 
     # ----------------------------------------------------------- properties
+    @property
+    def registry(self) -> Registry:
+        """The registry given at construction (or an empty one): the kinds this side decodes."""
+        return self._registry
+
     @property
     def max_message_size(self) -> int:
         """Largest message accepted from the peer, in bytes."""
@@ -350,7 +358,7 @@ class BaseConnection(Output):
     def _on_frames(self, frames: list[tuple[int, bytes]]) -> None:
         # The hot path: every received message goes through this loop, so the
         # envelope decode and the Message construction are inlined here.
-        classes = self.registry.table
+        classes = self._classes
         from_string = _frame_from_string
         fast = FAST
         is_client = self.is_client

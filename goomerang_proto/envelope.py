@@ -22,6 +22,8 @@ from __future__ import annotations
 from types import FunctionType
 from typing import Final
 
+from mypy_extensions import i64
+
 Fields = tuple[str, str, bool, int, dict[str, str], bytes]
 """(uuid, kind, is_sync, creation_ns, headers, payload), as the Frame's fields say."""
 
@@ -29,7 +31,7 @@ _NS: Final = 1_000_000_000
 _MAX_SECONDS: Final = (1 << 63) // _NS  # a bound on what peers send; upb reads the same value
 
 
-def _varint(data: bytes, i: int, end: int, limit: int = 63) -> tuple[int, int]:
+def _varint(data: bytes, i: int, end: int, limit: int = 63) -> tuple[i64, int]:
     """The minimally encoded varint at ``data[i]`` and the index after it.
 
     At most ``limit`` bits (63 by default: 9 bytes; a negative int64 takes 10).
@@ -37,8 +39,9 @@ def _varint(data: bytes, i: int, end: int, limit: int = 63) -> tuple[int, int]:
     the first (padding: upb reads some padded forms and refuses others, such as
     a length prefix over 5 bytes, so none is read here).
     """
-    value = 0
-    shift = 0
+    # i64: native arithmetic in the compiled build (at most 63 bits, see limit); int in Python
+    value: i64 = 0
+    shift: i64 = 0
     while i < end and shift < limit:
         b = data[i]
         i += 1
@@ -68,7 +71,8 @@ def _length(data: bytes, i: int, end: int) -> tuple[int, int]:
 
 def _timestamp(data: bytes, i: int, end: int) -> int:
     """A canonical Timestamp in ``data[i:end]`` in nanoseconds; -1 when not canonical."""
-    seconds = nanos = 0
+    seconds: i64 = 0
+    nanos: i64 = 0
     if i < end and data[i] == 0x08:
         seconds, i = _varint(data, i + 1, end)
         if i < 0 or seconds > _MAX_SECONDS:

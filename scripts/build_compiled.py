@@ -2,12 +2,12 @@
 
 usage: build_compiled.py [DEST]        (default: build/compiled)
 
-DEST/goomerang_proto becomes a copy of the package in which the modules of
-``setup.COMPILED`` are C extensions (plus the shared ``goomerang_proto__mypyc``
-library in DEST) and the C accelerators of ``setup.ACCELERATORS`` are built;
-run anything with ``PYTHONPATH=DEST`` to use it (an extension module wins
-over the ``.py`` beside it). The pure package in the
-working tree is untouched, so the editable install stays pure Python. Needs a
+DEST/goomerang_proto and DEST/goomerang_io become copies of the packages in
+which the modules of ``setup.COMPILED`` are C extensions (plus the shared
+``goomerang_proto__mypyc`` library in DEST) and the C accelerators of
+``setup.ACCELERATORS`` are built; run anything with ``PYTHONPATH=DEST`` to use
+it (an extension module wins over the ``.py`` beside it). The pure packages in the
+working tree are untouched, so the editable install stays pure Python. Needs a
 C compiler and the Python headers (``scripts/ensure-cc.sh``) and mypy (the dev
 venv has it). Rebuilds only when a source file changed (a stamp of their hashes).
 """
@@ -25,12 +25,16 @@ sys.path.insert(0, str(ROOT))
 
 from setup import ACCELERATORS, COMPILED, compiled_extensions  # noqa: E402
 
+PACKAGES = ("goomerang_proto", "goomerang_io")
+"""Copied whole into DEST: the compiled modules of both, and everything beside them."""
+
 
 def _stamp() -> str:
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "goomerang_proto").rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".pyi", ".typed", ".c"):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".so":
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     digest.update((ROOT / "setup.py").read_bytes())
     digest.update(sys.version.encode())
     return digest.hexdigest()
@@ -46,11 +50,10 @@ def build(dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    shutil.copytree(
-        ROOT / "goomerang_proto",
-        dest / "goomerang_proto",
-        ignore=shutil.ignore_patterns("__pycache__", "*.so"),
-    )
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.so")
+        )
     from setuptools import setup
 
     cwd = os.getcwd()
@@ -65,12 +68,13 @@ def build(dest: Path) -> None:
         os.chdir(cwd)
     shutil.rmtree(dest / "_temp", ignore_errors=True)
     shutil.rmtree(dest / "build", ignore_errors=True)
-    built = (*COMPILED, *ACCELERATORS)
-    missing = [m for m in built if not list((dest / "goomerang_proto").glob(f"{m}.*.so"))]
+    built = (*COMPILED, *(f"goomerang_proto.{name}" for name in ACCELERATORS))
+    missing = [m for m in built if not list(dest.joinpath(*m.split(".")).parent.glob(
+        m.rsplit(".", 1)[1] + ".*.so"))]  # fmt: skip
     if missing:
         raise SystemExit(f"build_compiled: no extension built for {missing}")
     stamp_file.write_text(stamp)
-    print(f"build_compiled: {', '.join(built)} compiled into {dest}/goomerang_proto")
+    print(f"build_compiled: {', '.join(built)} compiled into {dest}")
 
 
 if __name__ == "__main__":

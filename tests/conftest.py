@@ -6,8 +6,8 @@ deselects them (``-m "not goref"``); ``make interop`` builds the peer, sets
 exactly them, so in CI each runs once and none is skipped. Everything under
 ``tests/interop/`` is ``goref``.
 
-``pure_python``: a test that replaces an engine method or module global
-(monkeypatch, or assigning over a connection's method). The compiled engine
+``pure_python``: a test that replaces a method or module global of a compiled
+module (monkeypatch, or assigning over a connection's method). The compiled build
 (``make compiled``: mypyc C extensions, whose classes and module globals cannot
 be replaced that way) cannot run it; ``make unit-compiled`` deselects exactly
 these (``-m "not pure_python"``) and runs them nowhere else, while the pure
@@ -19,7 +19,9 @@ tests: ``kit/test_pair.py``'s two timer tests (assign over a connection's
 ``proto/test_fuzz_targets.py::test_targets_catch_what_they_promise`` (patches
 ``ServerConnection._on_frames``: a compiled class refuses) and
 ``proto/test_golden_session.py::test_client_replays_the_go_client_byte_for_byte``
-(patches the ``os`` global of ``frames``: compiled code keeps its own reference).
+(patches the ``os`` global of ``frames``: compiled code keeps its own reference)
+and ``io/test_fanout.py::test_fanouts_from_one_read_reach_each_target_in_one_write``
+(counts reads by patching ``ServerConnection.receive_data``).
 
 ``compiled_only``: a test of the compiled build's hand-written C accelerators
 (``setup.ACCELERATORS``: ``proto/test_mask_accel.py``). The pure run deselects
@@ -45,26 +47,29 @@ settings.register_profile("goomerang", deadline=None)
 settings.load_profile("goomerang")
 
 
-# setup.COMPILED, repeated: the tests do not import the packaging script
+# setup.COMPILED and setup.ACCELERATORS, repeated: the tests do not import the packaging script
 COMPILED_ENGINE = (
-    "frames",
-    "codec",
-    "envelope",
-    "deadlines",
-    "flow",
-    "output",
-    "connection",
-    "server_connection",
-    "client_connection",
-    "handshake",
-    "_mask",  # setup.ACCELERATORS: hand-written C, built with the compiled engine only
+    "goomerang_proto.frames",
+    "goomerang_proto.codec",
+    "goomerang_proto.envelope",
+    "goomerang_proto.deadlines",
+    "goomerang_proto.flow",
+    "goomerang_proto.output",
+    "goomerang_proto.connection",
+    "goomerang_proto.server_connection",
+    "goomerang_proto.client_connection",
+    "goomerang_proto.handshake",
+    "goomerang_io.asyncio.connection",
+    "goomerang_io.asyncio.server_protocol",
+    "goomerang_io.asyncio.dispatch",
+    "goomerang_proto._mask",  # hand-written C, built with the compiled build only
 )
 
 
 def _is_extension(name: str) -> bool:
-    """True when ``goomerang_proto.NAME`` is imported from a C extension (False: pure or absent)."""
+    """True when module ``name`` is imported from a C extension (False: pure or absent)."""
     try:
-        module = importlib.import_module(f"goomerang_proto.{name}")
+        module = importlib.import_module(name)
     except ImportError:  # an accelerator has no pure twin: absent in a pure tree
         return False
     return str(module.__file__).endswith(tuple(EXTENSION_SUFFIXES))
@@ -75,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         pure = [name for name in COMPILED_ENGINE if not _is_extension(name)]
         if pure:
             raise pytest.UsageError(
-                f"GOOMERANG_COMPILED=1 but goomerang_proto.{pure[0]} (and {len(pure) - 1} more) "
+                f"GOOMERANG_COMPILED=1 but {pure[0]} (and {len(pure) - 1} more) "
                 "is pure Python: build with `make compiled`, run with PYTHONPATH=build/compiled"
             )
 

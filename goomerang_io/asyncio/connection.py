@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+from mypy_extensions import mypyc_attr
+
 from goomerang_proto import BaseConnection, Message
 from goomerang_proto import events as ev
 from goomerang_proto.status import CLOSED, RUNNING
@@ -28,8 +30,14 @@ FEED_CHUNK = 16 * 1024
 """Bytes fed to the engine at a time: a bigger read is fed (and handled) in slices."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Connection(asyncio.Protocol):
-    """One transport and its engine."""
+    """One transport and its engine.
+
+    The compiled build (``GOOMERANG_COMPILE=1``) compiles this class with mypyc;
+    subclasses written in Python (the client's protocol, an embedder's) stay
+    allowed, as ``mypyc_attr(allow_interpreted_subclasses=True)`` says.
+    """
 
     def __init__(self, engine: BaseConnection) -> None:
         self.engine = engine

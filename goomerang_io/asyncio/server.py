@@ -180,7 +180,7 @@ class Server(Endpoint):
 
     def is_closed(self) -> bool:
         """True once the server is CLOSED."""
-        return self._is_closed
+        return self.ended
 
     def counts_workers(self) -> bool:
         """Whether handler start/end must be tracked (worker hooks; the metrics middleware

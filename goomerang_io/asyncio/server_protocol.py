@@ -30,6 +30,7 @@ from .dispatch import HandlerRunner
 
 _MessageReceived = ev.MessageReceived
 _SyncRequestReceived = ev.SyncRequestReceived
+_new_sender = object.__new__  # a sync request's Sender is built without its __init__ call
 
 
 class ServerSide(Protocol):
@@ -54,6 +55,9 @@ class ServerSide(Protocol):
     def counts_workers(self) -> bool: ...
     def worker_started(self) -> None: ...
     def worker_finished(self) -> None: ...
+
+    ended: bool  # read on every send: an attribute, not a call (Server.is_closed())
+
     def is_closed(self) -> bool: ...
     def tcp_opened(self, conn: ServerProtocol) -> None: ...
     def tcp_closed(self, conn: ServerProtocol) -> None: ...
@@ -86,7 +90,8 @@ class ServerProtocol(Connection):
             auto_accept=server.needs_admission() is False,
         )
         super().__init__(engine)
-        self.engine: ServerConnection = engine
+        self.server_engine: ServerConnection = engine
+        """``engine`` with its server type (the compiled build cannot narrow ``engine``'s)."""
         self._resolve = server.router.resolver()
         self.identity: Any = None
         self.error_replies = False  # negotiated in the upgrade (see authorization)
@@ -224,7 +229,11 @@ class ServerProtocol(Connection):
                     message = event.message  # type: ignore[attr-defined]
                     chain = resolve(message.kind)
                     if chain is not None and not self.error_replies:
-                        self.runner.submit(chain, Sender(self, message.uuid), message)
+                        # Sender(self, message.uuid), without the __init__ call (same slots set)
+                        sender: Sender = _new_sender(Sender)
+                        sender._conn = self
+                        sender.uuid = message.uuid
+                        self.runner.submit(chain, sender, message)
                     else:
                         self._on_message(message)
                 elif cls is _MessageReceived or cls is _SyncRequestReceived:
@@ -254,7 +263,7 @@ class ServerProtocol(Connection):
                 self.send_message(error_message("no-handler", text), error.uuid)
         elif isinstance(event, ev.Connected):
             self.websocket = True
-            self.error_replies = ERROR_REPLIES in self.engine.extensions
+            self.error_replies = ERROR_REPLIES in self.server_engine.extensions
             server.ws_opened(self)
         elif isinstance(event, ev.HttpRequest):
             self._spawn(self._serve_http(event))
@@ -283,7 +292,7 @@ class ServerProtocol(Connection):
         reading from the peer, and ``await`` waits for the drain.
         """
         server = self.server
-        if server.is_closed():
+        if server.ended:
             raise NotRunning("server is closed: handlers cannot send any more")
         engine = self.engine
         # write_message, inlined (the reply path: one call less per message); the
@@ -308,7 +317,7 @@ class ServerProtocol(Connection):
         A target over the output hard cap (``slow_client_limit``) is closed
         with ``slow_client_code`` and dropped.
         """
-        engine = self.engine
+        engine = self.server_engine
         if engine.status is not RUNNING or self.transport is None:
             return False
         if not engine.send_prepared(frame, in_response=self._in_batch):
@@ -396,7 +405,7 @@ class ServerProtocol(Connection):
                 response = Response(500, b"internal server error\n")
         if self.engine.status is not NEW or self.transport is None:
             return
-        self.engine.send_http_response(
+        self.server_engine.send_http_response(
             response.status, response.all_headers(), response.body, now=self._loop.time()
         )
         self.process()
@@ -428,9 +437,9 @@ class ServerProtocol(Connection):
         if self.engine.status is not NEW or self.transport is None:
             return
         if rejection is not None:
-            self.engine.reject(rejection.status, rejection.body)
+            self.server_engine.reject(rejection.status, rejection.body)
         else:
-            self.engine.accept(now=self._loop.time())
+            self.server_engine.accept(now=self._loop.time())
         if not self._in_batch:
             self.process()
             self.flush()

@@ -128,7 +128,7 @@ class Client(Endpoint):
     def _move(self, status: Status) -> None:
         with self._lock:
             self._lifecycle.move(status)
-            self._is_closed = status is Status.CLOSED
+            self.ended = status is Status.CLOSED
         self.hooks.run("on_status_change", status)
 
     # ------------------------------------------------------------ connect

@@ -225,6 +225,7 @@ def test_client_broadcast_of_kind_unknown_to_server_is_reported() -> None:
     run(main())
 
 
+@pytest.mark.pure_python  # replaces an engine method or global: see tests/conftest.py
 def test_fanouts_from_one_read_reach_each_target_in_one_write(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
