@@ -13,6 +13,7 @@ from typing import Any, Final, cast
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
+from mypy_extensions import i64
 
 from .errors import MalformedFrame, UnknownKind
 from .message import Message
@@ -69,10 +70,23 @@ def _kind_field(kind: str) -> bytes:
     return cached
 
 
+_NS_LIMIT: Final = 1 << 62  # below: i64 arithmetic in the compiled build (year 2116)
+
+
 def encode_timestamp(creation_ns: int) -> bytes:
     """The ``creation`` field (number 5) for a time in nanoseconds since the epoch, or b""."""
-    seconds, nanos = divmod(creation_ns, 1_000_000_000)
-    high = nanos >> 14
+    seconds: int
+    nanos: int
+    high: int
+    if 0 <= creation_ns < _NS_LIMIT:
+        # native int64 arithmetic when compiled (divmod of a Python int is an object call)
+        ns: i64 = creation_ns
+        s: i64 = ns // 1_000_000_000
+        n: i64 = ns - s * 1_000_000_000
+        seconds, nanos, high = s, n, n >> 14
+    else:
+        seconds, nanos = divmod(creation_ns, 1_000_000_000)
+        high = nanos >> 14
     cached = _ts_cache[0]  # one tuple, read and replaced whole: safe across threads
     if seconds == cached[0] and high == cached[1]:
         # Same second and same 16 us window as the last call: only the low
@@ -100,10 +114,12 @@ def encode_timestamp(creation_ns: int) -> bytes:
 _ts_cache: Final[list[tuple[int, int, bytes, bytes, bytes]]] = [(-1, -1, b"", b"", b"")]
 
 
-# Encoded header entries by (key, value): replies often carry the same few
-# headers. Bounded (entries and entry size): a peer's headers may be echoed.
-_HEADER_CACHE: Final[dict[tuple[str, str], bytes]] = {}
-_HEADER_CACHE_MAX: Final = 1024
+# Encoded header entries by key, then value (two lookups, no key tuple to build):
+# replies often carry the same few headers. Bounded (keys, values per key and
+# entry size: at most 32 * 32 entries of 256 bytes): a peer's headers may be echoed.
+_HEADER_CACHE: Final[dict[str, dict[str, bytes]]] = {}
+_HEADER_CACHE_KEYS: Final = 32
+_HEADER_CACHE_VALUES: Final = 32
 _HEADER_CACHE_ENTRY_MAX: Final = 256
 
 
@@ -132,25 +148,27 @@ def encode_headers(headers: dict[str, str]) -> bytes:
         return b""
     try:
         cache = _HEADER_CACHE
-        if len(headers) == 1:
-            (item,) = headers.items()
-            entry = cache.get(item)
-            if entry is not None:
-                return entry
         parts = []
-        for item in headers.items():
-            entry = cache.get(item)
+        for key, value in headers.items():
+            values = cache.get(key)
+            entry = values.get(value) if values is not None else None
             if entry is None:
-                entry = _header_entry(*item)
-                if len(cache) < _HEADER_CACHE_MAX and len(entry) <= _HEADER_CACHE_ENTRY_MAX:
-                    cache[item] = entry
+                entry = _header_entry(key, value)
+                if len(entry) <= _HEADER_CACHE_ENTRY_MAX:
+                    if values is None and len(cache) < _HEADER_CACHE_KEYS:
+                        values = cache[key] = {}
+                    if values is not None and len(values) < _HEADER_CACHE_VALUES:
+                        values[value] = entry
+            if len(headers) == 1:
+                return entry
             parts.append(entry)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return b"".join(parts)
     except TypeError:  # an unhashable key or value: find it and say which
-        # (through Any: compiled code would check the annotation's str before isinstance)
-        for key, value in cast(Any, headers).items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise _not_str_headers(key, value) from None
+        # (through Any, and names of their own: compiled code types a name once per
+        # function and would check str before isinstance)
+        for some_key, some_value in cast(Any, headers).items():
+            if not isinstance(some_key, str) or not isinstance(some_value, str):
+                raise _not_str_headers(some_key, some_value) from None
         raise
 
 

@@ -51,6 +51,7 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError
 
+from . import status as _status
 from .codec import (
     BROADCAST_CMD,
     COMMAND_KINDS,
@@ -102,7 +103,7 @@ from .message import MAX_HEADERS, Message
 from .output import Clock, Output
 from .pb import goomerang_frame_pb2 as pb
 from .registry import Registry
-from .status import CLOSED, NEW, Status, move_connection, start_connection
+from .status import Status, move_connection, start_connection
 
 # Final: the compiled build keeps these in C statics rather than the module's dict
 _frame_from_string: Final = pb.Frame.FromString
@@ -123,7 +124,10 @@ def _no_clock() -> int:
 # A Frame needs 2 bytes per header entry at least, so one of 2 * MAX_HEADERS bytes or
 # fewer cannot have too many: the scan before decoding (messages and client commands
 # alike) is the whole check.
-_HEADERS_SCAN_FROM = 2 * MAX_HEADERS
+# the status constants, Final here: compiled code holds them in C statics
+NEW: Final = _status.NEW
+CLOSED: Final = _status.CLOSED
+_HEADERS_SCAN_FROM: Final = 2 * MAX_HEADERS
 
 
 def _too_many_headers() -> MalformedFrame:

@@ -31,13 +31,17 @@ try:
     from ._mask import unmask_at as _c_unmask_at
 except ImportError:  # a pure-Python install: the big-integer XOR below does it
     _c_unmask_at = _c_mask = None
+# What the per-message paths call: Final, so compiled code holds them in C statics
+# (a plain module global is a dict lookup per use there).
+_UNMASK_AT: Final = _c_unmask_at
+_MASK: Final = _c_mask
 
-OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
+OP_CONTINUATION: Final = 0x0
+OP_TEXT: Final = 0x1
+OP_BINARY: Final = 0x2
+OP_CLOSE: Final = 0x8
+OP_PING: Final = 0x9
+OP_PONG: Final = 0xA
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -127,8 +131,8 @@ def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
 
     Raises ValueError when ``key`` is not 4 bytes (both builds).
     """
-    if _c_mask is not None:
-        return _c_mask(payload, key)
+    if _MASK is not None:
+        return _MASK(payload, key)
     if len(key) != 4:
         raise ValueError(f"mask: the key must be 4 bytes, not {len(key)}")
     length = len(payload)
@@ -170,8 +174,8 @@ def masked_binary(payload: bytes, key: bytes) -> bytes:
         head = b"\x82\xff" + _U64.pack(length)
     if not length:
         return head + key
-    if _c_mask is not None:
-        return head + key + _c_mask(payload, key)
+    if _MASK is not None:
+        return head + key + _MASK(payload, key)
     q = (length + 3) >> 2
     value = _from_bytes(payload, "little") ^ (
         _from_bytes(key, "little") * (_REPEAT[q] if q <= 256 else _repeat(q))
@@ -290,8 +294,9 @@ class FrameReader:
             # Nothing held back: parse the read itself, keep only an unfinished
             # tail. The most common read of all is one whole final binary frame
             # in the expected masking, under 126 bytes or 16-bit sized: parsed here.
+            # (Only for bytes, what transports give: compiled code then indexes natively.)
             n = len(data)
-            if n >= 6 and data[0] == 0x82 and self._frag_opcode < 0:
+            if n >= 6 and type(data) is bytes and data[0] == 0x82 and self._frag_opcode < 0:
                 b1 = data[1]
                 expect = self._expect_masked
                 if (b1 & 0x80) == expect and (b1 & 0x7F) != 127:
@@ -307,8 +312,8 @@ class FrameReader:
                                 out.append((OP_BINARY, bytes(data[start:])))
                                 return
                             if length:
-                                if _c_unmask_at is not None:
-                                    out.append((OP_BINARY, _c_unmask_at(data, start, length)))
+                                if _UNMASK_AT is not None:
+                                    out.append((OP_BINARY, _UNMASK_AT(data, start, length)))
                                     return
                                 value = _from_bytes(data[start:], "little")
                                 q = (length + 3) >> 2
@@ -369,8 +374,8 @@ class FrameReader:
                         break
                     if not length:
                         append((OP_BINARY, b""))
-                    elif _c_unmask_at is not None:
-                        append((OP_BINARY, _c_unmask_at(buf, start, length)))
+                    elif _UNMASK_AT is not None:
+                        append((OP_BINARY, _UNMASK_AT(buf, start, length)))
                     else:
                         # key and payload as one little-endian integer: the key is its low word
                         value = _from_bytes(buf[start:end], "little")
@@ -443,8 +448,8 @@ class FrameReader:
                     self._partial_text(buf, pos + hlen, n, 4 if expect else 0)
                 break
             if expect:
-                if _c_unmask_at is not None:
-                    payload = _c_unmask_at(buf, pos + hlen - 4, length)
+                if _UNMASK_AT is not None:
+                    payload = _UNMASK_AT(buf, pos + hlen - 4, length)
                 else:
                     payload = unmask(
                         memoryview(buf)[pos + hlen : end], bytes(buf[pos + hlen - 4 : pos + hlen])

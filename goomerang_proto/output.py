@@ -15,8 +15,9 @@ updates the flow-control counters in place (one call less per message).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
+from . import status as _status
 from .codec import envelope_head
 from .errors import Closing, LocalProtocolError, MessageTooLarge, NotRunning, RemoteProtocolError
 from .flow import FlowControl
@@ -35,7 +36,13 @@ from .frames import (
     masked_binary,
 )
 from .message import Message
-from .status import CLOSED, CLOSING, NEW, RUNNING, move_connection
+from .status import move_connection
+
+# the status constants, Final here: compiled code holds them in C statics
+NEW: Final = _status.NEW
+RUNNING: Final = _status.RUNNING
+CLOSING: Final = _status.CLOSING
+CLOSED: Final = _status.CLOSED
 
 Clock = Callable[[], int]
 """The envelope's creation time: nanoseconds since the Unix epoch (``time.time_ns``)."""

@@ -16,18 +16,21 @@ out), ``want_read`` (an extra reason to pause reading) and ``lost``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from mypy_extensions import mypyc_attr
 
-from goomerang_proto import BaseConnection, Message
+from goomerang_proto import BaseConnection, Message, status
 from goomerang_proto import events as ev
-from goomerang_proto.status import CLOSED, RUNNING
 
 from ..awaitables import AfterDrain, Ready
 
-FEED_CHUNK = 16 * 1024
+FEED_CHUNK: Final = 16 * 1024
 """Bytes fed to the engine at a time: a bigger read is fed (and handled) in slices."""
+# Final module names: the compiled build holds them in C statics (a plain global is a
+# dict lookup per use there)
+RUNNING: Final = status.RUNNING
+CLOSED: Final = status.CLOSED
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

@@ -14,15 +14,18 @@ import asyncio
 import inspect
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from goomerang_proto import HandlerError, Message
 from goomerang_proto.message import held_size
 
-from ..awaitables import Ready
+from ..awaitables import Ready as _Ready
 from ..handling.handlers import ending_send
 
 ErrorFn = Callable[[BaseException], None]
+
+
+Ready: Final = _Ready  # Final: the compiled build holds it in a C static
 
 
 class HandlerRunner:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from goomerang_proto import (
     GoomerangError,
@@ -14,13 +14,14 @@ from goomerang_proto import (
     NotRunning,
     Router,
     ServerConnection,
+    status,
 )
 from goomerang_proto import events as ev
 from goomerang_proto.errors import UnknownKind
-from goomerang_proto.status import NEW, RUNNING
 
 from ..authorization import ERROR_REPLIES, error_message
-from ..awaitables import READY_SIZES, AfterDrain, Ready
+from ..awaitables import READY_SIZES as _READY_SIZES
+from ..awaitables import AfterDrain, Ready
 from ..engines import server_engine
 from ..http import AuthRejected, Rejection, Request, Response, RouteHandler, to_response
 from ..options import ServerOptions
@@ -28,9 +29,15 @@ from ..sender import Sender
 from .connection import Connection
 from .dispatch import HandlerRunner
 
-_MessageReceived = ev.MessageReceived
-_SyncRequestReceived = ev.SyncRequestReceived
-_new_sender = object.__new__  # a sync request's Sender is built without its __init__ call
+# Final module names: the compiled build holds them in C statics (a plain global,
+# imported names included, is a dict lookup per use there)
+_MessageReceived: Final = ev.MessageReceived
+_SyncRequestReceived: Final = ev.SyncRequestReceived
+_new_sender: Final = object.__new__  # a sync request's Sender is built without __init__
+_SENDER: Final = Sender
+READY_SIZES: Final = _READY_SIZES
+NEW: Final = status.NEW
+RUNNING: Final = status.RUNNING
 
 
 class ServerSide(Protocol):
@@ -230,7 +237,7 @@ class ServerProtocol(Connection):
                     chain = resolve(message.kind)
                     if chain is not None and not self.error_replies:
                         # Sender(self, message.uuid), without the __init__ call (same slots set)
-                        sender: Sender = _new_sender(Sender)
+                        sender: Sender = _new_sender(_SENDER)
                         sender._conn = self
                         sender.uuid = message.uuid
                         self.runner.submit(chain, sender, message)
