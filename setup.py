@@ -61,9 +61,11 @@ def compiling() -> bool:
     return os.environ.get("GOOMERANG_COMPILE", "") not in ("", "0")
 
 
-ACCELERATORS = ("_mask",)
-"""Hand-written C modules (``goomerang_proto/NAME.c``) built with the compiled engine only:
-``_mask`` is RFC 6455 masking (``frames`` falls back to pure Python without it)."""
+ACCELERATORS = ("_mask", "_timestamp", "_alloc")
+"""Hand-written C modules (``goomerang_proto/NAME.c``) built with the compiled engine only,
+each with a pure-Python fallback: ``_mask`` is RFC 6455 masking (for ``frames``),
+``_timestamp`` the envelope's creation field (for ``codec``), ``_alloc`` instances
+without their ``__init__`` call (for ``instances``)."""
 
 
 def compiled_extensions(package_root: str = ".") -> list[Any]:

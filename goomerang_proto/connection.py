@@ -99,6 +99,7 @@ from .frames import (
     close_payload,
     parse_close_payload,
 )
+from .instances import new_instance
 from .message import MAX_HEADERS, Message
 from .output import Clock, Output
 from .pb import goomerang_frame_pb2 as pb
@@ -107,8 +108,9 @@ from .status import Status, move_connection, start_connection
 
 # Final: the compiled build keeps these in C statics rather than the module's dict
 _frame_from_string: Final = pb.Frame.FromString
-_new_event: Final = object.__new__  # the per-message events are built without __init__ calls
-_new_message: Final = Message.__new__
+# the per-message Message and event are built without __init__ calls (see instances)
+_new_event: Final = new_instance
+_new_message: Final = new_instance
 _DECODE_ERRORS: Final = (DecodeError, ValueError, RuntimeError)
 _Message: Final = Message
 _MessageReceived: Final = MessageReceived

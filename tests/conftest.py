@@ -24,7 +24,8 @@ and ``io/test_fanout.py::test_fanouts_from_one_read_reach_each_target_in_one_wri
 (counts reads by patching ``ServerConnection.receive_data``).
 
 ``compiled_only``: a test of the compiled build's hand-written C accelerators
-(``setup.ACCELERATORS``: ``proto/test_mask_accel.py``). The pure run deselects
+(``setup.ACCELERATORS``: ``proto/test_mask_accel.py``, ``test_timestamp_accel.py``,
+``test_alloc_accel.py``). The pure run deselects
 them (``make unit``'s ``-m``, and this file when run without it); ``make
 unit-compiled`` runs them, and refuses to start unless ``_mask`` is the C module.
 """
@@ -62,7 +63,10 @@ COMPILED_ENGINE = (
     "goomerang_io.asyncio.connection",
     "goomerang_io.asyncio.server_protocol",
     "goomerang_io.asyncio.dispatch",
-    "goomerang_proto._mask",  # hand-written C, built with the compiled build only
+    # setup.ACCELERATORS: hand-written C, built with the compiled build only
+    "goomerang_proto._mask",
+    "goomerang_proto._timestamp",
+    "goomerang_proto._alloc",
 )
 
 

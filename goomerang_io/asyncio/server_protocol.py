@@ -18,6 +18,7 @@ from goomerang_proto import (
 )
 from goomerang_proto import events as ev
 from goomerang_proto.errors import UnknownKind
+from goomerang_proto.instances import new_instance
 
 from ..authorization import ERROR_REPLIES, error_message
 from ..awaitables import READY_SIZES as _READY_SIZES
@@ -33,7 +34,7 @@ from .dispatch import HandlerRunner
 # imported names included, is a dict lookup per use there)
 _MessageReceived: Final = ev.MessageReceived
 _SyncRequestReceived: Final = ev.SyncRequestReceived
-_new_sender: Final = object.__new__  # a sync request's Sender is built without __init__
+_new_sender: Final = new_instance  # a sync request's Sender is built without __init__
 _SENDER: Final = Sender
 READY_SIZES: Final = _READY_SIZES
 NEW: Final = status.NEW
