@@ -195,28 +195,32 @@ def envelope_head(
     ``envelope_head(...) + payload`` is the whole Frame; writers that gather
     buffers use it to avoid copying the payload.
     """
+    # one join of the pieces, tags apart from their values: no bytes is concatenated
     kind_field = _KIND_FIELD_CACHE.get(kind) or _kind_field(kind)
     if uuid:
         ub = uuid.encode()
         n = len(ub)
-        uuid_field = (b"\x0a$" if n == 36 else b"\x0a" + varint(n)) + ub
+        uuid_tag = b"\x0a$" if n == 36 else b"\x0a" + varint(n)
     else:
-        uuid_field = b""
+        ub = uuid_tag = b""
     if size:
         sz = _VARINT2[size] if size < 16384 else varint(size)
-        size_field = b"\x18" + sz
-        payload_tag = b"\x3a" + sz
+        size_tag = b"\x18"
+        payload_tag = b"\x3a"
     else:
-        size_field = payload_tag = b""
+        sz = size_tag = payload_tag = b""
     return b"".join(
         (
-            uuid_field,
+            uuid_tag,
+            ub,
             kind_field,
-            size_field,
+            size_tag,
+            sz,
             b"\x20\x01" if is_sync else b"",
             encode_timestamp(creation_ns) if creation_ns else b"",
             encode_headers(headers) if headers else b"",
             payload_tag,
+            sz,
         )
     )
 

@@ -63,7 +63,7 @@ from .codec import (
     more_headers_than,
     unpack,
 )
-from .envelope import FAST, read_canonical
+from .envelope import FAST, NOT_READ, read_fields
 from .errors import (
     GoomerangError,
     MalformedFrame,
@@ -387,10 +387,10 @@ class BaseConnection(Output):
                 continue
             # the compiled build reads a canonical envelope itself (goomerang_proto.envelope);
             # upb decodes everything else, and everything in the pure build
-            fields = read_canonical(data) if fast else None
-            if fields is not None:
-                uuid, kind, is_sync, creation_ns, headers, body = fields
-            else:
+            read, uuid, kind, is_sync, creation_ns, headers, body = (
+                read_fields(data) if fast else NOT_READ
+            )
+            if not read:
                 try:
                     frame = from_string(data)
                 except _DECODE_ERRORS:

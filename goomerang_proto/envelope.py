@@ -26,6 +26,10 @@ from mypy_extensions import i64
 
 Fields = tuple[str, str, bool, int, dict[str, str], bytes]
 """(uuid, kind, is_sync, creation_ns, headers, payload), as the Frame's fields say."""
+Read = tuple[bool, str, str, bool, int, dict[str, str], bytes]
+"""(read, *Fields): what :func:`read_fields` returns; read is False for ``NOT_READ``."""
+NOT_READ: Final[Read] = (False, "", "", False, 0, {}, b"")
+"""The answer for a Frame that upb must decode (its dict is never handed out)."""
 
 _NS: Final = 1_000_000_000
 _MAX_SECONDS: Final = (1 << 63) // _NS  # a bound on what peers send; upb reads the same value
@@ -113,6 +117,16 @@ def read_canonical(data: bytes) -> Fields | None:
     are not UTF-8, truncated fields, unknown or repeated fields and out-of-order
     fields all give None.
     """
+    ok, uuid, kind, is_sync, creation_ns, headers, payload = read_fields(data)
+    return (uuid, kind, is_sync, creation_ns, headers, payload) if ok else None
+
+
+def read_fields(data: bytes) -> Read:
+    """:func:`read_canonical` for the engine: ``(True, *fields)``, or ``NOT_READ``.
+
+    A tuple of fixed shape, never None: compiled code returns it unboxed (no tuple
+    object, no int or bool objects for its fields).
+    """
     uuid = kind = ""
     is_sync = False
     creation_ns = 0
@@ -126,20 +140,20 @@ def read_canonical(data: bytes) -> Fields | None:
             tag = data[i]
             field = tag >> 3
             if field < last or (field == last and field != 6):
-                return None
+                return NOT_READ
             last = field
             if tag == 0x18 or tag == 0x20:  # payloadSize (not used: len(payload) is), is_sync
                 value, i = _varint(data, i + 1, end)
                 if i < 0:
-                    return None
+                    return NOT_READ
                 if tag == 0x20:
                     is_sync = value != 0
                 continue
             if (tag & 7) != 2 or field > 7 or field < 1:
-                return None
+                return NOT_READ
             start, i = _length(data, i + 1, end)
             if i < 0:
-                return None
+                return NOT_READ
             if field == 7:
                 payload = data[start:i]
             elif field == 2:
@@ -149,19 +163,19 @@ def read_canonical(data: bytes) -> Fields | None:
             elif field == 5:
                 creation_ns = _timestamp(data, start, i)
                 if creation_ns < 0:
-                    return None
+                    return NOT_READ
             elif field == 6:
                 if not _header(data, start, i, headers):
-                    return None
+                    return NOT_READ
             else:  # fields 3 and 4 are varints
-                return None
+                return NOT_READ
     except UnicodeDecodeError:
-        return None
-    return uuid, kind, is_sync, creation_ns, headers, payload
+        return NOT_READ
+    return True, uuid, kind, is_sync, creation_ns, headers, payload
 
 
 FAST: Final = not isinstance(read_canonical, FunctionType)
 """True when this module is compiled (mypyc turns functions into builtins): the engine
 reads with :func:`read_canonical` only then, and with upb otherwise."""
 
-__all__ = ["FAST", "Fields", "read_canonical"]
+__all__ = ["FAST", "NOT_READ", "Fields", "Read", "read_canonical", "read_fields"]
