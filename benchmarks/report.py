@@ -78,6 +78,10 @@ def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+ENGINES = ("goomerang", "goomerang-compiled")
+"""Our servers in the table: ``serve`` on the pure engine and on the compiled build."""
+
+
 def apply_ratios_and_targets(rows: dict[Key, Row]) -> list[tuple[str, bool | None]]:
     """Fill each row's ratio to the floor and its target text; return (target, PASS?) pairs."""
     for (group, variant, _), row in rows.items():
@@ -121,18 +125,21 @@ def apply_ratios_and_targets(rows: dict[Key, Row]) -> list[tuple[str, bool | Non
         if w > 1:
             bound = 0.8 * w * one.value if one and one.value else None
             target(row, f">={0.8 * w:.1f}x w1", at_least(row.value, bound))
-    # issue 13: request/response against the Go server and aiohttp (same run)
-    gmr_conc = _find(rows, "conc", "goomerang")
-    if gmr_conc is not None:
-        go_conc = _find(rows, "conc", "go")
-        if go_conc is not None:
-            target(gmr_conc, ">=1x go", at_least(gmr_conc.value, go_conc.value))
-        aio_conc = _find(rows, "conc", "aiohttp")
-        target(gmr_conc, ">=1x aiohttp", at_least(gmr_conc.value, aio_conc and aio_conc.value))
+    # issue 13: request/response against the Go server and aiohttp (same run), for
+    # both engines: the pure one and the compiled one (GOOMERANG_COMPILE=1)
+    go_conc = _find(rows, "conc", "go")
+    aio_conc = _find(rows, "conc", "aiohttp")
     go_rr = _find(rows, "rr_same", "go")
-    if gmr_rr is not None and go_rr is not None:
-        ok = None if gmr_rr.p50 is None or go_rr.p50 is None else gmr_rr.p50 <= go_rr.p50
-        target(gmr_rr, "p50 <=go p50", ok)
+    for name in ENGINES:
+        conc = _find(rows, "conc", name)
+        if conc is not None:
+            if go_conc is not None:
+                target(conc, ">=1x go", at_least(conc.value, go_conc.value))
+            target(conc, ">=1x aiohttp", at_least(conc.value, aio_conc and aio_conc.value))
+        rr = _find(rows, "rr_same", name)
+        if rr is not None and go_rr is not None:
+            ok = None if rr.p50 is None or go_rr.p50 is None else rr.p50 <= go_rr.p50
+            target(rr, "p50 <=go p50", ok)
     for row in rows.values():
         if row.job.group == "memory" and row.job.server.name == "goomerang" and row.job.n >= 10_000:
             ok = None if row.value is None else row.value <= 30.0
@@ -204,7 +211,7 @@ def versus_text(rows: dict[Key, Row]) -> list[str]:
     """
     out = ["ours / theirs, same run (rates: higher is better; rr p50: lower is better):"]
     for (group, variant, server), row in rows.items():
-        if server != "goomerang" or group not in ("pipe", "rr_same", "rr_split", "conc", "bcast"):
+        if server not in ENGINES or group not in ("pipe", "rr_same", "rr_split", "conc", "bcast"):
             continue
         latency = group == "rr_same"
         mine = row.p50 if latency else row.value
@@ -232,7 +239,8 @@ def versus_text(rows: dict[Key, Row]) -> list[str]:
             if latency
             else _fmt(mine) + " " + UNITS.get(group, "msg/s")
         )
-        out.append(f"  {TITLES[group]} {variant}: {what} = {', '.join(parts)}")
+        engine = "" if server == "goomerang" else f" ({server})"
+        out.append(f"  {TITLES[group]} {variant}{engine}: {what} = {', '.join(parts)}")
     return out if len(out) > 1 else []
 
 
