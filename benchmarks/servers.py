@@ -62,11 +62,12 @@ def go_server(bindir: Path) -> ServerSpec:
 
 
 GOOMERANG_COMPILED = "goomerang-compiled"
-# Starts serve only once the engine it imported is the compiled one (a .so): a run on
-# the pure engine under this name would be a false figure.
+# Starts serve only once the engine and the server protocol it imported are the compiled
+# ones (.so files): a run on the pure build under this name would be a false figure.
 _COMPILED_SERVE = (
-    "import sys, goomerang_proto.connection as c\n"
-    "if not c.__file__.endswith('.so'): sys.exit(f'not the compiled engine: {c.__file__}')\n"
+    "import sys, goomerang_proto.connection as c, goomerang_io.asyncio.server_protocol as p\n"
+    "for m in (c, p):\n"
+    "    if not m.__file__.endswith('.so'): sys.exit(f'not the compiled build: {m.__file__}')\n"
     "from goomerang_io.cli import main\n"
     "sys.exit(main(['serve', '--listen', '127.0.0.1:0']))"
 )
