@@ -37,6 +37,7 @@ import importlib.util
 import os
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from typing import Any
 
 import pytest
 from go_peer import goref_folder
@@ -48,26 +49,24 @@ settings.register_profile("goomerang", deadline=None)
 settings.load_profile("goomerang")
 
 
-# setup.COMPILED and setup.ACCELERATORS, repeated: the tests do not import the packaging script
-COMPILED_ENGINE = (
-    "goomerang_proto.frames",
-    "goomerang_proto.codec",
-    "goomerang_proto.envelope",
-    "goomerang_proto.deadlines",
-    "goomerang_proto.flow",
-    "goomerang_proto.output",
-    "goomerang_proto.connection",
-    "goomerang_proto.server_connection",
-    "goomerang_proto.client_connection",
-    "goomerang_proto.handshake",
-    "goomerang_io.asyncio.connection",
-    "goomerang_io.asyncio.server_protocol",
-    "goomerang_io.asyncio.dispatch",
-    # setup.ACCELERATORS: hand-written C, built with the compiled build only
-    "goomerang_proto._mask",
-    "goomerang_proto._timestamp",
-    "goomerang_proto._alloc",
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_module_of_the_tree() -> Any:
+    """The tree's ``setup.py`` as a module: its lists only (``setup()`` runs as __main__ only)."""
+    spec = importlib.util.spec_from_file_location("goomerang_setup", ROOT / "setup.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_SETUP = setup_module_of_the_tree()
+COMPILED_ENGINE: tuple[str, ...] = (
+    *_SETUP.COMPILED,
+    *(f"goomerang_proto.{name}" for name in _SETUP.ACCELERATORS),  # C, compiled build only
 )
+"""Every module a compiled build turns into a C extension (setup.py's lists)."""
 
 
 def _is_extension(name: str) -> bool:
