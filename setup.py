@@ -105,7 +105,22 @@ def _main() -> None:
                 f"environment; install {MYPY!r} or build without GOOMERANG_COMPILE"
             ) from None
         ext_modules = []
-    setup(ext_modules=ext_modules, setup_requires=list(BUILD_REQUIRES))
+    try:
+        setup(ext_modules=ext_modules, setup_requires=list(BUILD_REQUIRES))
+    except SystemExit as exc:
+        # setuptools ends a failed compiler run with SystemExit("error: command ... failed");
+        # say what the compiled build needs (mypyc's own type errors come earlier)
+        if ext_modules and isinstance(exc.code, str) and exc.code.startswith("error:"):
+            raise SystemExit(f"{exc.code}\n{COMPILER_HINT}") from None
+        raise
+
+
+COMPILER_HINT = (
+    "GOOMERANG_COMPILE=1: building the C extensions failed. The compiled build needs a C "
+    "compiler and the Python headers (Debian: apt-get install gcc python3-dev; "
+    "scripts/ensure-cc.sh in the source tree checks them); or build without "
+    "GOOMERANG_COMPILE for the pure-Python package."
+)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,11 @@ class Sender:
 
     @property
     def connection(self) -> Any:
-        """The connection object this sender writes to (for ``Server.subscribe``)."""
+        """The connection object this sender writes to: a handle for ``Server.subscribe``.
+
+        On the server it is the asyncio protocol of the connection, which the compiled
+        build (``GOOMERANG_COMPILE=1``) compiles: do not replace its methods.
+        """
         return self._conn
 
     @property

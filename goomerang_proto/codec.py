@@ -156,6 +156,9 @@ def encode_headers(headers: dict[str, str]) -> bytes:
     """
     if not headers:
         return b""
+    if type(headers) is not dict and not isinstance(headers, dict):
+        # (the compiled build refuses it at the call: the same rule in both builds)
+        raise TypeError(f"message.headers must be a dict[str, str], got {type(headers).__name__}")
     try:
         cache = _HEADER_CACHE
         parts = []

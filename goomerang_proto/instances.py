@@ -6,7 +6,8 @@ server each sync request's ``Sender``, by setting their ``__slots__`` on
 of building them. ``new_instance`` is ``object.__new__``, or in the compiled
 build (``setup.ACCELERATORS``) the C function of ``_alloc.c``, which does the same
 without the argument tuple. Only for plain ``__slots__`` classes that keep
-object's ``__new__``.
+object's ``__new__``: the C function refuses a class with a ``__new__`` of its own
+(TypeError), where ``object.__new__`` would skip it.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ exactly them, so in CI each runs once and none is skipped. Everything under
 
 ``pure_python``: a test that replaces a method or module global of a compiled
 module (monkeypatch, or assigning over a connection's method). The compiled build
-(``make compiled``: mypyc C extensions, whose classes and module globals cannot
-be replaced that way) cannot run it; ``make unit-compiled`` deselects exactly
+(``make compiled``: mypyc C extensions) cannot run it: compiled code calls compiled
+methods and reads Final module names directly, so a replacement on the class or the
+module is accepted by Python but never seen, and the engine's instance attributes
+are read-only; ``make unit-compiled`` deselects exactly
 these (``-m "not pure_python"``) and runs them nowhere else, while the pure
 run (``make unit``) runs them. With ``GOOMERANG_COMPILED=1`` (set by ``make
 unit-compiled``) the session refuses to start unless every compiled module
@@ -17,7 +19,7 @@ unit-compiled``) the session refuses to start unless every compiled module
 tests: ``kit/test_pair.py``'s two timer tests (assign over a connection's
 ``get_timer``/``handle_timer``: read-only on a compiled instance),
 ``proto/test_fuzz_targets.py::test_targets_catch_what_they_promise`` (patches
-``ServerConnection._on_frames``: a compiled class refuses) and
+``ServerConnection._on_frames``: compiled callers would not see the patch) and
 ``proto/test_golden_session.py::test_client_replays_the_go_client_byte_for_byte``
 (patches the ``os`` global of ``frames``: compiled code keeps its own reference)
 and ``io/test_fanout.py::test_fanouts_from_one_read_reach_each_target_in_one_write``

@@ -75,6 +75,7 @@ def test_sdist_carries_the_c_sources_whatever_the_build(tmp_path: Path) -> None:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     for name in setup_module_of_the_tree().ACCELERATORS:  # type: ignore[attr-defined]
         assert f"goomerang_proto/{name}.c" in names, sorted(names)
+        assert f"goomerang_proto/{name}.pyi" in names, sorted(names)  # mypyc needs the stubs
 
 
 @pytest.mark.timeout(60)
@@ -97,8 +98,39 @@ def test_compile_without_mypyc_is_a_clear_error() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_compile_without_a_compiler_says_what_is_missing(tmp_path: Path) -> None:
+    """The C step failing (CC=false here) ends with what the compiled build needs.
+
+    Only one C accelerator is built (setup's extension list replaced), so that
+    the test does not wait for mypyc: the failure is the compiler's either way.
+    """
+    script = (
+        "import importlib.util, sys\n"
+        "from setuptools import Extension\n"
+        f"spec = importlib.util.spec_from_file_location('s', {str(ROOT / 'setup.py')!r})\n"
+        "setup = importlib.util.module_from_spec(spec); spec.loader.exec_module(setup)\n"
+        "setup.compiled_extensions = lambda: [Extension('goomerang_proto._alloc', "
+        "['goomerang_proto/_alloc.c'])]\n"
+        f"sys.argv = ['setup.py', '-q', 'build_ext', '--build-temp', {str(tmp_path / 't')!r}, "
+        f"'--build-lib', {str(tmp_path / 'l')!r}]\n"
+        "setup._main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env=dict(ENV, GOOMERANG_COMPILE="1", CC="false"),
+        cwd=ROOT,
+    )
+    assert proc.returncode != 0
+    assert "needs a C compiler and the Python headers" in proc.stderr, proc.stderr
+    assert not list(tmp_path.glob("l/**/*.so"))
+
+
+@pytest.mark.timeout(60)
 def test_a_compiled_run_refuses_a_pure_engine() -> None:
-    target = ROOT / "tests" / "test_packaging.py::test_compiled_module_lists_agree"
+    target = ROOT / "tests" / "test_packaging.py::test_every_compiled_module_has_its_source"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", str(target)],
         capture_output=True,

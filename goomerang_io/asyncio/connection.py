@@ -86,7 +86,7 @@ class Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=engine.high_water, low=engine.low_water)
         self.flush()
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray | memoryview) -> None:
         engine = self.engine
         self._in_batch = True
         try:
