@@ -141,13 +141,31 @@ async def _clients_demo(addr: str, n_clients: int, n_messages: int) -> dict[str,
     subscribers = clients[1::2]
     for client in subscribers:
         await client.subscribe("news")
-    for client in subscribers:  # a round trip after subscribing: the subscribe was processed
-        await client.send_sync(Message(MessageV1(message="sync-point")), timeout=5)
+    # A subscriber's own worker knows at once; the other workers learn of it a moment
+    # later (through the hub). So publish probes until every subscriber got one (at most
+    # 10 s), then the real message: it follows the probes on the same path, so once it
+    # arrived no probe is left in flight behind it.
+    waiting = {i for i, client in enumerate(clients) if client in subscribers}
+    deadline = time.monotonic() + 10
+    probes = 0
+    while waiting and time.monotonic() < deadline:
+        probes += 1
+        await clients[0].publish("news", Message(MessageV1(message=f"probe-{probes}")))
+        for i in sorted(waiting):
+            try:
+                await asyncio.wait_for(inboxes[i].get(), 0.5)
+            except TimeoutError:
+                continue
+            waiting.discard(i)
+    if waiting:
+        raise RuntimeError(f"subscribers {sorted(waiting)} got no publish in 10 s")
     await clients[0].publish("news", Message(MessageV1(message="extra! extra!"), {"topic": "news"}))
     got_pub = []
     for i, client in enumerate(clients):
         if client in subscribers:
             msg = await asyncio.wait_for(inboxes[i].get(), 5)
+            while msg.payload.message.startswith("probe-"):  # later copies of the probes
+                msg = await asyncio.wait_for(inboxes[i].get(), 5)
             got_pub.append((i, pids[i], msg.payload.message))
     _say(
         f"[publish] 'news' reached {len(got_pub)}/{len(subscribers)} subscribers on workers "
