@@ -123,12 +123,13 @@ def _no_clock() -> int:
     return 0
 
 
-# A Frame needs 2 bytes per header entry at least, so one of 2 * MAX_HEADERS bytes or
-# fewer cannot have too many: the scan before decoding (messages and client commands
-# alike) is the whole check.
 # the status constants, Final here: compiled code holds them in C statics
 NEW: Final = _status.NEW
 CLOSED: Final = _status.CLOSED
+
+# A Frame needs 2 bytes per header entry at least, so one of 2 * MAX_HEADERS bytes or
+# fewer cannot have too many: the scan before decoding (messages and client commands
+# alike) is the whole check.
 _HEADERS_SCAN_FROM: Final = 2 * MAX_HEADERS
 
 
